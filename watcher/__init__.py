@@ -1,0 +1,3 @@
+"""trialwatch: watch ClinicalTrials.gov and journal feeds, email what really changed."""
+
+__version__ = "0.1.0"

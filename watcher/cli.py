@@ -1,0 +1,350 @@
+"""The `trialwatch` command. Wires config, database, source and mail transport together.
+
+This is the only module that reads the clock, chooses implementations and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from watcher import __version__
+from watcher.config import Config, Secrets, load_config
+from watcher.delivery import due_watches, preview_digests
+from watcher.digest import render_text
+from watcher.errors import TrialwatchError
+from watcher.notify.email import make_transport
+from watcher.service import Service
+from watcher.sources.ctgov import CtgovClient, Page, watch_queries
+from watcher.store import db, repo
+
+app = typer.Typer(
+    help=(
+        "Watch ClinicalTrials.gov for kidney-cancer immunotherapy trials and email what really changed.\n\n"
+        "Example: trialwatch --config config/trialwatch.toml check"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("watcher")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class State:
+    config_path: Path | None = None
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file (default config/trialwatch.toml, or $TRIALWATCH_CONFIG)."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """trialwatch: ClinicalTrials.gov watches, change detection and email digests."""
+    State.config_path = config
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler.executors", "urllib3", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def guarded(action: Callable[[], int | None]) -> None:
+    """Run a command; a TrialwatchError becomes one line on stderr and exit code 2."""
+    try:
+        code = action()
+    except TrialwatchError as exc:
+        fail(exc.one_line())
+    if code:
+        raise typer.Exit(code)
+
+
+def make_service(config: Config, *, migrate: bool = True) -> Service:
+    engine = db.make_engine(config.database.url)
+    if migrate:
+        db.upgrade(engine)
+    return Service(
+        config=config,
+        engine=engine,
+        client=CtgovClient(config.clinicaltrials),
+        transport=make_transport(config.email, Secrets()),
+    )
+
+
+@app.command()
+def check() -> None:
+    """Validate the config file and the database; print a summary of the watches.
+
+    Example: trialwatch --config config/trialwatch.toml check
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        engine = db.make_engine(config.database.url)
+        revision, head = db.current_revision(engine), db.head_revision()
+        out.print(f"ok: {config.path}", markup=False)
+        out.print(
+            f"database: {db.redact_url(config.database.url)} (revision {revision or 'empty'}, newest {head})"
+        )
+        if revision != head:
+            out.print("  run `trialwatch db upgrade` (or any other command) to migrate it", markup=False)
+        mail = (
+            f"SMTP {config.email.smtp_host}:{config.email.smtp_port}"
+            if config.email.smtp_host
+            else (f".eml files in {config.email.outbox_dir}")
+        )
+        out.print(f"mail: {mail}", markup=False)
+        out.print(f"watches: {len(config.watch)}", markup=False)
+        for watch in config.watch:
+            words = ", ".join(watch.conditions) or "any condition"
+            terms = ", ".join(watch.terms) or "any term"
+            out.print(
+                f"  - {watch.name} [{watch.digest}] to {', '.join(watch.recipients)}: "
+                f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s)",
+                markup=False,
+            )
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def poll() -> None:
+    """Poll every watch once now, store what changed, send what is due for immediate watches.
+
+    Prints one line per watch: studies seen and changes found (the first poll of a watch is a
+    baseline: everything is stored, nothing is alerted). Exits 1 when a source failed.
+
+    Example: trialwatch poll
+    """
+
+    def action() -> int:
+        service = make_service(load_config(State.config_path))
+        with _progress() as on_page:
+            report = service.poll(now(), on_page=on_page)
+        for line in report.polls:
+            out.print(line.line(), markup=False)
+        for sent in report.delivery.sent:
+            out.print(f"delivered to {sent}", markup=False)
+        problems = report.failed_sources + report.delivery.failed
+        for problem in problems:
+            err.print(f"error: {problem}", markup=False)
+        return 1 if problems else 0
+
+    guarded(action)
+
+
+class _progress:
+    """A progress bar on stderr for long syncs, when stderr is a terminal."""
+
+    def __enter__(self) -> Callable[[str, Page], None] | None:
+        if not err.is_terminal:
+            self.progress = None
+            return None
+        self.progress = Progress(console=err, transient=True)
+        self.progress.start()
+        self.tasks: dict[str, object] = {}
+        return self.update
+
+    def update(self, watch: str, page: Page) -> None:
+        assert self.progress is not None
+        if watch not in self.tasks:
+            self.tasks[watch] = self.progress.add_task(watch, total=page.total)
+        self.progress.update(self.tasks[watch], advance=len(page.studies))  # type: ignore[arg-type]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@app.command()
+def digest(
+    now_: Annotated[
+        bool, typer.Option("--now", help="Deliver every pending change, whatever the schedule.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the messages; deliver nothing.")] = False,
+) -> None:
+    """Deliver the digests that are due (daily at [digest] time, weekly on [digest] weekday).
+
+    A change is marked delivered only once the SMTP server accepted it (or the .eml file is
+    written), so running this twice sends it once. Exits 1 when a delivery failed.
+
+    Example: trialwatch digest --now --dry-run
+    """
+
+    def action() -> int:
+        service = make_service(load_config(State.config_path))
+        moment = now()
+        if dry_run:
+            watches = due_watches(service.config, service.engine, moment, everything=now_)
+            digests = preview_digests(engine=service.engine, watches=watches, now=moment)
+            for item in digests:
+                out.print(f"To: {item.recipient}\nSubject: {item.subject()}\n", markup=False)
+                out.print(render_text(item), markup=False)
+            if not digests:
+                out.print("nothing to deliver", markup=False)
+            return 0
+        report = service.deliver(moment, everything=now_)
+        for sent in report.sent:
+            out.print(f"delivered to {sent}", markup=False)
+        for failure in report.failed:
+            err.print(f"error: {failure}", markup=False)
+        if not report.sent and not report.failed:
+            out.print("nothing to deliver", markup=False)
+        return 1 if report.failed else 0
+
+    guarded(action)
+
+
+@app.command()
+def changes(
+    since: Annotated[
+        str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")
+    ] = None,
+    watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List detected changes, newest first.
+
+    Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        if watch is not None:
+            config.watch_named(watch)
+        since_at = _parse_since(since)
+        service = make_service(config)
+        with db.transaction(service.engine) as session:
+            records = repo.list_changes(session=session, since=since_at, watch=watch)
+        if as_json:
+            out.print(json.dumps([r.as_json() for r in records], indent=2, ensure_ascii=False), markup=False)
+            return 0
+        if not records:
+            out.print("no changes", markup=False)
+        for record in records:
+            out.print(
+                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} "
+                f"[{record.kind}] {record.summary}",
+                markup=False,
+            )
+        return 0
+
+    guarded(action)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        fail(f"--since {value!r}: expected a date like 2026-11-01")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@app.command()
+def run() -> None:
+    """Run the daemon: poll on the configured interval (first poll right away), deliver digests.
+
+    Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in hand.
+
+    Example: trialwatch --config config/trialwatch.toml run
+    """
+    from watcher.scheduler import run_forever
+
+    def action() -> int:
+        service = make_service(load_config(State.config_path))
+        log.info(
+            "config %s: %d watch(es); database %s; mail to %s",
+            service.config.path,
+            len(service.config.watch),
+            db.redact_url(service.config.database.url),
+            service.transport.description,
+        )
+        run_forever(service, now)
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def queries(
+    watch: Annotated[str | None, typer.Argument(help="Watch name (default: every watch).")] = None,
+) -> None:
+    """Print the exact ClinicalTrials.gov queries a watch sends, without sending them.
+
+    Example: trialwatch queries "RCC bispecifics"
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        chosen = [config.watch_named(watch)] if watch else config.watch
+        for item in chosen:
+            out.print(f"{item.name}:", markup=False)
+            for params in watch_queries(item, config.clinicaltrials.page_size):
+                shown = " ".join(f"{k}={v!r}" for k, v in params.items())
+                out.print(f"  GET {config.clinicaltrials.base_url}/studies {shown}", markup=False)
+        return 0
+
+    guarded(action)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the newest schema (Alembic).
+
+    Example: trialwatch db upgrade
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        engine = db.make_engine(config.database.url)
+        db.upgrade(engine)
+        out.print(
+            f"database {db.redact_url(config.database.url)} is at revision {db.current_revision(engine)}"
+        )
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def version() -> None:
+    """Print the trialwatch version.
+
+    Example: trialwatch version
+    """
+    out.print(f"trialwatch {__version__}")
+
+
+def main() -> None:
+    app()

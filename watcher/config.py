@@ -1,0 +1,285 @@
+"""Typed configuration: one TOML file for what to watch, the environment for secrets.
+
+`load_config(path)` returns a `Config` or raises `ConfigError` with one line that names the file
+and the place ("config/trialwatch.toml: watch 'RCC CAR-T': unknown key 'keywrds'"). Relative
+paths in the file are relative to the file. Secrets (SMTP user and password) and the database URL
+override come only from the environment (`Secrets`); the config file has no key for a password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time as Time
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from watcher.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
+NCT_ID = re.compile(r"^NCT\d{8}$")
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_INTERVAL = timedelta(minutes=1)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_interval(value: Any) -> timedelta:
+    """'90s', '15m', '6h', '1d', '1w' -> timedelta; at least one minute."""
+    if isinstance(value, timedelta):
+        return value
+    match = _INTERVAL.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"bad interval {value!r}: write a number and a unit, e.g. '6h', '30m', '1d'")
+    interval = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    if interval < MIN_INTERVAL:
+        raise ValueError(f"interval {value!r} is shorter than one minute")
+    return interval
+
+
+Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
+
+
+def check_address(value: str) -> str:
+    """A syntactically valid mail address; user@localhost is allowed for local delivery."""
+    local, _, domain = value.strip().rpartition("@")
+    probe = f"{local}@example.org" if domain.lower() == "localhost" else value.strip()
+    try:
+        validate_email(probe, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid mail address: {exc}") from exc
+    return value.strip()
+
+
+Address = Annotated[str, AfterValidator(check_address)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///var/trialwatch.db"
+
+
+class ClinicalTrialsConfig(_Section):
+    base_url: str = "https://clinicaltrials.gov/api/v2"
+    poll_interval: Interval = timedelta(hours=6)
+    requests_per_second: float = Field(default=1.0, ge=0)
+    timeout: float = Field(default=60.0, gt=0, description="seconds per request")
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    user_agent: str = "trialwatch/0.1 (+https://github.com/trialwatch/trialwatch)"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class EmailConfig(_Section):
+    sender: str = "trialwatch <trialwatch@localhost>"
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    outbox_dir: Path = Path("var/outbox")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per SMTP operation")
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        check_address(parseaddr(value)[1] or value)
+        return value
+
+
+class DigestConfig(_Section):
+    time: Time = Time(7, 0)
+    weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    timezone: str = "UTC"
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}: use an IANA name such as 'Europe/Paris'") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class WatchConfig(_Section):
+    name: str = Field(min_length=1)
+    conditions: list[str] = []
+    terms: list[str] = []
+    exclude: list[str] = []
+    nct_ids: list[str] = []
+    recipients: list[Address] = Field(min_length=1)
+    digest: Literal["immediate", "daily", "weekly"] = "daily"
+
+    @field_validator("conditions", "terms", "exclude")
+    @classmethod
+    def _no_blank_words(cls, values: list[str]) -> list[str]:
+        cleaned = [" ".join(v.split()) for v in values]
+        if any(not v for v in cleaned):
+            raise ValueError("empty word in list")
+        return cleaned
+
+    @field_validator("nct_ids")
+    @classmethod
+    def _nct_ids(cls, values: list[str]) -> list[str]:
+        upper = [v.strip().upper() for v in values]
+        bad = [v for v in upper if not NCT_ID.match(v)]
+        if bad:
+            raise ValueError(f"not an NCT id: {', '.join(bad)} (expected NCT and 8 digits)")
+        return list(dict.fromkeys(upper))
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> WatchConfig:
+        if not (self.conditions or self.terms or self.nct_ids):
+            raise ValueError("give at least one of conditions, terms or nct_ids")
+        return self
+
+
+class Config(_Section):
+    path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
+    database: DatabaseConfig = DatabaseConfig()
+    clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
+    email: EmailConfig = EmailConfig()
+    digest: DigestConfig = DigestConfig()
+    watch: list[WatchConfig] = []
+
+    @field_validator("watch")
+    @classmethod
+    def _unique_names(cls, watches: list[WatchConfig]) -> list[WatchConfig]:
+        seen: set[str] = set()
+        for watch in watches:
+            if watch.name in seen:
+                raise ValueError(f"two watches are named {watch.name!r}")
+            seen.add(watch.name)
+        return watches
+
+    @property
+    def watches(self) -> list[WatchConfig]:
+        return list(self.watch)
+
+    def watch_named(self, name: str) -> WatchConfig:
+        for watch in self.watch:
+            if watch.name == name:
+                return watch
+        known = ", ".join(repr(w.name) for w in self.watch) or "none"
+        raise ConfigError(f"{self.path}: no watch named {name!r} (watches: {known})")
+
+
+class Secrets(BaseSettings):
+    """Values that only ever come from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIALWATCH_", extra="ignore")
+
+    database_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    if path:
+        return Path(path)
+    return Path(os.environ.get("TRIALWATCH_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, validate and resolve the config file; raise ConfigError with one clear line."""
+    config_path = resolve_config_path(path)
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{config_path}: config file not found",
+            hint="pass --config PATH or set TRIALWATCH_CONFIG",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: TOML syntax error: {exc}") from exc
+    try:
+        config = Config.model_validate({**raw, "path": config_path})
+    except ValidationError as exc:
+        raise ConfigError(f"{config_path}: {describe_validation_error(exc, raw)}") from exc
+    return _resolve_paths(config, Secrets())
+
+
+def _resolve_paths(config: Config, secrets: Secrets) -> Config:
+    base = config.path.resolve().parent
+    url = secrets.database_url or config.database.url
+    outbox = config.email.outbox_dir
+    return config.model_copy(
+        update={
+            "database": DatabaseConfig(url=resolve_sqlite_url(url, base)),
+            "email": config.email.model_copy(
+                update={"outbox_dir": outbox if outbox.is_absolute() else Path(os.path.normpath(base / outbox))}
+            ),
+        }
+    )
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative SQLite path absolute against the config file's folder."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix) :]
+    if not rest or rest.startswith("/") or rest == ":memory:":
+        return url
+    return prefix + os.path.normpath(base / rest)
+
+
+def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """The first validation error as 'watch 'NAME': unknown key 'x'' and similar."""
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    where: list[str] = []
+    if len(loc) >= 2 and loc[0] == "watch" and isinstance(loc[1], int):
+        watches = raw.get("watch") or []
+        name = watches[loc[1]].get("name") if loc[1] < len(watches) else None
+        where.append(f"watch {name!r}" if name else f"watch #{loc[1] + 1}")
+        loc = loc[2:]
+    elif loc and isinstance(loc[0], str) and loc[0] != "watch":
+        where.append(f"[{loc[0]}]")
+        loc = loc[1:]
+    key = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {key!r}"
+    elif kind == "missing":
+        message = f"missing key {key!r}"
+    else:
+        text = str(error["msg"]).removeprefix("Value error, ")
+        message = f"key {key!r}: {text}" if key else text
+    return ": ".join([*where, message])

@@ -1,0 +1,130 @@
+"""Group one recipient's pending changes by watch, then study; render subject, text and HTML.
+
+Rendering is pure: the same changes give the same message. Templates live in
+watcher/templates (Jinja2, autoescaped for HTML: every title and site name came from outside).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, humanize_status
+
+SUBJECT_LIMIT = 120
+_KIND_WORDS = {
+    ChangeKind.STATUS: ("status change", "status changes"),
+    ChangeKind.RESULTS_POSTED: ("results posted", "results posted"),
+    ChangeKind.NEW_STUDY: ("new study", "new studies"),
+    ChangeKind.NO_LONGER_MATCHING: ("study left", "studies left"),
+    ChangeKind.DATES: ("date change", "date changes"),
+    ChangeKind.ENROLLMENT: ("enrollment change", "enrollment changes"),
+    ChangeKind.SITES: ("site change", "site changes"),
+    ChangeKind.OTHER: ("other change", "other changes"),
+}
+
+
+@dataclass
+class StudySection:
+    nct_id: str
+    title: str
+    status: str
+    phase: str
+    changes: list[ChangeRecord] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return CTGOV_STUDY_URL.format(nct_id=self.nct_id)
+
+    @property
+    def history_url(self) -> str:
+        return CTGOV_HISTORY_URL.format(nct_id=self.nct_id)
+
+    @property
+    def rank(self) -> int:
+        return min(change.kind.rank for change in self.changes)
+
+
+@dataclass
+class WatchSection:
+    name: str
+    studies: list[StudySection]
+
+    @property
+    def changes(self) -> list[ChangeRecord]:
+        return [change for study in self.studies for change in study.changes]
+
+    def counts(self) -> str:
+        """'1 status change, 2 date changes' in reading order."""
+        counter = Counter(change.kind for change in self.changes)
+        parts = []
+        for kind in sorted(counter, key=lambda k: k.rank):
+            singular, plural = _KIND_WORDS[kind]
+            parts.append(f"{counter[kind]} {singular if counter[kind] == 1 else plural}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Digest:
+    recipient: str
+    watches: list[WatchSection]
+    created_at: datetime
+
+    @property
+    def change_count(self) -> int:
+        return sum(len(watch.changes) for watch in self.watches)
+
+    def subject(self) -> str:
+        body = "; ".join(f"{watch.name}: {watch.counts()}" for watch in self.watches) or "nothing new"
+        return one_line(f"[trialwatch] {body}", SUBJECT_LIMIT)
+
+
+def one_line(text: str, limit: int) -> str:
+    """Collapse all whitespace (CR/LF included) and cut to `limit` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def build_digest(recipient: str, changes: Sequence[ChangeRecord], created_at: datetime) -> Digest:
+    """Group changes by watch (in first-seen order) and study (most important first)."""
+    by_watch: dict[str, dict[str, StudySection]] = {}
+    for change in sorted(changes, key=lambda c: (c.kind.rank, c.id)):
+        studies = by_watch.setdefault(change.watch, {})
+        section = studies.get(change.nct_id)
+        if section is None:
+            section = StudySection(
+                nct_id=change.nct_id,
+                title=change.title,
+                status=humanize_status(change.study_status) if change.study_status else "",
+                phase=change.study_phase,
+            )
+            studies[change.nct_id] = section
+        section.changes.append(change)
+    watches = [
+        WatchSection(name=name, studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)))
+        for name, studies in sorted(by_watch.items())
+    ]
+    return Digest(recipient=recipient, watches=watches, created_at=created_at)
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("watcher", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_text(digest: Digest) -> str:
+    return _environment().get_template("digest.txt").render(digest=digest)
+
+
+def render_html(digest: Digest) -> str:
+    return _environment().get_template("digest.html").render(digest=digest)

@@ -1,0 +1,170 @@
+"""One way to make HTTP requests: honest User-Agent, timeouts, pacing, bounded retries.
+
+Retried: 429, 5xx, timeouts, connection errors and truncated bodies, with exponential backoff and
+jitter, honouring Retry-After. Not retried: other 4xx (a 400 from ClinicalTrials.gov carries a
+plain-text reason, which the error shows). Every failure is a SourceError naming the URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from watcher import __version__
+from watcher.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER_AGENT = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 300.0
+
+
+def make_session(user_agent: str = DEFAULT_USER_AGENT) -> requests.Session:
+    session = requests.Session()
+    session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+    return session
+
+
+class Pacer:
+    """Keeps at least 1/rate seconds between requests (rate 0 = no pacing). Thread-safe."""
+
+    def __init__(self, requests_per_second: float, sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            self._sleep(delay)
+
+
+class RetryableError(SourceError):
+    """A failure worth trying again (429, 5xx, timeout, connection, truncated body)."""
+
+    retry_after: float | None = None
+
+
+@dataclass
+class HttpClient:
+    """GET JSON with pacing and retries; counts the requests it makes."""
+
+    session: requests.Session
+    timeout: float = 60.0
+    pacer: Pacer = field(default_factory=lambda: Pacer(0))
+    attempts: int = 5
+    backoff: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    requests_made: int = 0
+
+    def get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, RetryableError)),
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(self._get_json_once, url, params)
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential_jitter(initial=self.backoff, max=60 * self.backoff, jitter=self.backoff)
+        delay = backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
+        return delay
+
+    def _get_json_once(self, url: str, params: Mapping[str, str] | None) -> Any:
+        self.pacer.wait()
+        self.requests_made += 1
+        where = _describe(url, params)
+        try:
+            response = self.session.get(url, params=params, timeout=self.timeout)
+            body = response.content
+        except requests.Timeout as exc:
+            raise RetryableError(f"{where}: timed out after {self.timeout:g}s") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise RetryableError(f"{where}: response truncated") from exc
+        except requests.ConnectionError as exc:
+            raise RetryableError(f"{where}: cannot connect: {_first_line(exc)}") from exc
+        except requests.RequestException as exc:
+            raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
+        _check_status(response, where)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise RetryableError(
+                f"{where}: response is not complete JSON ({len(body)} bytes): {exc}"
+            ) from exc
+
+
+def _check_status(response: requests.Response, where: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status in RETRY_STATUSES:
+        error = RetryableError(f"{where}: HTTP {status} {response.reason or ''}".rstrip())
+        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise error
+    reason = _first_line(response.text) if "html" not in response.headers.get("Content-Type", "") else ""
+    detail = f": {reason}" if reason else ""
+    raise SourceError(f"{where}: HTTP {status} {response.reason or ''}{detail}".rstrip())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _describe(url: str, params: Mapping[str, str] | None) -> str:
+    if not params:
+        return f"GET {url}"
+    shown = "&".join(f"{k}={v}" for k, v in params.items() if k != "pageToken")
+    return f"GET {url}?{shown}"
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("retrying in %.1fs (attempt %d): %s", wait, state.attempt_number, exc)

@@ -1,0 +1,215 @@
+"""Plain typed records shared by the pipeline stages. No I/O here.
+
+`Study` is the normalised view of one ClinicalTrials.gov API v2 record (only what we read);
+`FieldChange` is what the diff finds between two versions of one study; `ChangeRecord` is a stored
+change as the digest and the CLI see it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+CTGOV_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+CTGOV_HISTORY_URL = "https://clinicaltrials.gov/study/{nct_id}?tab=history"
+
+
+class ChangeKind(StrEnum):
+    """Kinds of change, in the order a reader wants them (most important first)."""
+
+    STATUS = "status"
+    RESULTS_POSTED = "results_posted"
+    NEW_STUDY = "new_study"
+    NO_LONGER_MATCHING = "no_longer_matching"
+    DATES = "dates"
+    ENROLLMENT = "enrollment"
+    SITES = "sites"
+    OTHER = "other"
+
+    @property
+    def rank(self) -> int:
+        return list(ChangeKind).index(self)
+
+
+class Source(StrEnum):
+    CLINICALTRIALS = "clinicaltrials"
+
+
+@dataclass(frozen=True)
+class DatePoint:
+    """A registry date: 'yyyy', 'yyyy-MM' or 'yyyy-MM-dd', ACTUAL / ESTIMATED or unknown."""
+
+    value: str | None
+    type: str | None = None
+
+    @classmethod
+    def from_struct(cls, struct: Mapping[str, Any] | None) -> DatePoint:
+        struct = struct or {}
+        return cls(value=struct.get("date"), type=struct.get("type"))
+
+    def as_date(self) -> date | None:
+        """The exact day, when the registry gives one."""
+        if self.value and re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.value):
+            return date.fromisoformat(self.value)
+        return None
+
+    def describe(self) -> str:
+        if not self.value:
+            return "not given"
+        return f"{self.value} ({self.type.lower()})" if self.type else self.value
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"date": self.value, "type": self.type}
+
+
+@dataclass(frozen=True)
+class Site:
+    facility: str
+    city: str
+    country: str
+    state: str = ""
+    status: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity of a site: facility + city + country, case and spacing folded."""
+        return (_fold(self.facility), _fold(self.city), _fold(self.country))
+
+    def describe(self) -> str:
+        return ", ".join(part for part in (self.facility, self.city, self.country) if part)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"facility": self.facility, "city": self.city, "country": self.country}
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Study:
+    """What trialwatch reads from one API v2 study record."""
+
+    nct_id: str
+    title: str
+    status: str
+    why_stopped: str | None
+    phases: tuple[str, ...]
+    has_results: bool
+    last_update_posted: str | None
+    start: DatePoint
+    primary_completion: DatePoint
+    completion: DatePoint
+    enrollment_count: int | None
+    enrollment_type: str | None
+    sites: tuple[Site, ...] = field(default=())
+    aliases: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Study:
+        protocol = record.get("protocolSection") or {}
+        ident = protocol.get("identificationModule") or {}
+        status = protocol.get("statusModule") or {}
+        design = protocol.get("designModule") or {}
+        enrollment = design.get("enrollmentInfo") or {}
+        locations = (protocol.get("contactsLocationsModule") or {}).get("locations") or []
+        nct_id = ident.get("nctId")
+        if not nct_id:
+            raise ValueError("study record without protocolSection.identificationModule.nctId")
+        return cls(
+            nct_id=nct_id,
+            title=ident.get("briefTitle") or ident.get("officialTitle") or nct_id,
+            status=status.get("overallStatus") or "UNKNOWN",
+            why_stopped=status.get("whyStopped"),
+            phases=tuple(design.get("phases") or ()),
+            has_results=bool(record.get("hasResults")),
+            last_update_posted=(status.get("lastUpdatePostDateStruct") or {}).get("date"),
+            start=DatePoint.from_struct(status.get("startDateStruct")),
+            primary_completion=DatePoint.from_struct(status.get("primaryCompletionDateStruct")),
+            completion=DatePoint.from_struct(status.get("completionDateStruct")),
+            enrollment_count=enrollment.get("count"),
+            enrollment_type=enrollment.get("type"),
+            sites=tuple(
+                Site(
+                    facility=loc.get("facility") or "",
+                    city=loc.get("city") or "",
+                    country=loc.get("country") or "",
+                    state=loc.get("state") or "",
+                    status=loc.get("status") or "",
+                )
+                for loc in locations
+            ),
+            aliases=tuple(ident.get("nctIdAliases") or ()),
+        )
+
+    @property
+    def url(self) -> str:
+        return CTGOV_STUDY_URL.format(nct_id=self.nct_id)
+
+    @property
+    def phase_label(self) -> str:
+        return (
+            "/".join(p.replace("PHASE", "Phase ").replace("EARLY_", "Early ") for p in self.phases) or "n/a"
+        )
+
+    @property
+    def status_label(self) -> str:
+        return humanize_status(self.status)
+
+
+def humanize_status(status: str) -> str:
+    """RECRUITING -> 'Recruiting', ACTIVE_NOT_RECRUITING -> 'Active, not recruiting'."""
+    special = {"ACTIVE_NOT_RECRUITING": "Active, not recruiting"}
+    return special.get(status, status.replace("_", " ").capitalize())
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One meaningful difference between two versions of a study."""
+
+    kind: ChangeKind
+    summary: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """A stored change, as the digest and `trialwatch changes` show it."""
+
+    id: int
+    watch: str
+    kind: ChangeKind
+    source: Source
+    nct_id: str
+    title: str
+    summary: str
+    details: dict[str, Any]
+    detected_at: datetime
+    study_status: str = ""
+    study_phase: str = ""
+
+    @property
+    def url(self) -> str:
+        return CTGOV_STUDY_URL.format(nct_id=self.nct_id)
+
+    @property
+    def history_url(self) -> str:
+        return CTGOV_HISTORY_URL.format(nct_id=self.nct_id)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "watch": self.watch,
+            "kind": str(self.kind),
+            "source": str(self.source),
+            "nct_id": self.nct_id,
+            "title": self.title,
+            "summary": self.summary,
+            "details": self.details,
+            "detected_at": self.detected_at.isoformat(),
+            "url": self.url,
+        }

@@ -1,0 +1,1 @@
+"""Notification: build messages apart from the transports that send them."""

@@ -1,0 +1,147 @@
+"""Email: build_message() apart from the transports that deliver it (SMTP or .eml files)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Protocol
+
+from watcher.config import EmailConfig, Secrets
+from watcher.digest import Digest, render_html, render_text
+from watcher.errors import NotifyError
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(NotifyError):
+    """The transport could not deliver; `permanent` says whether retrying can help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def build_message(*, digest: Digest, sender: str, message_id: str, date: datetime) -> EmailMessage:
+    """A multipart/alternative message (plain text + HTML) for one recipient."""
+    message = EmailMessage()
+    message["Subject"] = digest.subject()
+    message["From"] = sender
+    message["To"] = digest.recipient
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(render_text(digest))
+    message.add_alternative(render_html(digest), subtype="html")
+    return message
+
+
+def new_message_id(sender: str, token: str) -> str:
+    """A stable, unique Message-ID built from a token stored with the delivery."""
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    return f"<trialwatch.{token}@{domain}>"
+
+
+class Transport(Protocol):
+    description: str
+
+    def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass
+class FileTransport:
+    """Writes each message atomically as <outbox_dir>/<message-id>.eml."""
+
+    outbox_dir: Path
+
+    @property
+    def description(self) -> str:
+        return f"outbox folder {self.outbox_dir}"
+
+    def path_for(self, message: EmailMessage) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
+        return self.outbox_dir / f"{safe}.eml"
+
+    def send(self, message: EmailMessage) -> None:
+        target = self.path_for(message)
+        try:
+            self.outbox_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=self.outbox_dir, suffix=".tmp", delete=False) as tmp:
+                tmp.write(message.as_bytes())
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp.name, target)
+        except OSError as exc:
+            raise DeliveryFailed(f"{target}: cannot write message: {exc}") from exc
+        log.info("wrote %s for %s", target, message["To"])
+
+
+@dataclass
+class SmtpTransport:
+    host: str
+    port: int
+    security: str
+    timeout: float
+    username: str | None = None
+    password: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def description(self) -> str:
+        return f"SMTP {self.host}:{self.port} ({self.security})"
+
+    def send(self, message: EmailMessage) -> None:
+        where = f"SMTP {self.host}:{self.port}"
+        try:
+            with self._connect() as smtp:
+                if self.username and self.password:
+                    smtp.login(self.username, self.password)
+                refused = smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, answer = next(iter(exc.recipients.values()))
+            raise _smtp_failure(where, code, answer) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _smtp_failure(where, exc.smtp_code, exc.smtp_error) from exc
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
+        if refused:
+            code, answer = next(iter(refused.values()))
+            raise _smtp_failure(where, code, answer)
+        log.info("sent %s to %s via %s", message["Message-ID"], message["To"], where)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self.ssl_context or ssl.create_default_context()
+        if self.security == "ssl":
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if self.security == "starttls":
+            smtp.starttls(context=context)
+        return smtp
+
+
+def _smtp_failure(where: str, code: int, answer: bytes | str) -> DeliveryFailed:
+    text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+    return DeliveryFailed(f"{where} answered {code} {' '.join(text.split())}", permanent=500 <= code < 600)
+
+
+def make_transport(config: EmailConfig, secrets: Secrets) -> Transport:
+    """SMTP when smtp_host is set, else .eml files in outbox_dir."""
+    if not config.smtp_host:
+        return FileTransport(config.outbox_dir)
+    password = secrets.smtp_password.get_secret_value() if secrets.smtp_password else None
+    return SmtpTransport(
+        host=config.smtp_host,
+        port=config.smtp_port,
+        security=config.security,
+        timeout=config.timeout,
+        username=secrets.smtp_username,
+        password=password,
+    )

@@ -1,0 +1,1 @@
+"""Sources fetch and normalise; no database, no email."""

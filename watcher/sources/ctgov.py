@@ -1,0 +1,125 @@
+"""ClinicalTrials.gov API v2: build a watch's queries, fetch every page. No database here.
+
+A watch becomes at most two kinds of request:
+- a keyword search: `query.cond` = any of the conditions, `query.term` = any of the terms and
+  none of the excluded words (Essie syntax: quoted phrases, OR, AND NOT);
+- an id lookup: `filter.ids` with the watch's `nct_ids`, in batches.
+Pages are followed by their opaque `nextPageToken` until a page comes without one, or empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.config import ClinicalTrialsConfig, WatchConfig
+from watcher.errors import SourceError
+from watcher.http import HttpClient, Pacer, make_session
+
+IDS_PER_REQUEST = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    studies: list[dict[str, Any]]
+    total: int | None
+    query: dict[str, str]
+
+
+def essie_any(words: list[str]) -> str:
+    """'("renal cell carcinoma" OR "kidney cancer")' — each word or phrase quoted."""
+    quoted = [f'"{word.replace(chr(34), " ").strip()}"' for word in words]
+    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+
+
+def watch_queries(watch: WatchConfig, page_size: int = 1000) -> list[dict[str, str]]:
+    """The request parameters (without page tokens) that together cover one watch."""
+    queries: list[dict[str, str]] = []
+    if watch.conditions or watch.terms:
+        params: dict[str, str] = {}
+        if watch.conditions:
+            params["query.cond"] = essie_any(watch.conditions)
+        term = essie_any(watch.terms) if watch.terms else ""
+        if watch.exclude:
+            term = f"{term} AND NOT {essie_any(watch.exclude)}" if term else f"NOT {essie_any(watch.exclude)}"
+        if term:
+            params["query.term"] = term
+        queries.append(params)
+    for start in range(0, len(watch.nct_ids), IDS_PER_REQUEST):
+        batch = watch.nct_ids[start : start + IDS_PER_REQUEST]
+        queries.append({"filter.ids": ",".join(batch)})
+    for params in queries:
+        params["pageSize"] = str(page_size)
+        params["format"] = "json"
+    return queries
+
+
+def query_signature(watch: WatchConfig) -> str:
+    """Changes when the watch's query changes (its next poll is then a new baseline)."""
+    encoded = json.dumps(watch_queries(watch), sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+class CtgovClient:
+    """Talks to ClinicalTrials.gov API v2 (or a server that answers like it)."""
+
+    def __init__(self, config: ClinicalTrialsConfig, http: HttpClient | None = None) -> None:
+        self.base_url = config.base_url
+        self.page_size = config.page_size
+        self.http = http or HttpClient(
+            session=make_session(config.user_agent),
+            timeout=config.timeout,
+            pacer=Pacer(config.requests_per_second),
+        )
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    def data_timestamp(self) -> str | None:
+        """When the registry's data was last refreshed (GET /version)."""
+        body = self.http.get_json(f"{self.base_url}/version")
+        return body.get("dataTimestamp") if isinstance(body, dict) else None
+
+    def watch_pages(self, watch: WatchConfig) -> Iterator[Page]:
+        """Every page of every query of a watch."""
+        for params in watch_queries(watch, self.page_size):
+            yield from self.search_pages(params)
+
+    def search_pages(self, params: dict[str, str]) -> Iterator[Page]:
+        """Follow nextPageToken from the first page to the last; each page is checked."""
+        url = f"{self.base_url}/studies"
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        first = True
+        while True:
+            request = dict(params)
+            if first:
+                request["countTotal"] = "true"
+            if token:
+                request["pageToken"] = token
+            body = self.http.get_json(url, request)
+            page = _parse_page(body, url, params)
+            if page.studies or first:
+                yield page
+            token = body.get("nextPageToken")
+            if not token or not page.studies:
+                return
+            if token in seen_tokens:
+                raise SourceError(f"GET {url}: the server repeated page token {token[:20]}…")
+            seen_tokens.add(token)
+            first = False
+
+
+def _parse_page(body: Any, url: str, params: dict[str, str]) -> Page:
+    if not isinstance(body, dict) or not isinstance(body.get("studies"), list):
+        raise SourceError(f"GET {url}: response has no 'studies' list")
+    for index, record in enumerate(body["studies"]):
+        nct = ((record.get("protocolSection") or {}).get("identificationModule") or {}).get("nctId")
+        if not nct:
+            raise SourceError(f"GET {url}: study #{index + 1} of the page has no nctId")
+    total = body.get("totalCount")
+    return Page(studies=body["studies"], total=total if isinstance(total, int) else None, query=params)

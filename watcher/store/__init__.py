@@ -1,0 +1,1 @@
+"""Storage: tables (models), engine and migrations (db), queries (repo)."""

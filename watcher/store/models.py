@@ -1,0 +1,125 @@
+"""Database tables (SQLModel). Alembic migrations in alembic/ must agree with these.
+
+State per watch (`WatchState`), every study once (`StudyRow`) with its versions
+(`StudyVersion`, stored only when a tracked field changed, compressed), which studies each watch
+has seen and at which version (`WatchStudy`), detected changes (`ChangeRow`), and the outbox:
+one `Notification` per change per recipient, grouped into `Delivery` messages.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC on every backend, gives back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class WatchState(SQLModel, table=True):
+    __tablename__ = "watch_state"
+
+    name: str = Field(primary_key=True, max_length=200)
+    query_signature: str = Field(default="", max_length=64)
+    baseline_at: datetime | None = _when(nullable=True)
+    last_poll_at: datetime | None = _when(nullable=True)
+    last_success_at: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None)
+    last_digest_at: datetime | None = _when(nullable=True)
+
+
+class StudyRow(SQLModel, table=True):
+    __tablename__ = "study"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    title: str
+    status: str = Field(max_length=40)
+    phase: str = Field(default="", max_length=80)
+    last_update_posted: str | None = Field(default=None, max_length=10)
+    fingerprint: str = Field(max_length=64)
+    version_id: int | None = Field(default=None)
+    first_seen_at: datetime = _when()
+    changed_at: datetime = _when()
+
+
+class StudyVersion(SQLModel, table=True):
+    __tablename__ = "study_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    nct_id: str = Field(index=True, max_length=16, foreign_key="study.nct_id")
+    fingerprint: str = Field(max_length=64)
+    record: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    last_update_posted: str | None = Field(default=None, max_length=10)
+    seen_at: datetime = _when()
+
+
+class WatchStudy(SQLModel, table=True):
+    __tablename__ = "watch_study"
+
+    watch: str = Field(primary_key=True, max_length=200)
+    nct_id: str = Field(primary_key=True, max_length=16, foreign_key="study.nct_id")
+    version_id: int = Field(foreign_key="study_version.id")
+    matched_at: datetime = _when()
+
+
+class ChangeRow(SQLModel, table=True):
+    __tablename__ = "change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(index=True, max_length=200)
+    kind: str = Field(max_length=40)
+    source: str = Field(max_length=40)
+    nct_id: str = Field(index=True, max_length=16)
+    title: str
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    detected_at: datetime = _when(index=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one recipient. Created (pending) before it is sent."""
+
+    __tablename__ = "delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str = Field(index=True, max_length=320)
+    message_id: str = Field(unique=True, max_length=200)
+    status: str = Field(default="pending", index=True, max_length=16)
+    subject: str = Field(default="")
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class Notification(SQLModel, table=True):
+    """One change owed to one recipient; delivery_id is set when a message carries it."""
+
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("change_id", "recipient", name="uq_notification_change_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int = Field(foreign_key="change.id", index=True)
+    recipient: str = Field(index=True, max_length=320)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)

@@ -1,0 +1,203 @@
+"""Queries. Small keyword-only functions that take the session explicitly; no commits here."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from watcher.model import ChangeKind, ChangeRecord, FieldChange, Source, Study
+from watcher.store.models import (
+    ChangeRow,
+    Delivery,
+    Notification,
+    StudyRow,
+    StudyVersion,
+    WatchState,
+    WatchStudy,
+)
+
+
+def pack_record(record: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(), 6)
+
+
+def unpack_record(blob: bytes) -> dict[str, Any]:
+    return json.loads(zlib.decompress(blob))
+
+
+def get_watch_state(*, session: Session, name: str) -> WatchState:
+    state = session.get(WatchState, name)
+    if state is None:
+        state = WatchState(name=name)
+        session.add(state)
+    return state
+
+
+def watch_states(*, session: Session) -> dict[str, WatchState]:
+    return {state.name: state for state in session.exec(select(WatchState))}
+
+
+def save_study_version(
+    *, session: Session, record: dict[str, Any], study: Study, fingerprint: str, now: datetime
+) -> int:
+    """Store the study; add a version only when its tracked fields changed. Returns the version id."""
+    row = session.get(StudyRow, study.nct_id)
+    if row is not None and row.fingerprint == fingerprint and row.version_id is not None:
+        return row.version_id
+    if row is None:
+        row = StudyRow(nct_id=study.nct_id, first_seen_at=now, title="", status="", fingerprint="")
+        session.add(row)
+    row.title, row.status, row.phase = study.title, study.status, study.phase_label
+    row.last_update_posted, row.fingerprint, row.changed_at = study.last_update_posted, fingerprint, now
+    session.flush()
+    version = StudyVersion(
+        nct_id=study.nct_id,
+        fingerprint=fingerprint,
+        record=pack_record(record),
+        last_update_posted=study.last_update_posted,
+        seen_at=now,
+    )
+    session.add(version)
+    session.flush()
+    assert version.id is not None
+    row.version_id = version.id
+    return version.id
+
+
+def load_version(*, session: Session, version_id: int) -> Study:
+    version = session.get(StudyVersion, version_id)
+    if version is None:
+        raise LookupError(f"study version {version_id} is missing")
+    return Study.from_record(unpack_record(version.record))
+
+
+def get_watch_study(*, session: Session, watch: str, nct_id: str) -> WatchStudy | None:
+    return session.get(WatchStudy, (watch, nct_id))
+
+
+def record_change(
+    *,
+    session: Session,
+    watch: str,
+    study: Study,
+    change: FieldChange,
+    recipients: Iterable[str],
+    now: datetime,
+) -> ChangeRow:
+    """Store a change and owe it to each recipient subscribed now."""
+    row = ChangeRow(
+        watch=watch,
+        kind=str(change.kind),
+        source=str(Source.CLINICALTRIALS),
+        nct_id=study.nct_id,
+        title=study.title,
+        summary=change.summary,
+        details=change.details,
+        detected_at=now,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    for recipient in dict.fromkeys(r.lower() for r in recipients):
+        session.add(Notification(change_id=row.id, recipient=recipient))
+    return row
+
+
+def list_changes(
+    *, session: Session, since: datetime | None = None, watch: str | None = None, limit: int | None = None
+) -> list[ChangeRecord]:
+    query = select(ChangeRow, StudyRow).join(
+        StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True
+    )
+    if since is not None:
+        query = query.where(col(ChangeRow.detected_at) >= since)
+    if watch is not None:
+        query = query.where(ChangeRow.watch == watch)
+    query = query.order_by(col(ChangeRow.detected_at).desc(), col(ChangeRow.id).desc())
+    if limit:
+        query = query.limit(limit)
+    return [to_record(change, study) for change, study in session.exec(query)]
+
+
+def to_record(change: ChangeRow, study: StudyRow | None) -> ChangeRecord:
+    assert change.id is not None
+    return ChangeRecord(
+        id=change.id,
+        watch=change.watch,
+        kind=ChangeKind(change.kind),
+        source=Source(change.source),
+        nct_id=change.nct_id,
+        title=change.title,
+        summary=change.summary,
+        details=change.details,
+        detected_at=change.detected_at,
+        study_status=study.status if study else "",
+        study_phase=study.phase if study else "",
+    )
+
+
+def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[int]]:
+    """Notification ids not yet in any message, per recipient, for the given watches."""
+    query = (
+        select(Notification.recipient, Notification.id)
+        .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
+        .where(col(Notification.delivery_id).is_(None), col(ChangeRow.watch).in_(list(watches)))
+        .order_by(col(Notification.id))
+    )
+    pending: dict[str, list[int]] = {}
+    for recipient, notification_id in session.exec(query):
+        pending.setdefault(recipient, []).append(notification_id)
+    return pending
+
+
+def create_delivery(
+    *, session: Session, recipient: str, notification_ids: list[int], message_id: str, now: datetime
+) -> Delivery:
+    """An outbox row, created before sending; its notifications are now promised to it."""
+    delivery = Delivery(recipient=recipient, message_id=message_id, created_at=now)
+    session.add(delivery)
+    session.flush()
+    for notification in session.exec(select(Notification).where(col(Notification.id).in_(notification_ids))):
+        notification.delivery_id = delivery.id
+        session.add(notification)
+    return delivery
+
+
+def pending_deliveries(*, session: Session) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.status == "pending").order_by(col(Delivery.id))
+    return list(session.exec(query))
+
+
+def delivery_changes(*, session: Session, delivery_id: int) -> list[ChangeRecord]:
+    return _notified_changes(session, col(Notification.delivery_id) == delivery_id)
+
+
+def notification_changes(*, session: Session, notification_ids: list[int]) -> list[ChangeRecord]:
+    return _notified_changes(session, col(Notification.id).in_(notification_ids))
+
+
+def _notified_changes(session: Session, condition: Any) -> list[ChangeRecord]:
+    query = (
+        select(ChangeRow, StudyRow)
+        .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
+        .join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
+        .where(condition)
+        .order_by(col(ChangeRow.id))
+    )
+    return [to_record(change, study) for change, study in session.exec(query)]
+
+
+def count_studies(*, session: Session, watch: str) -> int:
+    query = select(func.count()).select_from(WatchStudy).where(WatchStudy.watch == watch)
+    return int(session.exec(query).one())
+
+
+def count_pending_notifications(*, session: Session) -> int:
+    query = select(func.count()).select_from(Notification).where(col(Notification.delivery_id).is_(None))
+    return int(session.exec(query).one())
