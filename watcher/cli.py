@@ -67,6 +67,7 @@ def main_options(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
     for noisy in ("apscheduler.executors", "urllib3", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)

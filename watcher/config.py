@@ -86,6 +86,8 @@ class ClinicalTrialsConfig(_Section):
     requests_per_second: float = Field(default=1.0, ge=0)
     timeout: float = Field(default=60.0, gt=0, description="seconds per request")
     page_size: int = Field(default=1000, ge=1, le=1000)
+    max_attempts: int = Field(default=5, ge=1, le=20, description="tries per request before the poll fails")
+    backoff_seconds: float = Field(default=2.0, ge=0, description="first retry delay; doubles each try")
     user_agent: str = "trialwatch/0.1 (+https://github.com/trialwatch/trialwatch)"
 
     @field_validator("base_url")

@@ -52,7 +52,7 @@ def due_watches(config: Config, engine: Engine, now: datetime, *, everything: bo
     for watch in config.watch:
         state = states.get(watch.name)
         slot = last_slot(watch.digest, config.digest, now)
-        reference = state and (state.last_digest_at or state.baseline_at)
+        reference = (state.last_digest_at or state.baseline_at) if state else None
         if slot is None or (reference is not None and slot > reference):
             due.append(watch.name)
     return due
@@ -104,7 +104,8 @@ def _send_one(
     assert delivery.id is not None
     with transaction(engine) as session:
         changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
-    digest = build_digest(delivery.recipient, changes, delivery.created_at)
+    order = [watch.name for watch in config.watch]
+    digest = build_digest(delivery.recipient, changes, delivery.created_at, order)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
@@ -139,12 +140,12 @@ def _mark(*, engine: Engine, delivery_id: int, now: datetime, error: str | None,
         session.add(row)
 
 
-def preview_digests(*, engine: Engine, watches: Iterable[str], now: datetime) -> list[Digest]:
+def preview_digests(*, engine: Engine, watches: list[str], now: datetime) -> list[Digest]:
     """The digests that would go out now, built without writing anything."""
     with transaction(engine) as session:
-        pending = repo.undelivered(session=session, watches=list(watches))
+        pending = repo.undelivered(session=session, watches=watches)
         return [
-            build_digest(recipient, repo.notification_changes(session=session, notification_ids=ids), now)
+            build_digest(recipient, repo.notification_changes(session=session, notification_ids=ids), now, watches)
             for recipient, ids in sorted(pending.items())
         ]
 

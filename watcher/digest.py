@@ -89,8 +89,10 @@ def one_line(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def build_digest(recipient: str, changes: Sequence[ChangeRecord], created_at: datetime) -> Digest:
-    """Group changes by watch (in first-seen order) and study (most important first)."""
+def build_digest(
+    recipient: str, changes: Sequence[ChangeRecord], created_at: datetime, watch_order: Sequence[str] = ()
+) -> Digest:
+    """Group changes by watch (in config order) and study (most important first)."""
     by_watch: dict[str, dict[str, StudySection]] = {}
     for change in sorted(changes, key=lambda c: (c.kind.rank, c.id)):
         studies = by_watch.setdefault(change.watch, {})
@@ -106,9 +108,13 @@ def build_digest(recipient: str, changes: Sequence[ChangeRecord], created_at: da
         section.changes.append(change)
     watches = [
         WatchSection(name=name, studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)))
-        for name, studies in sorted(by_watch.items())
+        for name, studies in sorted(by_watch.items(), key=lambda item: _order(item[0], watch_order))
     ]
     return Digest(recipient=recipient, watches=watches, created_at=created_at)
+
+
+def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:
+    return (watch_order.index(name) if name in watch_order else len(watch_order), name)
 
 
 def _environment() -> Environment:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,6 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from watcher import __version__
@@ -92,8 +92,8 @@ class HttpClient:
         return retrying(self._get_json_once, url, params)
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=self.backoff, max=60 * self.backoff, jitter=self.backoff)
-        delay = backoff(state)
+        exponential = self.backoff * 2 ** (state.attempt_number - 1)
+        delay = min(exponential, 60 * self.backoff) + random.uniform(0, self.backoff)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))

@@ -10,6 +10,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -22,6 +23,11 @@ from watcher.errors import NotifyError
 log = logging.getLogger(__name__)
 
 
+# CRLF line ends (RFC 5322, also in .eml files); no folding of our <=120-character subjects, which
+# CPython's folder would otherwise start on a continuation line ("Subject:\r\n [trialwatch] ...").
+MAIL_POLICY = email_policy.SMTP.clone(max_line_length=998)
+
+
 class DeliveryFailed(NotifyError):
     """The transport could not deliver; `permanent` says whether retrying can help."""
 
@@ -32,7 +38,7 @@ class DeliveryFailed(NotifyError):
 
 def build_message(*, digest: Digest, sender: str, message_id: str, date: datetime) -> EmailMessage:
     """A multipart/alternative message (plain text + HTML) for one recipient."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["Subject"] = digest.subject()
     message["From"] = sender
     message["To"] = digest.recipient
@@ -51,7 +57,8 @@ def new_message_id(sender: str, token: str) -> str:
 
 
 class Transport(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def send(self, message: EmailMessage) -> None: ...
 

@@ -73,6 +73,8 @@ class CtgovClient:
             session=make_session(config.user_agent),
             timeout=config.timeout,
             pacer=Pacer(config.requests_per_second),
+            attempts=config.max_attempts,
+            backoff=config.backoff_seconds,
         )
 
     @property

@@ -152,7 +152,8 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
     )
     pending: dict[str, list[int]] = {}
     for recipient, notification_id in session.exec(query):
-        pending.setdefault(recipient, []).append(notification_id)
+        if notification_id is not None:
+            pending.setdefault(recipient, []).append(notification_id)
     return pending
 
 

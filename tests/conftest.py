@@ -1,0 +1,94 @@
+"""Shared fixtures: real local servers, real and own data, a fresh database per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.servers import FakeRegistry, SmtpSink
+
+REPO = Path(__file__).resolve().parent.parent
+OWN_DATA = Path(__file__).resolve().parent / "data"
+POSTGRES_ENV = "TRIALWATCH_TEST_POSTGRES_URL"
+
+
+def real_fixtures_path() -> Path:
+    configured = os.environ.get("TRIALWATCH_FIXTURES")
+    return Path(configured) if configured else REPO.parent / "shared" / "fixtures"
+
+
+@pytest.fixture
+def real_fixtures_dir() -> Path:
+    path = real_fixtures_path()
+    if not (path / "ctgov").is_dir():
+        pytest.skip(f"real fixtures not found at {path}: set TRIALWATCH_FIXTURES or check out shared/ beside the repo")
+    return path
+
+
+@pytest.fixture
+def real_study(real_fixtures_dir: Path) -> Callable[[str], dict[str, Any]]:
+    """Load a real API v2 record from ../shared/fixtures/ctgov (a fresh copy each call)."""
+
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((real_fixtures_dir / "ctgov" / name).read_text(encoding="utf-8"))
+
+    return load
+
+
+@pytest.fixture
+def own_study() -> Callable[[str], dict[str, Any]]:
+    """Load one of our own small records from tests/data (a fresh copy each call)."""
+
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((OWN_DATA / f"{name}.json").read_text(encoding="utf-8"))
+
+    return load
+
+
+@pytest.fixture
+def registry(httpserver: HTTPServer) -> FakeRegistry:
+    return FakeRegistry(httpserver)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests run in CI (.ci/run)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base)
+    name = f"trialwatch_test_{uuid.uuid4().hex[:12]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on a fresh SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'trialwatch.db'}"
+    return str(request.getfixturevalue("postgres_url"))

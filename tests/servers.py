@@ -1,0 +1,261 @@
+"""Real servers on loopback for the tests: a registry that answers like ClinicalTrials.gov API v2
+(pytest-httpserver) and an SMTP server (aiosmtpd) that accepts, defers or rejects on demand."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+API = "/api/v2"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour, consumed by one request."""
+
+    kind: str
+    code: int = 200
+    body: str = ""
+    retry_after: str | None = None
+
+    @classmethod
+    def none(cls) -> Fault:
+        """Answer this request normally (to fail a later one)."""
+        return cls("none")
+
+    @classmethod
+    def status(cls, code: int, body: str = "", retry_after: str | None = None) -> Fault:
+        """Answer with this HTTP status and a plain-text body (optionally Retry-After)."""
+        return cls("status", code=code, body=body, retry_after=retry_after)
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """The real answer's headers, Content-Length of the whole body, half the body, then close."""
+        return cls("truncated")
+
+    @classmethod
+    def html_404(cls) -> Fault:
+        return cls("html_404", code=404)
+
+
+class FakeRegistry:
+    """An in-memory ClinicalTrials.gov API v2: /version, /studies (paged), /studies/{nctId}."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.studies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.data_timestamp = "2026-11-24T09:00:04"
+        self.exact_full_page_token = False
+        self.requests_log: list[tuple[str, dict[str, str]]] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        server.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for(API).rstrip("/")
+
+    def put(self, record: dict[str, Any]) -> None:
+        nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+        with self._lock:
+            self.studies[nct_id] = json.loads(json.dumps(record))
+
+    def remove(self, nct_id: str) -> None:
+        with self._lock:
+            self.studies.pop(nct_id, None)
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def request_count(self, path_suffix: str | None = None) -> int:
+        return sum(1 for path, _ in self.requests_log if path_suffix is None or path.endswith(path_suffix))
+
+    # --- handling ---------------------------------------------------------------------------
+
+    def _handle(self, request: Request) -> Response:
+        params = dict(request.args.items())
+        with self._lock:
+            self.requests_log.append((request.path, params))
+            fault = self._faults.pop(0) if self._faults else None
+        if fault is not None and fault.kind != "none":
+            return self._faulty(fault, request)
+        return self._answer(request.path, params)
+
+    def _answer(self, path: str, params: dict[str, str]) -> Response:
+        if path == f"{API}/version":
+            return _json({"apiVersion": "2.0.5", "dataTimestamp": self.data_timestamp})
+        if path == f"{API}/studies":
+            return self._search(params)
+        match = re.fullmatch(rf"{API}/studies/(NCT\d{{8}})", path)
+        if match:
+            record = self.studies.get(match.group(1))
+            return _json(record) if record else _text(404, f"Study {match.group(1)} not found")
+        return _html_404()
+
+    def _search(self, params: dict[str, str]) -> Response:
+        size = min(int(params.get("pageSize", "10")), 1000)
+        query = {k: v for k, v in params.items() if k not in ("pageToken", "countTotal")}
+        offset = 0
+        if "pageToken" in params:
+            decoded = _decode_token(params["pageToken"])
+            if decoded is None or decoded[1] != _query_key(query):
+                return _text(400, "Invalid pageToken: it does not match the query parameters")
+            offset = decoded[0]
+        with self._lock:
+            matching = self._matching(params)
+        page = matching[offset : offset + size]
+        body: dict[str, Any] = {"studies": page}
+        end = offset + len(page)
+        if end < len(matching) or (self.exact_full_page_token and page and len(page) == size):
+            body["nextPageToken"] = _encode_token(end, _query_key(query))
+        if params.get("countTotal") == "true" and "pageToken" not in params:
+            body["totalCount"] = len(matching)
+        return _json(body)
+
+    def _matching(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        if "filter.ids" in params:
+            ids = [i.strip() for i in params["filter.ids"].split(",")]
+            return [self.studies[i] for i in ids if i in self.studies]
+        return list(self.studies.values())
+
+    def _faulty(self, fault: Fault, request: Request) -> Response:
+        if fault.kind == "html_404":
+            return _html_404()
+        if fault.kind == "truncated":
+            return _truncated(self._answer(request.path, dict(request.args.items())))
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        default = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+        return Response(
+            fault.body or default.get(fault.code, "error"), status=fault.code,
+            headers=headers, content_type="text/plain",
+        )
+
+
+def _query_key(query: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(sorted(query.items())).encode()).decode()[-12:]
+
+
+def _encode_token(offset: int, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{key}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[int, str] | None:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        offset, key = raw.split(":", 1)
+        return int(offset), key
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body), status=200, content_type="application/json")
+
+
+def _text(status: int, body: str) -> Response:
+    return Response(body, status=status, content_type="text/plain")
+
+
+def _html_404() -> Response:
+    return Response("<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status=404,
+                    content_type="text/html")
+
+
+def _truncated(full: Response) -> Response:
+    """Announce the whole body's length, send half of it, then break the connection."""
+    body = full.get_data()
+
+    def half_then_break() -> Any:
+        yield body[: len(body) // 2]
+        raise ConnectionAbortedError("test fault: connection cut mid-body")
+
+    response = Response(half_then_break(), status=full.status_code, content_type=full.content_type,
+                        direct_passthrough=True)
+    response.headers["Content-Length"] = str(len(body))
+    return response
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    message: EmailMessage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.message = message_from_bytes(self.data, policy=email_policy.default)  # type: ignore[assignment]
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.sink.mode == "tempfail":
+            return "451 4.3.0 Try again later"
+        if self.sink.mode == "reject" and address.lower() in self.sink.reject_recipients:
+            return f"550 5.1.1 <{address}>: Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        data = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
+        self.sink.deliver(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data)))
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 that records what it accepts."""
+
+    def __init__(self) -> None:
+        self.mode = "accept"  # accept | tempfail | reject
+        self.reject_recipients: set[str] = set()
+        self.received: list[Received] = []
+        self._arrived = threading.Condition()
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def deliver(self, received: Received) -> None:
+        with self._arrived:
+            self.received.append(received)
+            self._arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout=timeout):
+                raise AssertionError(f"expected {count} message(s), got {len(self.received)} in {timeout}s")
+            return list(self.received)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,311 @@
+"""The whole path, as a user runs it: config file -> `trialwatch poll` against a local registry ->
+changes stored -> `trialwatch digest` -> mail in a real SMTP server (or .eml files).
+
+Nothing of ours is mocked: the CLI runs in-process on a real SQLite file (and PostgreSQL where
+configured), the registry is a real HTTP server on loopback, the mail server is aiosmtpd.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from email import message_from_bytes
+from email import policy as email_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.servers import Fault
+from typer.testing import CliRunner
+
+from watcher.cli import app
+
+REAL_0212 = "study_NCT05805501_rcc_bispecific_2026-02-12.json"
+REAL_0216 = "study_NCT05805501_rcc_bispecific_2026-02-16.json"
+REAL_0218 = "study_NCT05805501_rcc_bispecific_2026-02-18.json"
+
+
+def write_config(
+    tmp_path: Path,
+    registry: Any,
+    *,
+    database_url: str | None = None,
+    smtp: Any = None,
+    watches: str | None = None,
+    extra_ctgov: str = "",
+) -> Path:
+    mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "none"' if smtp else 'smtp_host = ""'
+    text = f"""
+[database]
+url = "{database_url or 'sqlite:///var/trialwatch.db'}"
+
+[clinicaltrials]
+base_url = "{registry.base_url}"
+requests_per_second = 0
+backoff_seconds = 0.01
+max_attempts = 3
+{extra_ctgov}
+
+[email]
+sender = "trialwatch <trialwatch@localhost>"
+{mail}
+outbox_dir = "var/outbox"
+timeout = 5
+
+{watches or WATCHES}
+"""
+    path = tmp_path / "trialwatch.toml"
+    path.write_text(text)
+    return path
+
+
+WATCHES = """
+[[watch]]
+name = "RCC bispecifics"
+conditions = ["renal cell carcinoma"]
+terms = ["bispecific", "tobemstomig"]
+nct_ids = ["NCT05805501"]
+recipients = ["onc@example.org", "coordinator@example.org"]
+digest = "daily"
+
+[[watch]]
+name = "RCC CAR-T"
+conditions = ["renal cell carcinoma"]
+terms = ["CAR-T"]
+recipients = ["onc@example.org"]
+digest = "weekly"
+"""
+
+
+class Cli:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> str:
+        result = self.runner.invoke(app, ["--config", str(self.config), *args])
+        output = result.stdout + result.stderr
+        assert result.exit_code == code, f"exit {result.exit_code}: {output}\n{result.exception!r}"
+        return output
+
+    def changes(self, *args: str) -> list[dict[str, Any]]:
+        result = self.runner.invoke(app, ["--config", str(self.config), "changes", "--json", *args])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli_for(tmp_path: Path, registry: Any) -> Any:
+    def make(**kwargs: Any) -> Cli:
+        return Cli(write_config(tmp_path, registry, **kwargs))
+
+    return make
+
+
+def test_first_poll_is_a_baseline_and_alerts_nothing(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    cli = cli_for()
+    output = cli("poll")
+    assert "RCC bispecifics: baseline: 2 studies stored, no alerts" in output
+    assert "RCC CAR-T: baseline: 2 studies stored" in output
+    assert cli.changes() == []
+    assert "nothing to deliver" in cli("digest", "--now")
+
+
+def test_real_version_pairs_end_to_end_to_smtp(cli_for, registry, real_study, smtp, database_url):
+    registry.put(real_study(REAL_0212))
+    cli = cli_for(smtp=smtp, database_url=database_url)
+    cli("poll")
+    registry.put(real_study(REAL_0216))
+    output = cli("poll")
+    assert "RCC bispecifics: 1 studies seen, 2 changes (1 dates, 1 sites)" in output
+
+    changes = cli.changes("--watch", "RCC bispecifics")
+    assert sorted(c["kind"] for c in changes) == ["dates", "sites"]
+    dates = next(c for c in changes if c["kind"] == "dates")
+    assert dates["source"] == "clinicaltrials"
+    assert dates["nct_id"] == "NCT05805501"
+    assert dates["details"]["primary_completion"]["slip_days"] == 92
+    assert "slipped 92 days to 2026-10-31" in dates["summary"]
+    assert set(dates) >= {"id", "watch", "kind", "source", "nct_id", "title", "summary", "details", "detected_at"}
+    sites = next(c for c in changes if c["kind"] == "sites")
+    assert sites["details"]["removed"][0]["facility"] == "Asan Medical Center"
+
+    registry.put(real_study(REAL_0218))
+    assert "1 studies seen, 0 changes" in cli("poll")
+
+    cli("digest", "--now")
+    # onc@ is on both watches, coordinator@ on one: one message per recipient
+    received = smtp.wait_for(2)
+    by_rcpt = {tuple(r.rcpt_tos): r.message for r in received}
+    onc = by_rcpt[("onc@example.org",)]
+    assert onc["Subject"].startswith("[trialwatch] RCC bispecifics: 1 date change, 1 site change")
+    text = onc.get_body(("plain",)).get_content()
+    html = onc.get_body(("html",)).get_content()
+    assert "Primary completion slipped 92 days to 2026-10-31" in text
+    assert "Site removed: Asan Medical Center, Seoul, South Korea." in text
+    assert "https://clinicaltrials.gov/study/NCT05805501" in text and "NCT05805501" in html
+    # the CAR-T watch matched the same study at baseline; its changes go out in the same message
+    assert "RCC CAR-T" in text
+    assert len([r for r in received if r.rcpt_tos == ["onc@example.org"]]) == 1
+
+    assert "nothing to deliver" in cli("digest", "--now")
+    assert len(smtp.received) == 2
+
+
+def test_smtp_failure_keeps_changes_pending_and_retry_reuses_message_id(cli_for, registry, own_study, smtp):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(smtp=smtp)
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli("poll")
+
+    smtp.mode = "tempfail"
+    output = cli("digest", "--now", code=1)
+    assert "451" in output and "Try again later" in output
+    assert smtp.received == []
+
+    smtp.mode = "accept"
+    cli("digest", "--now")
+    first = smtp.wait_for(2)
+    assert "nothing to deliver" in cli("digest", "--now")
+    assert len(smtp.received) == 2
+    assert all("Status changed from Recruiting" in r.message.get_body(("plain",)).get_content() for r in first)
+
+
+def test_permanent_rejection_of_one_recipient_does_not_block_the_other(cli_for, registry, own_study, smtp):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(smtp=smtp)
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli("poll")
+    smtp.mode = "reject"
+    smtp.reject_recipients = {"coordinator@example.org"}
+    output = cli("digest", "--now", code=1)
+    assert "550" in output and "coordinator@example.org" in output
+    (received,) = smtp.wait_for(1)
+    assert received.rcpt_tos == ["onc@example.org"]
+
+
+def test_failed_poll_changes_no_stored_state(cli_for, registry, own_study, tmp_path):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    paged = Cli(write_config(tmp_path, registry, extra_ctgov="page_size = 1"))
+    registry.fail_next(Fault.none(), *[Fault.status(500)] * 3)  # page 1 arrives, page 2 never does
+    output = paged("poll", code=1)
+    assert "RCC bispecifics: FAILED" in output and "HTTP 500" in output
+    assert cli.changes("--watch", "RCC bispecifics") == []  # the failed watch stored nothing
+
+    cli("poll")
+    kinds = sorted(c["kind"] for c in cli.changes("--watch", "RCC bispecifics"))
+    assert kinds == ["dates", "new_study", "sites", "status"]
+
+
+def test_truncated_response_is_a_clear_failure(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    registry.fail_next(*[Fault.truncated()] * 3)
+    output = cli("poll", code=1)
+    assert "RCC bispecifics: FAILED" in output
+    assert "truncated" in output or "not complete JSON" in output
+
+
+def test_400_shows_the_registry_reason(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    registry.fail_next(Fault.status(400, body="Invalid value for query.term"))
+    output = cli("poll", code=1)
+    assert "HTTP 400" in output and "Invalid value for query.term" in output
+
+
+def test_no_smtp_host_writes_eml_files(cli_for, registry, own_study, tmp_path):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli("poll")
+    output = cli("digest", "--now")
+    files = sorted((tmp_path / "var" / "outbox").glob("*.eml"))
+    assert len(files) == 2
+    assert not list((tmp_path / "var" / "outbox").glob("*.tmp"))
+    assert "delivered to onc@example.org" in output
+    message = message_from_bytes(files[0].read_bytes(), policy=email_policy.default)
+    assert message["Subject"].startswith("[trialwatch] RCC bispecifics:")
+    assert message.get_content_type() == "multipart/alternative"
+    assert "nothing to deliver" in cli("digest", "--now")
+
+
+def test_immediate_watch_is_sent_by_poll(cli_for, registry, own_study, smtp):
+    watches = WATCHES.replace('digest = "daily"', 'digest = "immediate"')
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(smtp=smtp, watches=watches)
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    output = cli("poll")
+    assert "delivered to onc@example.org" in output
+    received = smtp.wait_for(2)
+    assert {r.rcpt_tos[0] for r in received} == {"onc@example.org", "coordinator@example.org"}
+    # the weekly CAR-T watch is not due: its change waits for its digest
+    assert all("RCC CAR-T" not in r.message["Subject"] for r in received)
+
+
+def test_scheduled_digest_respects_schedule(cli_for, registry, own_study, smtp):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(smtp=smtp)
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli("poll")
+    # the baseline was just taken: no daily or weekly slot has passed since, nothing is due
+    assert "nothing to deliver" in cli("digest")
+    assert smtp.received == []
+
+
+def test_dry_run_prints_and_delivers_nothing(cli_for, registry, own_study, smtp):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(smtp=smtp)
+    cli("poll")
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli("poll")
+    output = cli("digest", "--now", "--dry-run")
+    assert "To: onc@example.org" in output and "Subject: [trialwatch]" in output
+    assert "Primary completion slipped 91 days" in output
+    assert smtp.received == []
+    cli("digest", "--now")
+    assert len(smtp.wait_for(2)) == 2
+
+
+def test_changes_filters_and_text_output(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    cli("poll")
+    modified = copy.deepcopy(own_study("study_NCT09000001_v1"))
+    modified["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 12, "type": "ACTUAL"}
+    registry.put(modified)
+    cli("poll")
+    assert len(cli.changes("--watch", "RCC CAR-T")) == 1
+    assert cli.changes("--since", "2999-01-01") == []
+    output = cli("changes")
+    assert "[enrollment] Enrollment 40 estimated → 12 actual." in output
+    assert "no watch named 'nope'" in cli("changes", "--watch", "nope", code=2)
+    assert "--since 'yesterday'" in cli("changes", "--since", "yesterday", code=2)
+
+
+def test_check_reports_config_and_errors_in_one_line(cli_for, tmp_path):
+    cli = cli_for()
+    output = cli("check")
+    assert output.startswith(f"ok: {cli.config}")
+    assert "RCC bispecifics [daily] to onc@example.org, coordinator@example.org" in output
+    cli.config.write_text(cli.config.read_text().replace("terms =", "keywrds =", 1))
+    output = cli("check", code=2)
+    assert output.strip() == f"error: {cli.config}: watch 'RCC bispecifics': unknown key 'keywrds'"
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["poll"], ["digest"], ["changes"], ["run"], ["queries"], ["db"]])
+def test_every_command_has_help_with_an_example(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: trialwatch" in result.stdout

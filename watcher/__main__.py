@@ -1,0 +1,5 @@
+"""`python -m watcher` runs the trialwatch command."""
+
+from watcher.cli import main
+
+main()
