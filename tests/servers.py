@@ -142,8 +142,10 @@ class FakeRegistry:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         default = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
         return Response(
-            fault.body or default.get(fault.code, "error"), status=fault.code,
-            headers=headers, content_type="text/plain",
+            fault.body or default.get(fault.code, "error"),
+            status=fault.code,
+            headers=headers,
+            content_type="text/plain",
         )
 
 
@@ -173,8 +175,9 @@ def _text(status: int, body: str) -> Response:
 
 
 def _html_404() -> Response:
-    return Response("<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status=404,
-                    content_type="text/html")
+    return Response(
+        "<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status=404, content_type="text/html"
+    )
 
 
 def _truncated(full: Response) -> Response:
@@ -185,8 +188,9 @@ def _truncated(full: Response) -> Response:
         yield body[: len(body) // 2]
         raise ConnectionAbortedError("test fault: connection cut mid-body")
 
-    response = Response(half_then_break(), status=full.status_code, content_type=full.content_type,
-                        direct_passthrough=True)
+    response = Response(
+        half_then_break(), status=full.status_code, content_type=full.content_type, direct_passthrough=True
+    )
     response.headers["Content-Length"] = str(len(body))
     return response
 

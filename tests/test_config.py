@@ -126,7 +126,12 @@ def test_bad_timezone_and_security(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("1m", timedelta(minutes=1)), ("6h", timedelta(hours=6)), ("1w", timedelta(weeks=1))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("1m", timedelta(minutes=1)),
+        ("6h", timedelta(hours=6)),
+        ("1w", timedelta(weeks=1)),
+    ],
 )
 def test_parse_interval(text, expected):
     assert parse_interval(text) == expected

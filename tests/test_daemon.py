@@ -39,7 +39,9 @@ class Daemon:
             try:
                 line = self.lines.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"no log line with {text!r} within {timeout}s; log:\n{''.join(self.log)}") from None
+                raise AssertionError(
+                    f"no log line with {text!r} within {timeout}s; log:\n{''.join(self.log)}"
+                ) from None
             self.log.append(line)
             if text in line:
                 return line

@@ -37,9 +37,7 @@ def test_nct05805501_0212_to_0216_is_dates_and_asan_removed(real_study):
     assert dates.details["primary_completion"]["slip_days"] == 92
     assert dates.details["completion"]["after"] == {"date": "2026-10-31", "type": "ESTIMATED"}
     assert "slipped 92 days to 2026-10-31" in dates.summary
-    assert sites.details["removed"] == [
-        {"facility": "Asan Medical Center", "city": "Seoul", "country": "South Korea"}
-    ]
+    assert sites.details["removed"] == [{"facility": "Asan Medical Center", "city": "Seoul", "country": "South Korea"}]
     assert sites.summary == "Site removed: Asan Medical Center, Seoul, South Korea."
     assert sites.details["added"] == []
     assert sites.details["count"] == {"before": 44, "after": 43}

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers import Fault
 from typer.testing import CliRunner
 
+from tests.servers import Fault
 from watcher.cli import app
 
 REAL_0212 = "study_NCT05805501_rcc_bispecific_2026-02-12.json"
@@ -37,7 +37,7 @@ def write_config(
     mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "none"' if smtp else 'smtp_host = ""'
     text = f"""
 [database]
-url = "{database_url or 'sqlite:///var/trialwatch.db'}"
+url = "{database_url or "sqlite:///var/trialwatch.db"}"
 
 [clinicaltrials]
 base_url = "{registry.base_url}"

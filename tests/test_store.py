@@ -53,8 +53,14 @@ def test_notification_is_unique_per_change_and_recipient(database_url):
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     with db.transaction(engine) as session:
         change = ChangeRow(
-            watch="w", kind="status", source="clinicaltrials", nct_id="NCT09000001",
-            title="t", summary="s.", details={"a": [1, "é"]}, detected_at=now,
+            watch="w",
+            kind="status",
+            source="clinicaltrials",
+            nct_id="NCT09000001",
+            title="t",
+            summary="s.",
+            details={"a": [1, "é"]},
+            detected_at=now,
         )
         session.add(change)
         session.flush()

@@ -55,9 +55,7 @@ class State:
 def main_options(
     config: Annotated[
         Path | None,
-        typer.Option(
-            "--config", "-c", help="Config file (default config/trialwatch.toml, or $TRIALWATCH_CONFIG)."
-        ),
+        typer.Option("--config", "-c", help="Config file (default config/trialwatch.toml, or $TRIALWATCH_CONFIG)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
@@ -112,9 +110,7 @@ def check() -> None:
         engine = db.make_engine(config.database.url)
         revision, head = db.current_revision(engine), db.head_revision()
         out.print(f"ok: {config.path}", markup=False)
-        out.print(
-            f"database: {db.redact_url(config.database.url)} (revision {revision or 'empty'}, newest {head})"
-        )
+        out.print(f"database: {db.redact_url(config.database.url)} (revision {revision or 'empty'}, newest {head})")
         if revision != head:
             out.print("  run `trialwatch db upgrade` (or any other command) to migrate it", markup=False)
         mail = (
@@ -188,9 +184,7 @@ class _progress:
 
 @app.command()
 def digest(
-    now_: Annotated[
-        bool, typer.Option("--now", help="Deliver every pending change, whatever the schedule.")
-    ] = False,
+    now_: Annotated[bool, typer.Option("--now", help="Deliver every pending change, whatever the schedule.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the messages; deliver nothing.")] = False,
 ) -> None:
     """Deliver the digests that are due (daily at [digest] time, weekly on [digest] weekday).
@@ -227,9 +221,7 @@ def digest(
 
 @app.command()
 def changes(
-    since: Annotated[
-        str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")
-    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")] = None,
     watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
@@ -253,8 +245,7 @@ def changes(
             out.print("no changes", markup=False)
         for record in records:
             out.print(
-                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} "
-                f"[{record.kind}] {record.summary}",
+                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} [{record.kind}] {record.summary}",
                 markup=False,
             )
         return 0
@@ -330,9 +321,7 @@ def db_upgrade() -> None:
         config = load_config(State.config_path)
         engine = db.make_engine(config.database.url)
         db.upgrade(engine)
-        out.print(
-            f"database {db.redact_url(config.database.url)} is at revision {db.current_revision(engine)}"
-        )
+        out.print(f"database {db.redact_url(config.database.url)} is at revision {db.current_revision(engine)}")
         return 0
 
     guarded(action)

@@ -86,9 +86,7 @@ def deliver(
         pending = repo.pending_deliveries(session=session)
     report = DeliveryReport()
     for delivery in pending:
-        _send_one(
-            engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now
-        )
+        _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
     return report
 
 

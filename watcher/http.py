@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -111,16 +112,14 @@ class HttpClient:
         except requests.exceptions.ChunkedEncodingError as exc:
             raise RetryableError(f"{where}: response truncated") from exc
         except requests.ConnectionError as exc:
-            raise RetryableError(f"{where}: cannot connect: {_first_line(exc)}") from exc
+            raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
         _check_status(response, where)
         try:
             return json.loads(body)
         except ValueError as exc:
-            raise RetryableError(
-                f"{where}: response is not complete JSON ({len(body)} bytes): {exc}"
-            ) from exc
+            raise RetryableError(f"{where}: response is not complete JSON ({len(body)} bytes): {exc}") from exc
 
 
 def _check_status(response: requests.Response, where: str) -> None:
@@ -152,11 +151,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _describe(url: str, params: Mapping[str, str] | None) -> str:
-    if not params:
-        return f"GET {url}"
-    shown = "&".join(f"{k}={v}" for k, v in params.items() if k != "pageToken")
-    return f"GET {url}?{shown}"
+def _describe(url: str, params: Mapping[str, str] | None, limit: int = 160) -> str:
+    """'GET url?query' cut to `limit` characters: enough to tell which request, short enough to read."""
+    shown = "&".join(f"{k}={v}" for k, v in (params or {}).items() if k != "pageToken")
+    text = f"GET {url}?{shown}" if shown else f"GET {url}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def connection_reason(exc: requests.ConnectionError) -> str:
+    """The innermost reason of a connection failure, without urllib3's wrapper text."""
+    outer = exc.args[0] if exc.args else exc
+    reason = getattr(outer, "reason", None) or outer  # MaxRetryError -> NameResolutionError & co.
+    return re.sub(r"^(<[^>]+>|\w+\([^)]*\)):\s*", "", _first_line(reason))
 
 
 def _first_line(value: object) -> str:

@@ -152,9 +152,7 @@ class Study:
 
     @property
     def phase_label(self) -> str:
-        return (
-            "/".join(p.replace("PHASE", "Phase ").replace("EARLY_", "Early ") for p in self.phases) or "n/a"
-        )
+        return "/".join(p.replace("PHASE", "Phase ").replace("EARLY_", "Early ") for p in self.phases) or "n/a"
 
     @property
     def status_label(self) -> str:

@@ -58,9 +58,7 @@ class PollReport:
             )
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         found = f"{self.changes} change{'s' if self.changes != 1 else ''}"
-        return (
-            f"{self.watch}: {self.studies} studies seen, {found}{f' ({kinds})' if kinds else ''} ({timing})"
-        )
+        return f"{self.watch}: {self.studies} studies seen, {found}{f' ({kinds})' if kinds else ''} ({timing})"
 
 
 def poll_watch(
@@ -88,7 +86,7 @@ def poll_watch(
         _record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
     report.seconds = time.monotonic() - started
-    log.info("poll %s", report.line())
+    log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
 
 

@@ -71,12 +71,9 @@ def run_forever(service: Service, clock: Callable[[], datetime]) -> None:
 
 def _poll_job(service: Service, clock: Callable[[], datetime]) -> None:
     try:
-        report = service.poll(clock())
+        service.poll(clock())  # each watch's poll logs its own line, failures included
     except TrialwatchError as exc:
         log.error("poll failed: %s", exc.one_line())
-        return
-    for failure in report.failed_sources:
-        log.error("source failed: %s", failure)
 
 
 def _digest_job(service: Service, clock: Callable[[], datetime]) -> None:

@@ -50,15 +50,7 @@ class Service:
             report.delivery = self.deliver(now, watches=immediate)
         return report
 
-    def deliver(
-        self, now: datetime, *, watches: list[str] | None = None, everything: bool = False
-    ) -> DeliveryReport:
+    def deliver(self, now: datetime, *, watches: list[str] | None = None, everything: bool = False) -> DeliveryReport:
         """Deliver what is due (or the given watches, or everything pending)."""
-        names = (
-            watches
-            if watches is not None
-            else due_watches(self.config, self.engine, now, everything=everything)
-        )
-        return deliver(
-            engine=self.engine, config=self.config, transport=self.transport, watches=names, now=now
-        )
+        names = watches if watches is not None else due_watches(self.config, self.engine, now, everything=everything)
+        return deliver(engine=self.engine, config=self.config, transport=self.transport, watches=names, now=now)

@@ -112,9 +112,7 @@ def record_change(
 def list_changes(
     *, session: Session, since: datetime | None = None, watch: str | None = None, limit: int | None = None
 ) -> list[ChangeRecord]:
-    query = select(ChangeRow, StudyRow).join(
-        StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True
-    )
+    query = select(ChangeRow, StudyRow).join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
     if since is not None:
         query = query.where(col(ChangeRow.detected_at) >= since)
     if watch is not None:
