@@ -1,0 +1,109 @@
+"""digest.py and notify/email.py: grouping, subjects, escaping, the built message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email import policy as email_policy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watcher.digest import SUBJECT_LIMIT, build_digest, render_html, render_text
+from watcher.model import ChangeKind, ChangeRecord, Source
+from watcher.notify.email import build_message, new_message_id
+
+WHEN = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+
+
+def change(
+    id: int,
+    kind: ChangeKind,
+    *,
+    watch: str = "RCC bispecifics",
+    nct: str = "NCT09000001",
+    title: str = "FX-101 in RCC",
+    summary: str = "Something changed.",
+) -> ChangeRecord:
+    return ChangeRecord(
+        id=id,
+        watch=watch,
+        kind=kind,
+        source=Source.CLINICALTRIALS,
+        nct_id=nct,
+        title=title,
+        summary=summary,
+        details={},
+        detected_at=WHEN,
+        study_status="RECRUITING",
+        study_phase="Phase 1",
+    )
+
+
+def test_grouped_by_watch_in_config_order_then_most_important_first():
+    digest = build_digest(
+        "onc@example.org",
+        [
+            change(1, ChangeKind.SITES, watch="B"),
+            change(2, ChangeKind.DATES, watch="A", nct="NCT09000002"),
+            change(3, ChangeKind.STATUS, watch="A", nct="NCT09000003"),
+            change(4, ChangeKind.ENROLLMENT, watch="A", nct="NCT09000002"),
+        ],
+        WHEN,
+        watch_order=["B", "A"],
+    )
+    assert [w.name for w in digest.watches] == ["B", "A"]
+    a = digest.watches[1]
+    assert [s.nct_id for s in a.studies] == ["NCT09000003", "NCT09000002"]
+    assert [c.kind for c in a.studies[1].changes] == [ChangeKind.DATES, ChangeKind.ENROLLMENT]
+    assert digest.subject() == "[trialwatch] B: 1 site change; A: 1 status change, 1 date change, 1 enrollment change"
+
+
+def test_text_part_reads_on_its_own():
+    text = render_text(
+        build_digest("onc@example.org", [change(1, ChangeKind.DATES, summary="Completion slipped.")], WHEN)
+    )
+    assert "== RCC bispecifics (1 date change) ==" in text
+    assert "FX-101 in RCC\nNCT09000001 · Recruiting · Phase 1" in text
+    assert "  - Completion slipped." in text
+    assert "Record:  https://clinicaltrials.gov/study/NCT09000001" in text
+    assert "History: https://clinicaltrials.gov/study/NCT09000001?tab=history" in text
+
+
+def test_html_escapes_everything_from_outside():
+    hostile = change(
+        1, ChangeKind.SITES, title='<script>alert("x")</script> & "CAR-T"', summary="Site added: <b>O'Brien</b> & Co."
+    )
+    html = render_html(build_digest("onc@example.org", [hostile], WHEN))
+    assert "<script>" not in html and "<b>O" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;CAR-T&#34;" in html
+    assert "Site added: &lt;b&gt;O&#39;Brien&lt;/b&gt; &amp; Co." in html
+
+
+@given(st.text(min_size=0, max_size=400))
+def test_subject_is_one_short_line_whatever_the_watch_name(name):
+    digest = build_digest("onc@example.org", [change(1, ChangeKind.STATUS, watch=name or "w")], WHEN)
+    subject = digest.subject()
+    assert len(subject) <= SUBJECT_LIMIT
+    assert "\n" not in subject and "\r" not in subject
+
+
+def test_a_title_with_crlf_cannot_add_a_header():
+    evil = change(1, ChangeKind.STATUS, watch="RCC\r\nBcc: victim@example.org", title="x\r\nBcc: victim@example.org")
+    digest = build_digest("onc@example.org", [evil], WHEN)
+    message = build_message(digest=digest, sender="trialwatch <tw@localhost>", message_id="<a@b>", date=WHEN)
+    parsed = message_from_bytes(message.as_bytes(), policy=email_policy.default)
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "[trialwatch] RCC Bcc: victim@example.org: 1 status change"
+
+
+def test_message_is_multipart_alternative_with_stable_headers():
+    digest = build_digest("onc@example.org", [change(1, ChangeKind.STATUS)], WHEN)
+    message_id = new_message_id("trialwatch <tw@example.org>", "abc123")
+    assert message_id == "<trialwatch.abc123@example.org>"
+    message = build_message(digest=digest, sender="trialwatch <tw@example.org>", message_id=message_id, date=WHEN)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["Message-ID"] == message_id
+    assert message["Date"] == "Tue, 24 Nov 2026 07:00:00 +0000"
+    assert message["To"] == "onc@example.org"
