@@ -225,7 +225,11 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
         data = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
-        self.sink.deliver(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data)))
+        received = Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data))
+        if self.sink.mode == "tempfail_data":
+            self.sink.attempted.append(received)
+            return "451 4.3.0 Try again later"
+        self.sink.deliver(received)
         return "250 Message accepted for delivery"
 
 
@@ -233,7 +237,8 @@ class SmtpSink:
     """A real SMTP server on 127.0.0.1 that records what it accepts."""
 
     def __init__(self) -> None:
-        self.mode = "accept"  # accept | tempfail | reject
+        self.mode = "accept"  # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject
+        self.attempted: list[Received] = []  # messages answered 451 after DATA
         self.reject_recipients: set[str] = set()
         self.received: list[Received] = []
         self._arrived = threading.Condition()

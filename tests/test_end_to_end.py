@@ -81,6 +81,7 @@ class Cli:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.runner = CliRunner()
+        self.last_poll = ""
 
     def __call__(self, *args: str, code: int = 0) -> str:
         result = self.runner.invoke(app, ["--config", str(self.config), *args])
@@ -98,6 +99,21 @@ class Cli:
 def cli_for(tmp_path: Path, registry: Any) -> Any:
     def make(**kwargs: Any) -> Cli:
         return Cli(write_config(tmp_path, registry, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def changed(cli_for, registry, own_study):
+    """A CLI whose watches took their baseline on v1 of NCT09000001 and then polled v2."""
+
+    def make(**kwargs: Any) -> Cli:
+        registry.put(own_study("study_NCT09000001_v1"))
+        cli = cli_for(**kwargs)
+        cli("poll")
+        registry.put(own_study("study_NCT09000001_v2"))
+        cli.last_poll = cli("poll")
+        return cli
 
     return make
 
@@ -154,38 +170,35 @@ def test_real_version_pairs_end_to_end_to_smtp(cli_for, registry, real_study, sm
     assert len(smtp.received) == 2
 
 
-def test_smtp_failure_keeps_changes_pending_and_retry_reuses_message_id(cli_for, registry, own_study, smtp):
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for(smtp=smtp)
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    cli("poll")
-
-    smtp.mode = "tempfail"
+def test_smtp_failure_keeps_changes_pending_and_retry_reuses_message_id(changed, smtp):
+    cli = changed(smtp=smtp)
+    smtp.mode = "tempfail_data"  # the server reads the whole message, then answers 451
     output = cli("digest", "--now", code=1)
     assert "451" in output and "Try again later" in output
     assert smtp.received == []
+    attempted = {a.rcpt_tos[0]: a.message["Message-ID"] for a in smtp.attempted}
+    assert set(attempted) == {"onc@example.org", "coordinator@example.org"}
 
     smtp.mode = "accept"
-    cli("digest", "--now")
-    first = smtp.wait_for(2)
+    delivered = cli("digest", "--now")
+    assert "delivered to onc@example.org" in delivered
+    received = smtp.wait_for(2)
+    assert {r.rcpt_tos[0]: r.message["Message-ID"] for r in received} == attempted
+    assert all("Status changed from Recruiting" in r.message.get_body(("plain",)).get_content() for r in received)
     assert "nothing to deliver" in cli("digest", "--now")
     assert len(smtp.received) == 2
-    assert all("Status changed from Recruiting" in r.message.get_body(("plain",)).get_content() for r in first)
 
 
-def test_permanent_rejection_of_one_recipient_does_not_block_the_other(cli_for, registry, own_study, smtp):
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for(smtp=smtp)
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    cli("poll")
+def test_permanent_rejection_of_one_recipient_does_not_block_the_other(changed, smtp):
+    cli = changed(smtp=smtp)
     smtp.mode = "reject"
     smtp.reject_recipients = {"coordinator@example.org"}
     output = cli("digest", "--now", code=1)
     assert "550" in output and "coordinator@example.org" in output
     (received,) = smtp.wait_for(1)
     assert received.rcpt_tos == ["onc@example.org"]
+    # a permanent refusal is final: not retried on every run
+    assert "nothing to deliver" in cli("digest", "--now")
 
 
 def test_failed_poll_changes_no_stored_state(cli_for, registry, own_study, tmp_path):
@@ -222,12 +235,8 @@ def test_400_shows_the_registry_reason(cli_for, registry, own_study):
     assert "HTTP 400" in output and "Invalid value for query.term" in output
 
 
-def test_no_smtp_host_writes_eml_files(cli_for, registry, own_study, tmp_path):
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for()
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    cli("poll")
+def test_no_smtp_host_writes_eml_files(changed, tmp_path):
+    cli = changed()
     output = cli("digest", "--now")
     files = sorted((tmp_path / "var" / "outbox").glob("*.eml"))
     assert len(files) == 2
@@ -239,13 +248,9 @@ def test_no_smtp_host_writes_eml_files(cli_for, registry, own_study, tmp_path):
     assert "nothing to deliver" in cli("digest", "--now")
 
 
-def test_immediate_watch_is_sent_by_poll(cli_for, registry, own_study, smtp):
+def test_immediate_watch_is_sent_by_poll(changed, smtp):
     watches = WATCHES.replace('digest = "daily"', 'digest = "immediate"')
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for(smtp=smtp, watches=watches)
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    output = cli("poll")
+    output = changed(smtp=smtp, watches=watches).last_poll
     assert "delivered to onc@example.org" in output
     received = smtp.wait_for(2)
     assert {r.rcpt_tos[0] for r in received} == {"onc@example.org", "coordinator@example.org"}
@@ -253,23 +258,15 @@ def test_immediate_watch_is_sent_by_poll(cli_for, registry, own_study, smtp):
     assert all("RCC CAR-T" not in r.message["Subject"] for r in received)
 
 
-def test_scheduled_digest_respects_schedule(cli_for, registry, own_study, smtp):
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for(smtp=smtp)
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    cli("poll")
+def test_scheduled_digest_respects_schedule(changed, smtp):
+    cli = changed(smtp=smtp)
     # the baseline was just taken: no daily or weekly slot has passed since, nothing is due
     assert "nothing to deliver" in cli("digest")
     assert smtp.received == []
 
 
-def test_dry_run_prints_and_delivers_nothing(cli_for, registry, own_study, smtp):
-    registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for(smtp=smtp)
-    cli("poll")
-    registry.put(own_study("study_NCT09000001_v2"))
-    cli("poll")
+def test_dry_run_prints_and_delivers_nothing(changed, smtp):
+    cli = changed(smtp=smtp)
     output = cli("digest", "--now", "--dry-run")
     assert "To: onc@example.org" in output and "Subject: [trialwatch]" in output
     assert "Primary completion slipped 91 days" in output

@@ -112,7 +112,7 @@ def _send_one(
     except DeliveryFailed as exc:
         error = exc.one_line()
         log.error("delivery to %s failed: %s", delivery.recipient, error)
-        _mark(engine=engine, delivery_id=delivery.id, now=now, error=error)
+        _mark(engine=engine, delivery_id=delivery.id, now=now, error=error, permanent=exc.permanent)
         report.failed.append(f"{delivery.recipient}: {error}")
         return
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
@@ -126,7 +126,10 @@ def _send_one(
     report.sent.append(delivery.recipient)
 
 
-def _mark(*, engine: Engine, delivery_id: int, now: datetime, error: str | None, subject: str = "") -> None:
+def _mark(
+    *, engine: Engine, delivery_id: int, now: datetime, error: str | None, subject: str = "", permanent: bool = False
+) -> None:
+    """Record the attempt: sent; or still pending (temporary failure); or failed for good (5xx)."""
     with transaction(engine) as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
@@ -135,6 +138,7 @@ def _mark(*, engine: Engine, delivery_id: int, now: datetime, error: str | None,
             row.status, row.sent_at, row.subject, row.last_error = "sent", now, subject, None
         else:
             row.last_error = error
+            row.status = "failed" if permanent else "pending"
         session.add(row)
 
 
