@@ -92,3 +92,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trialwatch.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def cli_for(tmp_path: Path, registry: Any) -> Any:
+    def make(**kwargs: Any) -> Any:
+        from tests.harness import Cli, write_config
+
+        return Cli(write_config(tmp_path, registry, **kwargs))
+
+    return make

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import socket
 import threading
@@ -60,7 +61,9 @@ class FakeRegistry:
         self.server = server
         self.studies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.data_timestamp = "2026-11-24T09:00:04"
+        self.refreshes = 0
         self.exact_full_page_token = False
+        self.scripted_pages: list[dict[str, Any]] = []
         self.requests_log: list[tuple[str, dict[str, str]]] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -74,10 +77,24 @@ class FakeRegistry:
         nct_id = record["protocolSection"]["identificationModule"]["nctId"]
         with self._lock:
             self.studies[nct_id] = json.loads(json.dumps(record))
+            self._refresh()
 
     def remove(self, nct_id: str) -> None:
         with self._lock:
             self.studies.pop(nct_id, None)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Like the registry's daily data refresh: /version's dataTimestamp moves."""
+        self.refreshes += 1
+        self.data_timestamp = f"2026-11-24T09:{self.refreshes // 60:02d}:{self.refreshes % 60:02d}"
+
+    def script_pages(self, *bodies: dict[str, Any]) -> None:
+        """Serve these /studies bodies verbatim: the first to a request without pageToken, each next
+        one to the request that sends the previous body's own nextPageToken (real tokens, opaque)."""
+        with self._lock:
+            self.scripted_pages = [json.loads(json.dumps(body)) for body in bodies]
+            self._refresh()
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
@@ -109,6 +126,10 @@ class FakeRegistry:
         return _html_404()
 
     def _search(self, params: dict[str, str]) -> Response:
+        if self.scripted_pages:
+            return self._scripted(params)
+        if "filter.advanced" in params and _updated_since(params["filter.advanced"]) is None:
+            return _text(400, f"Invalid filter.advanced: {params['filter.advanced']}")
         size = min(int(params.get("pageSize", "10")), 1000)
         query = {k: v for k, v in params.items() if k not in ("pageToken", "countTotal")}
         offset = 0
@@ -128,11 +149,25 @@ class FakeRegistry:
             body["totalCount"] = len(matching)
         return _json(body)
 
+    def _scripted(self, params: dict[str, str]) -> Response:
+        token = params.get("pageToken")
+        if token is None:
+            return _json(self.scripted_pages[0])
+        for previous, body in zip(self.scripted_pages, self.scripted_pages[1:], strict=False):
+            if previous.get("nextPageToken") == token:
+                return _json(body)
+        return _text(400, f"Invalid pageToken {token}")
+
     def _matching(self, params: dict[str, str]) -> list[dict[str, Any]]:
         if "filter.ids" in params:
             ids = [i.strip() for i in params["filter.ids"].split(",")]
-            return [self.studies[i] for i in ids if i in self.studies]
-        return list(self.studies.values())
+            found = [self.studies[i] for i in ids if i in self.studies]
+        else:
+            found = list(self.studies.values())
+        since = _updated_since(params.get("filter.advanced", ""))
+        if since is not None:
+            found = [record for record in found if _last_update(record) >= since]
+        return found
 
     def _faulty(self, fault: Fault, request: Request) -> Response:
         if fault.kind == "html_404":
@@ -147,6 +182,17 @@ class FakeRegistry:
             headers=headers,
             content_type="text/plain",
         )
+
+
+def _updated_since(advanced: str) -> str | None:
+    """The start of `AREA[LastUpdatePostDate]RANGE[YYYY-MM-DD,MAX]`, or None."""
+    match = re.fullmatch(r"AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),MAX\]", advanced)
+    return match.group(1) if match else None
+
+
+def _last_update(record: dict[str, Any]) -> str:
+    status = record.get("protocolSection", {}).get("statusModule", {})
+    return str(status.get("lastUpdatePostDateStruct", {}).get("date", "0000"))
 
 
 def _query_key(query: dict[str, str]) -> str:
@@ -231,6 +277,9 @@ class _Handler:
             return "451 4.3.0 Try again later"
         self.sink.deliver(received)
         return "250 Message accepted for delivery"
+
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection at INFO
 
 
 class SmtpSink:

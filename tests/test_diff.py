@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.diff import diff_studies, tracked_fingerprint
-from watcher.model import ChangeKind, Study
+from watcher.diff import diff_records, record_fingerprint
+from watcher.model import ChangeKind
+from watcher.normalize import DEFAULT_IGNORE, canonical, get_path, prune
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,16 +22,16 @@ def own(name: str) -> dict[str, Any]:
 
 
 def kinds(old: dict[str, Any], new: dict[str, Any]) -> list[ChangeKind]:
-    return [change.kind for change in diff_studies(Study.from_record(old), Study.from_record(new))]
+    return [change.kind for change in diff_records(old, new)]
 
 
 # --- real version pairs (../shared/BRIEF.md, "The real version pairs") -------------------------
 
 
 def test_nct05805501_0212_to_0216_is_dates_and_asan_removed(real_study):
-    old = Study.from_record(real_study("study_NCT05805501_rcc_bispecific_2026-02-12.json"))
-    new = Study.from_record(real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json"))
-    changes = diff_studies(old, new)
+    old = real_study("study_NCT05805501_rcc_bispecific_2026-02-12.json")
+    new = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    changes = diff_records(old, new)
     assert [c.kind for c in changes] == [ChangeKind.DATES, ChangeKind.SITES]
     dates, sites = changes
     assert set(dates.details) == {"primary_completion", "completion"}
@@ -48,13 +49,13 @@ def test_nct05805501_0216_to_0218_versionholder_only_gives_nothing(real_study):
     new = real_study("study_NCT05805501_rcc_bispecific_2026-02-18.json")
     assert old != new  # the files really differ (versionHolder)
     assert kinds(old, new) == []
-    assert tracked_fingerprint(Study.from_record(old)) == tracked_fingerprint(Study.from_record(new))
+    assert record_fingerprint(old) == record_fingerprint(new)
 
 
 def test_nct04514484_is_dates_and_enrollment(real_study):
-    old = Study.from_record(real_study("study_NCT04514484_rcc_io_2026-02-05.json"))
-    new = Study.from_record(real_study("study_NCT04514484_rcc_io_2026-02-10.json"))
-    changes = diff_studies(old, new)
+    old = real_study("study_NCT04514484_rcc_io_2026-02-05.json")
+    new = real_study("study_NCT04514484_rcc_io_2026-02-10.json")
+    changes = diff_records(old, new)
     assert [c.kind for c in changes] == [ChangeKind.DATES, ChangeKind.ENROLLMENT]
     dates, enrollment = changes
     assert dates.details["primary_completion"]["before"] == {"date": "2025-11-02", "type": "ESTIMATED"}
@@ -82,7 +83,7 @@ def test_removing_one_site_of_the_large_record_is_one_change(real_study):
     record = real_study("study_NCT02513394_with_results_large.json")
     shorter = copy.deepcopy(record)
     removed = shorter["protocolSection"]["contactsLocationsModule"]["locations"].pop(3)
-    changes = diff_studies(Study.from_record(record), Study.from_record(shorter))
+    changes = diff_records(record, shorter)
     assert [c.kind for c in changes] == [ChangeKind.SITES]
     assert [site["facility"] for site in changes[0].details["removed"]] == [removed["facility"]]
 
@@ -91,9 +92,7 @@ def test_removing_one_site_of_the_large_record_is_one_change(real_study):
 
 
 def test_own_fixture_pair_gives_status_dates_sites():
-    changes = diff_studies(
-        Study.from_record(own("study_NCT09000001_v1")), Study.from_record(own("study_NCT09000001_v2"))
-    )
+    changes = diff_records(own("study_NCT09000001_v1"), own("study_NCT09000001_v2"))
     assert [c.kind for c in changes] == [ChangeKind.STATUS, ChangeKind.DATES, ChangeKind.SITES]
     assert changes[0].summary.startswith("Status changed from Recruiting to Active, not recruiting")
 
@@ -103,7 +102,7 @@ def test_status_change_carries_why_stopped():
     new = copy.deepcopy(old)
     new["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
     new["protocolSection"]["statusModule"]["whyStopped"] = "Sponsor decision"
-    (change,) = diff_studies(Study.from_record(old), Study.from_record(new))
+    (change,) = diff_records(old, new)
     assert change.kind is ChangeKind.STATUS
     assert change.summary == "Status changed from Recruiting to Terminated: Sponsor decision."
     assert change.details["why_stopped"] == {"before": None, "after": "Sponsor decision"}
@@ -113,7 +112,7 @@ def test_month_precision_dates_are_described_without_slip():
     old = own("study_NCT09000001_v1")
     new = copy.deepcopy(old)
     new["protocolSection"]["statusModule"]["completionDateStruct"] = {"date": "2028-01", "type": "ESTIMATED"}
-    (change,) = diff_studies(Study.from_record(old), Study.from_record(new))
+    (change,) = diff_records(old, new)
     assert "slip_days" not in change.details["completion"]
     assert "completion date moved from" in change.summary.lower()
 
@@ -125,8 +124,94 @@ def test_duplicate_site_names_are_counted_not_collapsed():
     locations.extend([dict(research), dict(research)])
     new = copy.deepcopy(old)
     new["protocolSection"]["contactsLocationsModule"]["locations"].pop()
-    (change,) = diff_studies(Study.from_record(old), Study.from_record(new))
+    (change,) = diff_records(old, new)
     assert change.details["removed"] == [research]
+
+
+def test_new_kinds_on_own_fixture():
+    old = own("study_NCT09000001_v1")
+    new = copy.deepcopy(old)
+    protocol = new["protocolSection"]
+    protocol.setdefault("armsInterventionsModule", {}).setdefault("interventions", []).append(
+        {"type": "DRUG", "name": "Volrustomig"}
+    )
+    protocol.setdefault("designModule", {})["phases"] = ["PHASE3"]
+    protocol.setdefault("sponsorCollaboratorsModule", {})["leadSponsor"] = {"name": "New Sponsor Ltd"}
+    protocol["identificationModule"]["briefTitle"] = "A renamed study"
+    protocol.setdefault("eligibilityModule", {})["minimumAge"] = "21 Years"
+    protocol.setdefault("outcomesModule", {}).setdefault("primaryOutcomes", []).append({"measure": "Overall survival"})
+    protocol.setdefault("conditionsModule", {})["keywords"] = ["a brand new keyword"]
+    changes = {change.kind: change for change in diff_records(old, new)}
+    assert set(changes) == {
+        ChangeKind.ARMS,
+        ChangeKind.PHASE,
+        ChangeKind.SPONSOR,
+        ChangeKind.TITLE,
+        ChangeKind.ELIGIBILITY,
+        ChangeKind.OUTCOMES,
+        ChangeKind.OTHER,
+    }
+    assert changes[ChangeKind.ARMS].summary == "Intervention added: drug: Volrustomig."
+    assert changes[ChangeKind.TITLE].summary == "Title changed to: A renamed study."
+    assert "minimum age" in changes[ChangeKind.ELIGIBILITY].summary
+    assert changes[ChangeKind.OUTCOMES].details["primary"]["added"] == ["Overall survival"]
+    assert "conditionsModule.keywords" in changes[ChangeKind.OTHER].summary
+    assert "New Sponsor Ltd" in changes[ChangeKind.SPONSOR].summary
+
+
+def test_site_recruiting_status_change_names_the_site(real_study):
+    old = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    new = copy.deepcopy(old)
+    site = new["protocolSection"]["contactsLocationsModule"]["locations"][0]
+    site["status"] = "COMPLETED" if site.get("status") != "COMPLETED" else "RECRUITING"
+    (change,) = diff_records(old, new)
+    assert change.kind is ChangeKind.SITES
+    (moved,) = change.details["status_changed"]
+    assert (moved["facility"], moved["after"]) == (site["facility"], site["status"])
+    assert site["facility"] in change.summary
+
+
+def test_whitespace_and_markdown_escape_edits_are_noise(real_study):
+    record = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    edited = copy.deepcopy(record)
+    module = edited["protocolSection"]["eligibilityModule"]
+    criteria = module["eligibilityCriteria"]
+    module["eligibilityCriteria"] = criteria.replace(" ", "  ").replace("\\[", "[").replace("\\>", ">")
+    edited["protocolSection"]["identificationModule"]["briefTitle"] += "  "
+    assert module["eligibilityCriteria"] != record["protocolSection"]["eligibilityModule"]["eligibilityCriteria"]
+    assert kinds(record, edited) == []
+
+
+def test_ignore_fields_are_configurable(real_study):
+    record = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    edited = copy.deepcopy(record)
+    edited["protocolSection"]["identificationModule"]["briefTitle"] = "Changed"
+    assert kinds(record, edited) == [ChangeKind.TITLE]
+    ignore = (*DEFAULT_IGNORE, "protocolSection.identificationModule.briefTitle")
+    assert diff_records(record, edited, ignore) == []
+    noisy = copy.deepcopy(record)
+    noisy["derivedSection"]["miscInfoModule"]["versionHolder"] = "2031-01-01"
+    assert [c.kind for c in diff_records(record, noisy, ignore=())] == [ChangeKind.OTHER]
+
+
+def test_every_real_record_diffed_with_itself_and_reordered_is_empty(real_fixtures_dir):
+    import random
+
+    for path in sorted((real_fixtures_dir / "ctgov").glob("study_*.json")):
+        record = json.loads(path.read_text())
+        shuffled = _shuffle_lists(copy.deepcopy(record), random.Random(path.name))
+        assert diff_records(record, shuffled) == [], path.name
+        assert record_fingerprint(record) == record_fingerprint(shuffled)
+
+
+def _shuffle_lists(value: Any, rnd: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _shuffle_lists(item, rnd) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_shuffle_lists(item, rnd) for item in value]
+        rnd.shuffle(items)
+        return items
+    return value
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -136,6 +221,7 @@ SITE = st.fixed_dictionaries(
         "facility": st.sampled_from(["Research Site", "Asan Medical Center", "UCLA", "Gustave Roussy"]),
         "city": st.sampled_from(["Seoul", "Paris", "Los Angeles"]),
         "country": st.sampled_from(["France", "United States", "Korea, Republic of"]),
+        "status": st.sampled_from(["RECRUITING", "COMPLETED"]),
         "geoPoint": st.fixed_dictionaries({"lat": st.floats(-90, 90), "lon": st.floats(-180, 180)}),
     }
 )
@@ -149,27 +235,50 @@ DATE = st.one_of(
     ),
 )
 STATUS = st.sampled_from(["RECRUITING", "ACTIVE_NOT_RECRUITING", "COMPLETED", "TERMINATED"])
+WORD = st.sampled_from(["alpha", "beta", "gamma", "PD-1 \\[x\\]", "CAR-T"])
+ARM = st.fixed_dictionaries({"label": WORD, "type": st.sampled_from(["EXPERIMENTAL", "ACTIVE_COMPARATOR"])})
+DRUG = st.fixed_dictionaries({"type": st.sampled_from(["DRUG", "BIOLOGICAL"]), "name": WORD})
+OUTCOME = st.fixed_dictionaries({"measure": WORD, "timeFrame": st.sampled_from(["1 year", "2 years"])})
 
 
 @st.composite
 def records(draw: st.DrawFn) -> dict[str, Any]:
-    status: dict[str, Any] = {"overallStatus": draw(STATUS)}
+    status: dict[str, Any] = {
+        "overallStatus": draw(STATUS),
+        "lastUpdatePostDateStruct": {"date": draw(st.dates()).isoformat()},
+        "statusVerifiedDate": draw(st.sampled_from(["2026-01", "2026-02"])),
+    }
+    if draw(st.booleans()):
+        status["whyStopped"] = draw(WORD)
     for key in ("startDateStruct", "primaryCompletionDateStruct", "completionDateStruct"):
         value = draw(DATE)
         if value:
             status[key] = value
     return {
         "protocolSection": {
-            "identificationModule": {"nctId": "NCT09999999", "briefTitle": "Property study"},
+            "identificationModule": {"nctId": "NCT09999999", "briefTitle": draw(WORD)},
             "statusModule": status,
+            "sponsorCollaboratorsModule": {
+                "leadSponsor": {"name": draw(WORD)},
+                "collaborators": [{"name": name} for name in draw(st.lists(WORD, max_size=3, unique=True))],
+            },
             "designModule": {
+                "phases": draw(st.lists(st.sampled_from(["PHASE1", "PHASE2", "PHASE3"]), max_size=2, unique=True)),
                 "enrollmentInfo": {
                     "count": draw(st.integers(0, 500)),
                     "type": draw(st.sampled_from(["ACTUAL", "ESTIMATED"])),
-                }
+                },
             },
+            "armsInterventionsModule": {
+                "armGroups": draw(st.lists(ARM, max_size=3)),
+                "interventions": draw(st.lists(DRUG, max_size=3)),
+            },
+            "outcomesModule": {"primaryOutcomes": draw(st.lists(OUTCOME, max_size=3))},
+            "eligibilityModule": {"sex": draw(st.sampled_from(["ALL", "MALE"])), "minimumAge": draw(WORD)},
+            "conditionsModule": {"keywords": draw(st.lists(WORD, max_size=3))},
             "contactsLocationsModule": {"locations": draw(st.lists(SITE, max_size=8))},
         },
+        "derivedSection": {"miscInfoModule": {"versionHolder": draw(st.dates()).isoformat()}},
         "hasResults": draw(st.booleans()),
     }
 
@@ -180,28 +289,40 @@ def test_diff_of_a_record_with_itself_is_empty(record):
 
 
 @given(records(), st.randoms())
-def test_reordering_sites_gives_nothing(record, rnd):
-    shuffled = copy.deepcopy(record)
-    rnd.shuffle(shuffled["protocolSection"]["contactsLocationsModule"]["locations"])
-    assert kinds(record, shuffled) == []
+def test_reordering_any_list_gives_nothing(record, rnd):
+    assert kinds(record, _shuffle_lists(copy.deepcopy(record), rnd)) == []
 
 
-FIELDS_OF = {
-    ChangeKind.STATUS: lambda s: (s.status, s.why_stopped),
-    ChangeKind.RESULTS_POSTED: lambda s: s.has_results,
-    ChangeKind.DATES: lambda s: (s.start, s.primary_completion, s.completion),
-    ChangeKind.ENROLLMENT: lambda s: (s.enrollment_count, s.enrollment_type),
-    ChangeKind.SITES: lambda s: sorted(site.key for site in s.sites),
+STATUS_MODULE = "protocolSection.statusModule"
+PATHS_OF = {
+    ChangeKind.STATUS: (f"{STATUS_MODULE}.overallStatus", f"{STATUS_MODULE}.whyStopped"),
+    ChangeKind.RESULTS_POSTED: ("hasResults",),
+    ChangeKind.DATES: tuple(
+        f"{STATUS_MODULE}.{k}" for k in ("startDateStruct", "primaryCompletionDateStruct", "completionDateStruct")
+    ),
+    ChangeKind.ENROLLMENT: ("protocolSection.designModule.enrollmentInfo",),
+    ChangeKind.SITES: ("protocolSection.contactsLocationsModule.locations",),
+    ChangeKind.ARMS: ("protocolSection.armsInterventionsModule",),
+    ChangeKind.ELIGIBILITY: ("protocolSection.eligibilityModule",),
+    ChangeKind.OUTCOMES: ("protocolSection.outcomesModule",),
+    ChangeKind.PHASE: ("protocolSection.designModule.phases",),
+    ChangeKind.SPONSOR: ("protocolSection.sponsorCollaboratorsModule",),
+    ChangeKind.TITLE: ("protocolSection.identificationModule.briefTitle",),
+    ChangeKind.OTHER: ("protocolSection.conditionsModule",),
 }
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(records(), records())
 def test_every_change_names_a_field_that_really_differs(a, b):
-    old, new = Study.from_record(a), Study.from_record(b)
-    changes = diff_studies(old, new)
+    changes = diff_records(a, b)
+    old, new = prune(a, DEFAULT_IGNORE), prune(b, DEFAULT_IGNORE)
     for change in changes:
-        assert FIELDS_OF[change.kind](old) != FIELDS_OF[change.kind](new)
+        paths = PATHS_OF[change.kind]
+        assert any(canonical(get_path(old, p)) != canonical(get_path(new, p)) for p in paths), change
         assert change.summary.endswith(".")
-    if tracked_fingerprint(old) == tracked_fingerprint(new):
+    assert len({change.kind for change in changes}) == len(changes)
+    if record_fingerprint(a) == record_fingerprint(b):
         assert changes == []
+    else:
+        assert changes, "fingerprints differ but the diff found nothing"

@@ -8,99 +8,16 @@ configured), the registry is a real HTTP server on loopback, the mail server is 
 from __future__ import annotations
 
 import copy
-import json
 from email import message_from_bytes
 from email import policy as email_policy
-from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.harness import REAL_0212, REAL_0216, REAL_0218, WATCHES, Cli, posted, write_config
 from tests.servers import Fault
 from watcher.cli import app
-
-REAL_0212 = "study_NCT05805501_rcc_bispecific_2026-02-12.json"
-REAL_0216 = "study_NCT05805501_rcc_bispecific_2026-02-16.json"
-REAL_0218 = "study_NCT05805501_rcc_bispecific_2026-02-18.json"
-
-
-def write_config(
-    tmp_path: Path,
-    registry: Any,
-    *,
-    database_url: str | None = None,
-    smtp: Any = None,
-    watches: str | None = None,
-    extra_ctgov: str = "",
-) -> Path:
-    mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "none"' if smtp else 'smtp_host = ""'
-    text = f"""
-[database]
-url = "{database_url or "sqlite:///var/trialwatch.db"}"
-
-[clinicaltrials]
-base_url = "{registry.base_url}"
-requests_per_second = 0
-backoff_seconds = 0.01
-max_attempts = 3
-{extra_ctgov}
-
-[email]
-sender = "trialwatch <trialwatch@localhost>"
-{mail}
-outbox_dir = "var/outbox"
-timeout = 5
-
-{watches or WATCHES}
-"""
-    path = tmp_path / "trialwatch.toml"
-    path.write_text(text)
-    return path
-
-
-WATCHES = """
-[[watch]]
-name = "RCC bispecifics"
-conditions = ["renal cell carcinoma"]
-terms = ["bispecific", "tobemstomig"]
-nct_ids = ["NCT05805501"]
-recipients = ["onc@example.org", "coordinator@example.org"]
-digest = "daily"
-
-[[watch]]
-name = "RCC CAR-T"
-conditions = ["renal cell carcinoma"]
-terms = ["CAR-T"]
-recipients = ["onc@example.org"]
-digest = "weekly"
-"""
-
-
-class Cli:
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.runner = CliRunner()
-        self.last_poll = ""
-
-    def __call__(self, *args: str, code: int = 0) -> str:
-        result = self.runner.invoke(app, ["--config", str(self.config), *args])
-        output = result.stdout + result.stderr
-        assert result.exit_code == code, f"exit {result.exit_code}: {output}\n{result.exception!r}"
-        return output
-
-    def changes(self, *args: str) -> list[dict[str, Any]]:
-        result = self.runner.invoke(app, ["--config", str(self.config), "changes", "--json", *args])
-        assert result.exit_code == 0, result.stderr
-        return json.loads(result.stdout)
-
-
-@pytest.fixture
-def cli_for(tmp_path: Path, registry: Any) -> Any:
-    def make(**kwargs: Any) -> Cli:
-        return Cli(write_config(tmp_path, registry, **kwargs))
-
-    return make
 
 
 @pytest.fixture
@@ -130,12 +47,15 @@ def test_first_poll_is_a_baseline_and_alerts_nothing(cli_for, registry, own_stud
 
 
 def test_real_version_pairs_end_to_end_to_smtp(cli_for, registry, real_study, smtp, database_url):
+    # the clock follows the real snapshots: 02-12 (baseline), 02-16 (an update posted on 02-12)
     registry.put(real_study(REAL_0212))
     cli = cli_for(smtp=smtp, database_url=database_url)
+    cli.now = "2026-02-12T08:00:00+00:00"
     cli("poll")
     registry.put(real_study(REAL_0216))
+    cli.now = "2026-02-16T10:00:00+00:00"
     output = cli("poll")
-    assert "RCC bispecifics: 1 studies seen, 2 changes (1 dates, 1 sites)" in output
+    assert "RCC bispecifics: incremental: 1 studies seen, 2 changes (1 dates, 1 sites)" in output
 
     changes = cli.changes("--watch", "RCC bispecifics")
     assert sorted(c["kind"] for c in changes) == ["dates", "sites"]
@@ -148,8 +68,12 @@ def test_real_version_pairs_end_to_end_to_smtp(cli_for, registry, real_study, sm
     sites = next(c for c in changes if c["kind"] == "sites")
     assert sites["details"]["removed"][0]["facility"] == "Asan Medical Center"
 
+    # 02-18: only versionHolder moved, lastUpdatePostDate did not: the incremental poll does not
+    # even fetch it; a full reconciliation fetches it and finds nothing either
     registry.put(real_study(REAL_0218))
-    assert "1 studies seen, 0 changes" in cli("poll")
+    cli.now = "2026-02-18T10:00:00+00:00"
+    assert "RCC bispecifics: incremental: 0 studies seen, 0 changes" in cli("poll")
+    assert "RCC bispecifics: full: 1 studies seen, 0 changes" in cli("poll", "--full")
 
     cli("digest", "--now")
     # onc@ is on both watches, coordinator@ on one: one message per recipient
@@ -206,7 +130,7 @@ def test_failed_poll_changes_no_stored_state(cli_for, registry, own_study, tmp_p
     cli = cli_for()
     cli("poll")
     registry.put(own_study("study_NCT09000001_v2"))
-    registry.put(own_study("study_NCT09000002_v1"))
+    registry.put(posted(own_study("study_NCT09000002_v1"), "2026-11-20"))
     paged = Cli(write_config(tmp_path, registry, extra_ctgov="page_size = 1"))
     registry.fail_next(Fault.none(), *[Fault.status(500)] * 3)  # page 1 arrives, page 2 never does
     output = paged("poll", code=1)
@@ -281,7 +205,7 @@ def test_changes_filters_and_text_output(cli_for, registry, own_study):
     cli("poll")
     modified = copy.deepcopy(own_study("study_NCT09000001_v1"))
     modified["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 12, "type": "ACTUAL"}
-    registry.put(modified)
+    registry.put(posted(modified, "2026-11-20"))
     cli("poll")
     assert len(cli.changes("--watch", "RCC CAR-T")) == 1
     assert cli.changes("--since", "2999-01-01") == []

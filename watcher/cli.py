@@ -146,19 +146,27 @@ def check() -> None:
 
 
 @app.command()
-def poll() -> None:
+def poll(
+    full: Annotated[
+        bool, typer.Option("--full", help="Fetch every study of every watch (a full reconciliation), not only updates.")
+    ] = False,
+) -> None:
     """Poll every watch once now, store what changed, send what is due for immediate watches.
 
-    Prints one line per watch: studies seen and changes found (the first poll of a watch is a
-    baseline: everything is stored, nothing is alerted). Exits 1 when a source failed.
+    Asks the registry's /version first: when its data has not been refreshed since the last poll,
+    nothing is fetched. Otherwise each watch fetches only the studies updated since its last poll
+    (a few days of overlap), and every `full_every` (default 7 days) all its studies, which is how
+    a study that left a watch is noticed. The first poll of a watch is a baseline: everything is
+    stored, nothing is alerted. Prints one line per watch: kind of poll, studies seen, changes
+    found, requests made and time taken. Exits 1 when a source failed.
 
-    Example: trialwatch poll
+    Example: trialwatch poll --full
     """
 
     def action() -> int:
         service = make_service(load_config(State.config_path))
         with _progress() as on_page:
-            report = service.poll(now(), on_page=on_page)
+            report = service.poll(now(), on_page=on_page, force_full=full)
         for line in report.polls:
             out.print(line.line(), markup=False)
         for sent in report.delivery.sent:

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watcher.errors import ConfigError
+from watcher.normalize import DEFAULT_IGNORE
 
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 NCT_ID = re.compile(r"^NCT\d{8}$")
@@ -86,9 +87,15 @@ class ClinicalTrialsConfig(_Section):
     requests_per_second: float = Field(default=1.0, ge=0)
     timeout: float = Field(default=60.0, gt=0, description="seconds per request")
     page_size: int = Field(default=1000, ge=1, le=1000)
+    full_every: Interval = Field(default=timedelta(days=7), description="full reconciliation interval")
+    overlap_days: int = Field(default=3, ge=0, le=60, description="incremental window reaches this far back")
     max_attempts: int = Field(default=5, ge=1, le=20, description="tries per request before the poll fails")
     backoff_seconds: float = Field(default=2.0, ge=0, description="first retry delay; doubles each try")
     user_agent: str = "trialwatch/0.1 (+https://github.com/trialwatch/trialwatch)"
+    ignore_fields: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="dotted paths (fnmatch patterns) never reported as changes",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -1,20 +1,21 @@
-"""Pure: two versions of a study -> the meaningful changes between them.
+"""Pure: two versions of a study record -> the meaningful changes between them.
 
-Only tracked fields are compared, so bookkeeping the registry rewrites every day
-(`versionHolder`, `lastUpdatePostDate`, `lastUpdateSubmitDate`, `statusVerifiedDate`, `geoPoint`,
-the whole `derivedSection`) never produces a change. List items are keyed by identity (a site by
-facility + city + country), never by position, and compared as multisets, so a removed site is
-one change and not a shift of every later index.
+Both records are first pruned of noise (normalize.DEFAULT_IGNORE, configurable): bookkeeping the
+registry rewrites every day (`versionHolder`, last-update and status-verified dates, `geoPoint`,
+the whole `derivedSection`) never produces a change, nor does an edit that changes only
+whitespace or CommonMark escapes, nor the order of any list. Lists are keyed by identity
+(diff_lists). Every field left after pruning is tracked: what no specific kind covers is reported
+as `other`, naming the fields.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from watcher.model import ChangeKind, DatePoint, FieldChange, Site, Study, humanize_status
+from watcher.diff_lists import arm_changes, eligibility_changes, outcome_changes, site_changes
+from watcher.model import ChangeKind, DatePoint, FieldChange, Study, humanize_status
+from watcher.normalize import DEFAULT_IGNORE, canonical, fingerprint, get_path, leaf_paths, normalize_text, prune
 
 DATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("start", "start"),
@@ -22,33 +23,54 @@ DATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("completion", "completion"),
 )
 
+# Paths a specific kind reports; `other` covers the rest.
+COVERED: tuple[str, ...] = (
+    "hasResults",
+    "resultsSection",
+    "protocolSection.statusModule.overallStatus",
+    "protocolSection.statusModule.whyStopped",
+    "protocolSection.statusModule.startDateStruct",
+    "protocolSection.statusModule.primaryCompletionDateStruct",
+    "protocolSection.statusModule.completionDateStruct",
+    "protocolSection.statusModule.resultsFirstSubmitDate",
+    "protocolSection.statusModule.resultsFirstPostDateStruct",
+    "protocolSection.designModule.enrollmentInfo",
+    "protocolSection.designModule.phases",
+    "protocolSection.contactsLocationsModule.locations",
+    "protocolSection.armsInterventionsModule",
+    "protocolSection.eligibilityModule",
+    "protocolSection.outcomesModule",
+    "protocolSection.sponsorCollaboratorsModule.leadSponsor",
+    "protocolSection.sponsorCollaboratorsModule.collaborators",
+    "protocolSection.identificationModule.briefTitle",
+    "protocolSection.identificationModule.officialTitle",
+)
 
-def diff_studies(old: Study, new: Study) -> list[FieldChange]:
+
+def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> list[FieldChange]:
     """Every meaningful change from `old` to `new`, most important kind first."""
+    old, new = prune(old, ignore), prune(new, ignore)
+    before, after = Study.from_record(old), Study.from_record(new)
     changes = [
-        *_status_change(old, new),
-        *_results_change(old, new),
-        *_date_changes(old, new),
-        *_enrollment_change(old, new),
-        *_site_changes(old, new),
+        *_status_change(before, after),
+        *_results_change(before, after),
+        *_date_changes(before, after),
+        *_enrollment_change(before, after),
+        *site_changes(before, after),
+        *arm_changes(old, new),
+        *eligibility_changes(old, new),
+        *outcome_changes(old, new),
+        *_phase_change(before, after),
+        *_sponsor_change(old, new),
+        *_title_change(old, new),
+        *_other_changes(old, new),
     ]
     return sorted(changes, key=lambda change: change.kind.rank)
 
 
-def tracked_fingerprint(study: Study) -> str:
-    """A hash of every tracked field: equal fingerprints mean diff_studies finds nothing."""
-    tracked = {
-        "status": study.status,
-        "why_stopped": study.why_stopped,
-        "has_results": study.has_results,
-        "dates": [getattr(study, name).as_dict() for name, _ in DATE_FIELDS],
-        "enrollment": [study.enrollment_count, study.enrollment_type],
-        "sites": sorted([*site.key, site.status] for site in study.sites),
-        "title": study.title,
-        "phases": sorted(study.phases),
-    }
-    encoded = json.dumps(tracked, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
+def record_fingerprint(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
+    """Equal fingerprints mean diff_records finds nothing."""
+    return fingerprint(prune(record, ignore))
 
 
 def _status_change(old: Study, new: Study) -> list[FieldChange]:
@@ -135,40 +157,62 @@ def _describe_enrollment(count: int | None, kind: str | None) -> str:
     return f"{text} {kind.lower()}" if kind else text
 
 
-def _site_changes(old: Study, new: Study) -> list[FieldChange]:
-    before = Counter(site.key for site in old.sites)
-    after = Counter(site.key for site in new.sites)
-    removed = _pick_sites(old.sites, before - after)
-    added = _pick_sites(new.sites, after - before)
-    if not removed and not added:
+def _phase_change(old: Study, new: Study) -> list[FieldChange]:
+    if sorted(old.phases) == sorted(new.phases):
         return []
+    details = {"phases": {"before": list(old.phases), "after": list(new.phases)}}
+    return [FieldChange(ChangeKind.PHASE, f"Phase changed from {old.phase_label} to {new.phase_label}.", details)]
+
+
+def _sponsor_change(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    module = "protocolSection.sponsorCollaboratorsModule"
+    lead_before = get_path(old, f"{module}.leadSponsor.name")
+    lead_after = get_path(new, f"{module}.leadSponsor.name")
+    before = {normalize_text(c.get("name", "")) for c in get_path(old, f"{module}.collaborators") or []}
+    after = {normalize_text(c.get("name", "")) for c in get_path(new, f"{module}.collaborators") or []}
     parts = []
-    if added:
-        parts.append(_site_sentence("added", added))
-    if removed:
-        parts.append(_site_sentence("removed", removed))
+    if canonical(lead_before) != canonical(lead_after):
+        parts.append(f"Lead sponsor changed from {lead_before or 'none'} to {lead_after or 'none'}")
+    if after - before:
+        parts.append(f"Collaborator added: {'; '.join(sorted(after - before))}")
+    if before - after:
+        parts.append(f"Collaborator removed: {'; '.join(sorted(before - after))}")
+    if not parts:
+        return []
     details = {
-        "added": [site.as_dict() for site in added],
-        "removed": [site.as_dict() for site in removed],
-        "count": {"before": len(old.sites), "after": len(new.sites)},
+        "lead_sponsor": {"before": lead_before, "after": lead_after},
+        "collaborators": {"before": sorted(before), "after": sorted(after)},
     }
-    return [FieldChange(ChangeKind.SITES, "; ".join(parts) + ".", details)]
+    return [FieldChange(ChangeKind.SPONSOR, "; ".join(parts) + ".", details)]
 
 
-def _pick_sites(sites: tuple[Site, ...], wanted: Counter[tuple[str, str, str]]) -> list[Site]:
-    """The sites whose keys are in `wanted`, as many of each as counted, in list order."""
-    remaining = Counter(wanted)
-    picked = []
-    for site in sites:
-        if remaining[site.key] > 0:
-            remaining[site.key] -= 1
-            picked.append(site)
-    return picked
+def _title_change(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    details = {}
+    for key in ("briefTitle", "officialTitle"):
+        before = get_path(old, f"protocolSection.identificationModule.{key}")
+        after = get_path(new, f"protocolSection.identificationModule.{key}")
+        if canonical(before) != canonical(after):
+            details[key] = {"before": before, "after": after}
+    if not details:
+        return []
+    which = "Title" if "briefTitle" in details else "Official title"
+    shown = details.get("briefTitle", details.get("officialTitle", {}))["after"] or "removed"
+    return [FieldChange(ChangeKind.TITLE, f"{which} changed to: {shown}.", details)]
 
 
-def _site_sentence(verb: str, sites: list[Site]) -> str:
-    if len(sites) == 1:
-        return f"Site {verb}: {sites[0].describe()}"
-    shown = "; ".join(site.describe() for site in sites[:3])
-    more = f" and {len(sites) - 3} more" if len(sites) > 3 else ""
-    return f"{len(sites)} sites {verb}: {shown}{more}"
+def _other_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    before, after = leaf_paths(old), leaf_paths(new)
+    changed = sorted(
+        path
+        for path in set(before) | set(after)
+        if not _covered(path) and canonical(before.get(path)) != canonical(after.get(path))
+    )
+    if not changed:
+        return []
+    details = {path: {"before": before.get(path), "after": after.get(path)} for path in changed}
+    names = [path.removeprefix("protocolSection.") for path in changed]
+    return [FieldChange(ChangeKind.OTHER, f"Other fields changed: {', '.join(names)}.", details)]
+
+
+def _covered(path: str) -> bool:
+    return any(path == c or path.startswith(c + ".") or c.startswith(path + ".") for c in COVERED)

@@ -24,6 +24,12 @@ _KIND_WORDS = {
     ChangeKind.DATES: ("date change", "date changes"),
     ChangeKind.ENROLLMENT: ("enrollment change", "enrollment changes"),
     ChangeKind.SITES: ("site change", "site changes"),
+    ChangeKind.ARMS: ("arm change", "arm changes"),
+    ChangeKind.ELIGIBILITY: ("eligibility change", "eligibility changes"),
+    ChangeKind.OUTCOMES: ("outcome change", "outcome changes"),
+    ChangeKind.PHASE: ("phase change", "phase changes"),
+    ChangeKind.SPONSOR: ("sponsor change", "sponsor changes"),
+    ChangeKind.TITLE: ("title change", "title changes"),
     ChangeKind.OTHER: ("other change", "other changes"),
 }
 

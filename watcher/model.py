@@ -28,6 +28,12 @@ class ChangeKind(StrEnum):
     DATES = "dates"
     ENROLLMENT = "enrollment"
     SITES = "sites"
+    ARMS = "arms"
+    ELIGIBILITY = "eligibility"
+    OUTCOMES = "outcomes"
+    PHASE = "phase"
+    SPONSOR = "sponsor"
+    TITLE = "title"
     OTHER = "other"
 
     @property

@@ -1,9 +1,15 @@
-"""One poll of one watch: fetch -> diff against stored state -> persist changes, one transaction.
+"""One poll of one watch: plan -> fetch -> diff against stored state -> persist, one transaction.
 
-Pages are fetched first and spooled to a temporary file (memory stays bounded by one page);
-only when every page has arrived are they applied to the database in a single transaction. A
-poll that fails anywhere changes no stored study, version or change: only the watch's
-`last_error` is recorded, so `check` and the digest footer can show it.
+Plan: a watch's first poll (or the first after its words changed) is a full *baseline* that
+alerts on nothing; a full *reconciliation* runs every `full_every` (or on `poll --full`) and is the
+only poll that can tell a study left the watch (`no_longer_matching`); otherwise the poll is
+*incremental*: only studies whose LastUpdatePostDate falls in a window that starts `overlap_days`
+before the last successful poll. When the registry's dataTimestamp has not moved since the
+watch's last successful poll, nothing can have changed and the watch is not polled at all.
+
+Pages are spooled to a temporary file as they arrive (memory stays bounded by one page) and
+applied only when every page has arrived, in a single transaction: a failed poll changes no
+stored study, version or change; only the watch's `last_error` is recorded.
 """
 
 from __future__ import annotations
@@ -12,32 +18,38 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import IO, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from watcher.config import WatchConfig
-from watcher.diff import diff_studies, tracked_fingerprint
+from watcher.config import ClinicalTrialsConfig, WatchConfig
+from watcher.diff import diff_records, record_fingerprint
 from watcher.errors import SourceError
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.sources.ctgov import CtgovClient, Page, query_signature
 from watcher.store import repo
 from watcher.store.db import transaction
-from watcher.store.models import WatchStudy
+from watcher.store.models import WatchState, WatchStudy
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # baseline | full | incremental | unchanged
+    since: date | None = None
 
 
 @dataclass
 class PollReport:
     watch: str
+    mode: str = "full"
     studies: int = 0
     changes: int = 0
-    baseline: bool = False
     requests: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -47,10 +59,16 @@ class PollReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def baseline(self) -> bool:
+        return self.mode == "baseline"
+
     def line(self) -> str:
         timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.1f}s"
         if self.error:
             return f"{self.watch}: FAILED: {self.error} ({timing})"
+        if self.mode == "unchanged":
+            return f"{self.watch}: registry data unchanged since the last poll, nothing to do ({timing})"
         if self.baseline:
             return (
                 f"{self.watch}: baseline: {self.studies} studies stored, no alerts "
@@ -58,7 +76,28 @@ class PollReport:
             )
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         found = f"{self.changes} change{'s' if self.changes != 1 else ''}"
-        return f"{self.watch}: {self.studies} studies seen, {found}{f' ({kinds})' if kinds else ''} ({timing})"
+        kinds = f" ({kinds})" if kinds else ""
+        return f"{self.watch}: {self.mode}: {self.studies} studies seen, {found}{kinds} ({timing})"
+
+
+def plan_poll(
+    *,
+    state: WatchState | None,
+    watch: WatchConfig,
+    settings: ClinicalTrialsConfig,
+    data_timestamp: str | None,
+    now: datetime,
+    force_full: bool = False,
+) -> Plan:
+    """Decide what kind of poll a watch needs now."""
+    if state is None or state.baseline_at is None or state.query_signature != query_signature(watch):
+        return Plan("baseline")
+    if force_full or state.last_full_at is None or now - state.last_full_at >= settings.full_every:
+        return Plan("full")
+    if data_timestamp is not None and state.data_timestamp == data_timestamp:
+        return Plan("unchanged")
+    last = state.last_success_at or state.baseline_at
+    return Plan("incremental", since=(last - timedelta(days=settings.overlap_days)).date())
 
 
 def poll_watch(
@@ -66,24 +105,32 @@ def poll_watch(
     engine: Engine,
     client: CtgovClient,
     watch: WatchConfig,
+    plan: Plan,
     now: datetime,
+    data_timestamp: str | None = None,
+    ignore: Sequence[str] = (),
     on_page: Callable[[Page], None] | None = None,
 ) -> PollReport:
-    """Poll one watch and store what changed; never raises SourceError (the report carries it)."""
-    report = PollReport(watch=watch.name)
+    """Carry out one plan for one watch; never raises SourceError (the report carries it)."""
+    report = PollReport(watch=watch.name, mode=plan.mode)
     started, requests_before = time.monotonic(), client.requests_made
     try:
-        with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as spool:
-            for page in client.watch_pages(watch):
-                spool.write(json.dumps(page.studies, separators=(",", ":")) + "\n")
-                if on_page:
-                    on_page(page)
-            spool.seek(0)
-            with transaction(engine) as session:
-                _apply(session=session, watch=watch, records=_spooled(spool), now=now, report=report)
+        if plan.mode == "unchanged":
+            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
+        else:
+            with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as spool:
+                for page in client.watch_pages(watch, since=plan.since):
+                    spool.write(json.dumps(page.studies, separators=(",", ":")) + "\n")
+                    log.debug("%s: page of %d studies (total %s)", watch.name, len(page.studies), page.total)
+                    if on_page:
+                        on_page(page)
+                spool.seek(0)
+                with transaction(engine) as session:
+                    apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
+                    apply.run(_spooled(spool), data_timestamp)
     except SourceError as exc:
         report.error = exc.one_line()
-        _record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
+        record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
@@ -95,66 +142,111 @@ def _spooled(spool: IO[str]) -> Iterator[dict[str, Any]]:
         yield from json.loads(line)
 
 
-def _apply(
-    *,
-    session: Session,
-    watch: WatchConfig,
-    records: Iterator[dict[str, Any]],
-    now: datetime,
-    report: PollReport,
-) -> None:
-    state = repo.get_watch_state(session=session, name=watch.name)
-    signature = query_signature(watch)
-    report.baseline = state.baseline_at is None or state.query_signature != signature
-    seen: set[str] = set()
-    for record in records:
-        study = Study.from_record(record)
-        if study.nct_id in seen:
-            continue
-        seen.add(study.nct_id)
-        for change in _study_changes(session=session, watch=watch.name, record=record, study=study, now=now):
-            if report.baseline:
+@dataclass
+class Apply:
+    """Applies one poll's records to the database inside the caller's transaction."""
+
+    session: Session
+    watch: WatchConfig
+    plan: Plan
+    now: datetime
+    ignore: Sequence[str]
+    report: PollReport
+
+    def run(self, records: Iterator[dict[str, Any]], data_timestamp: str | None) -> None:
+        seen: set[str] = set()
+        for record in records:
+            study = Study.from_record(record)
+            if study.nct_id in seen:
                 continue
+            seen.add(study.nct_id)
+            self._emit(study, self._study_changes(record, study))
+        if self.plan.mode in ("baseline", "full"):
+            self._reconcile(seen)
+        self.report.studies = len(seen)
+        state = repo.get_watch_state(session=self.session, name=self.watch.name)
+        if self.plan.mode == "baseline":
+            state.baseline_at, state.query_signature = self.now, query_signature(self.watch)
+        if self.plan.mode in ("baseline", "full"):
+            state.last_full_at = self.now
+        state.last_poll_at = state.last_success_at = self.now
+        state.data_timestamp, state.last_error = data_timestamp, None
+        self.session.add(state)
+
+    def _emit(self, study: Study, changes: list[FieldChange]) -> None:
+        if self.plan.mode == "baseline":
+            return
+        for change in changes:
             repo.record_change(
-                session=session,
-                watch=watch.name,
+                session=self.session,
+                watch=self.watch.name,
                 study=study,
                 change=change,
-                recipients=watch.recipients,
-                now=now,
+                recipients=self.watch.recipients,
+                now=self.now,
             )
-            report.changes += 1
-            report.kinds[str(change.kind)] = report.kinds.get(str(change.kind), 0) + 1
-    report.studies = len(seen)
-    if report.baseline:
-        state.baseline_at, state.query_signature = now, signature
-    state.last_poll_at = state.last_success_at = now
-    state.last_error = None
-    session.add(state)
+            self.report.changes += 1
+            self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
+
+    def _study_changes(self, record: dict[str, Any], study: Study) -> list[FieldChange]:
+        """Store the study; return what changed for this watch since it last saw the study."""
+        version_id = repo.save_study_version(
+            session=self.session,
+            record=record,
+            study=study,
+            fingerprint=record_fingerprint(record, self.ignore),
+            now=self.now,
+        )
+        link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
+        link = link or self._adopt_alias(study)
+        if link is None:
+            self.session.add(
+                WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=version_id, matched_at=self.now)
+            )
+            summary = f"New study matches this watch: {study.title} ({study.status_label}, {study.phase_label})."
+            return [FieldChange(ChangeKind.NEW_STUDY, summary, {"status": study.status, "phases": list(study.phases)})]
+        if link.version_id == version_id:
+            return []
+        previous = repo.load_version(session=self.session, version_id=link.version_id)
+        link.version_id = version_id
+        self.session.add(link)
+        return diff_records(previous, record, self.ignore)
+
+    def _adopt_alias(self, study: Study) -> WatchStudy | None:
+        """A study stored under an old id (now in nctIdAliases) continues under its current id."""
+        for alias in study.aliases:
+            old = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=alias)
+            if old is not None:
+                link = WatchStudy(
+                    watch=self.watch.name, nct_id=study.nct_id, version_id=old.version_id, matched_at=old.matched_at
+                )
+                self.session.delete(old)
+                self.session.add(link)
+                return link
+        return None
+
+    def _reconcile(self, seen: set[str]) -> None:
+        """After a full poll: studies the watch had but the registry no longer returns have left it."""
+        for link, title in repo.watch_links(session=self.session, watch=self.watch.name):
+            if link.nct_id in seen:
+                continue
+            self.session.delete(link)
+            if self.plan.mode == "baseline":
+                continue
+            study = Study.from_record(repo.load_version(session=self.session, version_id=link.version_id))
+            summary = f"No longer matches this watch: {title}."
+            self._emit(study, [FieldChange(ChangeKind.NO_LONGER_MATCHING, summary, {"nct_id": link.nct_id})])
 
 
-def _study_changes(
-    *, session: Session, watch: str, record: dict[str, Any], study: Study, now: datetime
-) -> list[FieldChange]:
-    """Store the study and return what changed for this watch since it last saw the study."""
-    version_id = repo.save_study_version(
-        session=session, record=record, study=study, fingerprint=tracked_fingerprint(study), now=now
-    )
-    link = repo.get_watch_study(session=session, watch=watch, nct_id=study.nct_id)
-    if link is None:
-        session.add(WatchStudy(watch=watch, nct_id=study.nct_id, version_id=version_id, matched_at=now))
-        summary = f"New study matches this watch: {study.title} ({study.status_label}, {study.phase_label})."
-        details = {"status": study.status, "phases": list(study.phases)}
-        return [FieldChange(ChangeKind.NEW_STUDY, summary, details)]
-    if link.version_id == version_id:
-        return []
-    previous = repo.load_version(session=session, version_id=link.version_id)
-    link.version_id = version_id
-    session.add(link)
-    return diff_studies(previous, study)
+def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None) -> None:
+    with transaction(engine) as session:
+        state = repo.get_watch_state(session=session, name=watch)
+        state.last_poll_at = state.last_success_at = now
+        state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
+        session.add(state)
 
 
-def _record_failure(*, engine: Engine, watch: str, error: str, now: datetime) -> None:
+def record_failure(*, engine: Engine, watch: str, error: str, now: datetime) -> None:
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
         state.last_poll_at, state.last_error = now, error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,9 +12,11 @@ from sqlalchemy import Engine
 
 from watcher.config import Config
 from watcher.delivery import DeliveryReport, deliver, due_watches, immediate_watches
+from watcher.errors import SourceError
 from watcher.notify.email import Transport
-from watcher.pipeline import PollReport, poll_watch
+from watcher.pipeline import PollReport, plan_poll, poll_watch, record_failure
 from watcher.sources.ctgov import CtgovClient, Page
+from watcher.store import db, repo
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +40,59 @@ class Service:
     client: CtgovClient
     transport: Transport
 
-    def poll(self, now: datetime, on_page: Callable[[str, Page], None] | None = None) -> CycleReport:
-        """Poll every watch, then send what is due for immediate watches."""
+    def poll(
+        self, now: datetime, on_page: Callable[[str, Page], None] | None = None, *, force_full: bool = False
+    ) -> CycleReport:
+        """Poll every watch (asking /version first), then send what is due for immediate watches."""
         report = CycleReport()
+        started, requests_before = time.monotonic(), self.client.requests_made
+        try:
+            stamp = self.client.data_timestamp()
+        except SourceError as exc:
+            error = f"ClinicalTrials.gov /version: {exc.one_line()}"
+            report.polls = [self._failed(watch.name, error, now) for watch in self.config.watch]
+            if report.polls:
+                report.polls[0].requests = self.client.requests_made - requests_before
+                report.polls[0].seconds = time.monotonic() - started
+            return report
+        with db.transaction(self.engine) as session:
+            states = repo.watch_states(session=session)
+            plans = {
+                watch.name: plan_poll(
+                    state=states.get(watch.name),
+                    watch=watch,
+                    settings=self.config.clinicaltrials,
+                    data_timestamp=stamp,
+                    now=now,
+                    force_full=force_full,
+                )
+                for watch in self.config.watch
+            }
         for watch in self.config.watch:
             callback = (lambda page, name=watch.name: on_page(name, page)) if on_page else None
             report.polls.append(
-                poll_watch(engine=self.engine, client=self.client, watch=watch, now=now, on_page=callback)
+                poll_watch(
+                    engine=self.engine,
+                    client=self.client,
+                    watch=watch,
+                    plan=plans[watch.name],
+                    now=now,
+                    data_timestamp=stamp,
+                    ignore=self.config.clinicaltrials.ignore_fields,
+                    on_page=callback,
+                )
             )
+        if report.polls:
+            report.polls[0].requests += 1  # the /version request
         immediate = immediate_watches(self.config.watch)
         if immediate:
             report.delivery = self.deliver(now, watches=immediate)
         return report
+
+    def _failed(self, watch: str, error: str, now: datetime) -> PollReport:
+        record_failure(engine=self.engine, watch=watch, error=error, now=now)
+        log.error("poll %s: FAILED: %s", watch, error)
+        return PollReport(watch=watch, mode="failed", error=error)
 
     def deliver(self, now: datetime, *, watches: list[str] | None = None, everything: bool = False) -> DeliveryReport:
         """Deliver what is due (or the given watches, or everything pending)."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
@@ -57,6 +58,12 @@ def watch_queries(watch: WatchConfig, page_size: int = 1000) -> list[dict[str, s
     return queries
 
 
+def updated_since(day: date) -> str:
+    """Essie filter for studies whose LastUpdatePostDate is on or after `day` (MAX written out:
+    an open range without it is silently ignored by the registry)."""
+    return f"AREA[LastUpdatePostDate]RANGE[{day.isoformat()},MAX]"
+
+
 def query_signature(watch: WatchConfig) -> str:
     """Changes when the watch's query changes (its next poll is then a new baseline)."""
     encoded = json.dumps(watch_queries(watch), sort_keys=True).encode()
@@ -86,9 +93,11 @@ class CtgovClient:
         body = self.http.get_json(f"{self.base_url}/version")
         return body.get("dataTimestamp") if isinstance(body, dict) else None
 
-    def watch_pages(self, watch: WatchConfig) -> Iterator[Page]:
-        """Every page of every query of a watch."""
+    def watch_pages(self, watch: WatchConfig, since: date | None = None) -> Iterator[Page]:
+        """Every page of every query of a watch; with `since`, only studies updated on or after it."""
         for params in watch_queries(watch, self.page_size):
+            if since is not None:
+                params["filter.advanced"] = updated_since(since)
             yield from self.search_pages(params)
 
     def search_pages(self, params: dict[str, str]) -> Iterator[Page]:

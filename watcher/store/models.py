@@ -47,6 +47,8 @@ class WatchState(SQLModel, table=True):
     last_success_at: datetime | None = _when(nullable=True)
     last_error: str | None = Field(default=None)
     last_digest_at: datetime | None = _when(nullable=True)
+    data_timestamp: str | None = Field(default=None, max_length=40)
+    last_full_at: datetime | None = _when(nullable=True)
 
 
 class StudyRow(SQLModel, table=True):

@@ -70,15 +70,32 @@ def save_study_version(
     return version.id
 
 
-def load_version(*, session: Session, version_id: int) -> Study:
+def load_version(*, session: Session, version_id: int) -> dict[str, Any]:
     version = session.get(StudyVersion, version_id)
     if version is None:
         raise LookupError(f"study version {version_id} is missing")
-    return Study.from_record(unpack_record(version.record))
+    return unpack_record(version.record)
 
 
 def get_watch_study(*, session: Session, watch: str, nct_id: str) -> WatchStudy | None:
     return session.get(WatchStudy, (watch, nct_id))
+
+
+def watch_links(*, session: Session, watch: str) -> list[tuple[WatchStudy, str]]:
+    """Every study a watch holds, with its stored title."""
+    query = (
+        select(WatchStudy, StudyRow.title)
+        .join(StudyRow, col(StudyRow.nct_id) == col(WatchStudy.nct_id), isouter=True)
+        .where(WatchStudy.watch == watch)
+        .order_by(col(WatchStudy.nct_id))
+    )
+    return [(link, title or link.nct_id) for link, title in session.exec(query)]
+
+
+def study_versions(*, session: Session, nct_id: str) -> list[StudyVersion]:
+    """A study's stored versions, oldest first."""
+    query = select(StudyVersion).where(StudyVersion.nct_id == nct_id).order_by(col(StudyVersion.id))
+    return list(session.exec(query))
 
 
 def record_change(

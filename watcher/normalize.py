@@ -1,0 +1,92 @@
+"""Pure: what of a registry record counts, in a canonical form.
+
+`prune(record, ignore)` drops every field whose dotted path (list positions left out) matches one
+of the `ignore` patterns (fnmatch; `*` also crosses dots), so noise such as `derivedSection`,
+`versionHolder`, last-update dates or `geoPoint` never reaches the diff. `canonical(value)` makes
+text edits that change only whitespace or CommonMark escapes (`\\[` -> `[`) equal, and makes the
+order of every list irrelevant. `fingerprint(record)` hashes the canonical pruned record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+DEFAULT_IGNORE: tuple[str, ...] = (
+    "derivedSection",
+    "*.geoPoint",
+    "protocolSection.statusModule.statusVerifiedDate",
+    "protocolSection.statusModule.lastUpdateSubmitDate",
+    "protocolSection.statusModule.lastUpdatePostDateStruct",
+    "protocolSection.statusModule.studyFirstSubmitQcDate",
+    "protocolSection.statusModule.resultsFirstSubmitQcDate",
+    "protocolSection.statusModule.dispFirstSubmitQcDate",
+    "protocolSection.statusModule.lastUpdateSubmitDate",
+    "*.versionHolder",
+)
+
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
+
+
+def prune(value: Any, ignore: Sequence[str] = DEFAULT_IGNORE, path: str = "") -> Any:
+    """A copy of `value` without the fields whose path matches an ignore pattern."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else key
+            if not any(fnmatchcase(child, pattern) for pattern in ignore):
+                kept[key] = prune(item, ignore, child)
+        return kept
+    if isinstance(value, list):
+        return [prune(item, ignore, path) for item in value]
+    return value
+
+
+def normalize_text(text: str) -> str:
+    """Whitespace folded and CommonMark backslash escapes removed."""
+    return " ".join(_MARKDOWN_ESCAPE.sub(r"\1", text).split())
+
+
+def canonical(value: Any) -> Any:
+    """Texts normalised, lists sorted, dicts recursed: equal when only noise differs."""
+    if isinstance(value, str):
+        return normalize_text(value)
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items() if item not in (None, "", [], {})}
+    if isinstance(value, list):
+        items = [canonical(item) for item in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, ensure_ascii=False))
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(canonical(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def fingerprint(pruned_record: dict[str, Any]) -> str:
+    """Equal for two records exactly when the diff finds no change between them."""
+    return hashlib.sha256(canonical_json(pruned_record).encode()).hexdigest()
+
+
+def get_path(record: Any, path: str) -> Any:
+    """The value at a dotted path of dicts, or None."""
+    value = record
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def leaf_paths(value: Any, path: str = "", depth: int = 3) -> dict[str, Any]:
+    """Values by dotted path, descending into dicts only, down to `depth` levels."""
+    if not isinstance(value, dict) or depth == 0:
+        return {path: value}
+    paths: dict[str, Any] = {}
+    for key, item in value.items():
+        paths.update(leaf_paths(item, f"{path}.{key}" if path else key, depth - 1))
+    return paths
