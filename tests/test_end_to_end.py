@@ -225,7 +225,19 @@ def test_check_reports_config_and_errors_in_one_line(cli_for, tmp_path):
     assert output.strip() == f"error: {cli.config}: watch 'RCC bispecifics': unknown key 'keywrds'"
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["poll"], ["digest"], ["changes"], ["run"], ["queries"], ["db"]])
+def all_commands() -> list[list[str]]:
+    """Every command and subcommand the app registers (so a new one cannot miss its help)."""
+    from typer.main import get_command
+
+    root = get_command(app)
+    found: list[list[str]] = [[]]
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        found.append([name])
+        found.extend([name, sub] for sub in getattr(command, "commands", {}))
+    return found
+
+
+@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "trialwatch")
 def test_every_command_has_help_with_an_example(command):
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0

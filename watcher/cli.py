@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
 from watcher import __version__
-from watcher.config import Config, Secrets, load_config
+from watcher.config import NCT_ID, Config, Secrets, WatchConfig, load_config
 from watcher.delivery import due_watches, preview_digests
 from watcher.digest import render_text
 from watcher.errors import TrialwatchError
+from watcher.model import Study
 from watcher.notify.email import make_transport
 from watcher.service import Service
 from watcher.sources.ctgov import CtgovClient, Page, watch_queries
@@ -325,6 +327,82 @@ def queries(
             for params in watch_queries(item, config.clinicaltrials.page_size):
                 shown = " ".join(f"{k}={v!r}" for k, v in params.items())
                 out.print(f"  GET {config.clinicaltrials.base_url}/studies {shown}", markup=False)
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT05805501.")]) -> None:
+    """Print a study's timeline: when first seen, each stored version and what changed between them.
+
+    trialwatch stores a new version only when a tracked field changed, so versions that differ
+    only in bookkeeping (versionHolder, last-update dates) never appear.
+
+    Example: trialwatch history NCT05805501
+    """
+    from watcher.history import study_timeline
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        wanted = nct_id.strip().upper()
+        if not NCT_ID.fullmatch(wanted):
+            fail(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits)")
+        service = make_service(config)
+        with db.transaction(service.engine) as session:
+            timeline = study_timeline(session=session, nct_id=wanted, ignore=config.clinicaltrials.ignore_fields)
+        for line in timeline.lines():
+            out.print(line, markup=False)
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def preview(
+    watch: Annotated[str | None, typer.Argument(help="A watch from the config file.")] = None,
+    conditions: Annotated[list[str] | None, typer.Option("--conditions", help="A condition (repeatable).")] = None,
+    terms: Annotated[list[str] | None, typer.Option("--terms", help="A term (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="A word to exclude (repeatable).")] = None,
+    nct_ids: Annotated[list[str] | None, typer.Option("--nct-id", help="An NCT id (repeatable).")] = None,
+) -> None:
+    """Run a watch's query against the registry now and show what it matches; stores nothing.
+
+    Prints how many studies match, the first twenty with status and phase, and the exact request,
+    so keywords can be tuned before they are saved in the config file.
+
+    Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        if watch is not None:
+            chosen = config.watch_named(watch)
+        elif conditions or terms or nct_ids:
+            try:
+                chosen = WatchConfig(
+                    name="preview",
+                    conditions=conditions or [],
+                    terms=terms or [],
+                    exclude=exclude or [],
+                    nct_ids=nct_ids or [],
+                    recipients=["preview@localhost"],
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                option = {"nct_ids": "nct-id"}.get(str(first["loc"][0]), str(first["loc"][0]))
+                fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
+        else:
+            fail("give a watch name, or --conditions / --terms / --nct-id")
+        client = CtgovClient(config.clinicaltrials)
+        for url, page in client.preview(chosen):
+            total = page.total if page.total is not None else len(page.studies)
+            out.print(f"{total} studies match: GET {url}", markup=False)
+            for record in page.studies:
+                study = Study.from_record(record)
+                out.print(f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}", markup=False)
+            if total > len(page.studies):
+                out.print(f"  … and {total - len(page.studies)} more", markup=False)
         return 0
 
     guarded(action)

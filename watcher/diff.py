@@ -44,6 +44,8 @@ COVERED: tuple[str, ...] = (
     "protocolSection.sponsorCollaboratorsModule.collaborators",
     "protocolSection.identificationModule.briefTitle",
     "protocolSection.identificationModule.officialTitle",
+    "protocolSection.identificationModule.nctId",
+    "protocolSection.identificationModule.nctIdAliases",
 )
 
 
@@ -63,6 +65,7 @@ def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str]
         *_phase_change(before, after),
         *_sponsor_change(old, new),
         *_title_change(old, new),
+        *_id_change(before, after),
         *_other_changes(old, new),
     ]
     return sorted(changes, key=lambda change: change.kind.rank)
@@ -198,6 +201,14 @@ def _title_change(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]
     which = "Title" if "briefTitle" in details else "Official title"
     shown = details.get("briefTitle", details.get("officialTitle", {}))["after"] or "removed"
     return [FieldChange(ChangeKind.TITLE, f"{which} changed to: {shown}.", details)]
+
+
+def _id_change(old: Study, new: Study) -> list[FieldChange]:
+    """The registry merged or renumbered the record (the old id is now one of its aliases)."""
+    if old.nct_id == new.nct_id:
+        return []
+    details = {"nct_id": {"before": old.nct_id, "after": new.nct_id}}
+    return [FieldChange(ChangeKind.OTHER, f"Registry id changed from {old.nct_id} to {new.nct_id}.", details)]
 
 
 def _other_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
@@ -99,6 +100,16 @@ class CtgovClient:
             if since is not None:
                 params["filter.advanced"] = updated_since(since)
             yield from self.search_pages(params)
+
+    def preview(self, watch: WatchConfig, limit: int = 20) -> list[tuple[str, Page]]:
+        """The first `limit` studies of each of a watch's queries, with the exact URL sent."""
+        previews = []
+        for params in watch_queries(watch, limit):
+            request = {**params, "countTotal": "true"}
+            url = f"{self.base_url}/studies"
+            page = _parse_page(self.http.get_json(url, request), url, params)
+            previews.append((f"{url}?{urlencode(request)}", page))
+        return previews
 
     def search_pages(self, params: dict[str, str]) -> Iterator[Page]:
         """Follow nextPageToken from the first page to the last; each page is checked."""

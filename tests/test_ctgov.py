@@ -1,0 +1,229 @@
+"""ClinicalTrials.gov polling as a trial coordinator relies on it: cheap when nothing changed,
+incremental otherwise, full on a slower schedule, every page followed, retries bounded; each
+study's history and `preview`. The registry is a real HTTP server on loopback (tests/servers.py)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from tests.harness import REAL_0212, REAL_0216, REAL_0218, posted
+from tests.servers import Fault
+from watcher.errors import SourceError
+from watcher.http import HttpClient, make_session
+from watcher.store import db
+from watcher.store.models import StudyVersion
+
+ONE_WATCH = """
+[[watch]]
+name = "RCC bispecifics"
+conditions = ["renal cell carcinoma"]
+terms = ["bispecific"]
+recipients = ["onc@example.org"]
+"""
+
+BASE = datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+def at(delta: timedelta) -> str:
+    return (BASE + delta).isoformat()
+
+
+def studies_requests(registry: Any, since: int = 0) -> list[dict[str, str]]:
+    return [params for path, params in registry.requests_log[since:] if path.endswith("/studies")]
+
+
+def test_no_change_cycle_is_one_request(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")
+    before = registry.request_count()
+    cli.now = at(timedelta(hours=6))
+    output = cli("poll")
+    assert registry.request_count() - before == 1
+    assert registry.requests_log[-1][0].endswith("/version")
+    assert "RCC bispecifics: registry data unchanged since the last poll, nothing to do (1 request" in output
+
+
+def test_incremental_poll_asks_only_for_recent_updates(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")
+    (baseline,) = studies_requests(registry)
+    assert "filter.advanced" not in baseline and baseline["pageSize"] == "1000"
+    mark = len(registry.requests_log)
+    registry.put(own_study("study_NCT09000001_v2"))  # posted 2026-11-20
+    cli.now = at(timedelta(days=1))
+    output = cli("poll")
+    (incremental,) = studies_requests(registry, mark)
+    # the window starts 3 days (overlap_days) before the last successful poll (2026-11-21)
+    assert incremental["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2026-11-18,MAX]"
+    assert incremental["pageSize"] == "1000"
+    assert "RCC bispecifics: incremental: 1 studies seen, 3 changes (1 dates, 1 sites, 1 status)" in output
+    assert "(2 requests," in output  # /version and one page
+
+
+def test_full_reconciliation_on_schedule_finds_studies_that_left(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")
+    registry.remove("NCT09000002")
+    cli.now = at(timedelta(days=3))
+    assert "RCC bispecifics: incremental: 0 studies seen, 0 changes" in cli("poll")
+    registry.put(posted(own_study("study_NCT09000001_v1"), "2026-11-28"))
+    cli.now = at(timedelta(days=7, hours=1))
+    output = cli("poll")
+    assert "RCC bispecifics: full: 1 studies seen, 1 change (1 no_longer_matching)" in output
+    (left,) = cli.changes()
+    assert left["kind"] == "no_longer_matching" and left["nct_id"] == "NCT09000002"
+    assert left["summary"].startswith("No longer matches this watch: ")
+    # the next full poll does not report it again
+    registry.put(posted(own_study("study_NCT09000001_v1"), "2026-11-29"))
+    assert "full: 1 studies seen, 0 changes" in cli("poll", "--full")
+
+
+def test_failed_version_request_fails_every_watch_and_stores_nothing(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for()
+    registry.fail_next(*[Fault.status(503)] * 3)
+    output = cli("poll", code=1)
+    assert "RCC bispecifics: FAILED: ClinicalTrials.gov /version: GET" in output
+    assert "RCC CAR-T: FAILED" in output and "HTTP 503" in output
+    assert registry.request_count("/studies") == 0
+    assert "baseline: 1 studies stored" in cli("poll")
+
+
+def test_real_search_pages_are_followed_by_their_real_tokens(cli_for, registry, real_fixtures_dir):
+    first = json.loads((real_fixtures_dir / "ctgov" / "search_page_raw_v2_ild_pagesize5.json").read_text())
+    second = json.loads((real_fixtures_dir / "ctgov" / "search_page_fields_subset_totalcount_2023.json").read_text())
+    registry.script_pages(first, second, {"studies": []})  # the 2023 page has a token: the next page is empty
+    cli = cli_for(watches=ONE_WATCH)
+    output = cli("poll")
+    assert "RCC bispecifics: baseline: 55 studies stored" in output
+    tokens = [params.get("pageToken") for params in studies_requests(registry)]
+    assert tokens == [None, first["nextPageToken"], second["nextPageToken"]]
+    assert cli("history", "NCT06476470").splitlines()[1].startswith("first seen 2026-11-21")
+
+
+def test_exactly_full_last_page_then_an_empty_page_ends_pagination(cli_for, registry, own_study):
+    registry.exact_full_page_token = True
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    cli = cli_for(watches=ONE_WATCH, extra_ctgov="page_size = 1")
+    assert "baseline: 2 studies stored" in cli("poll")
+    assert len(studies_requests(registry)) == 3  # two full pages, then the empty one
+
+
+def test_alias_maps_to_the_current_id(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")
+    renamed = posted(own_study("study_NCT09000001_v1"), "2026-11-20")
+    ident = renamed["protocolSection"]["identificationModule"]
+    ident["nctId"], ident["nctIdAliases"] = "NCT09000003", ["NCT09000001"]
+    renamed["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
+    registry.remove("NCT09000001")
+    registry.put(renamed)
+    cli.now = at(timedelta(days=1))
+    cli("poll")
+    changes = cli.changes()
+    assert [(c["kind"], c["nct_id"]) for c in changes] == [("other", "NCT09000003"), ("status", "NCT09000003")]
+    assert changes[0]["summary"] == "Registry id changed from NCT09000001 to NCT09000003."
+    cli.now = at(timedelta(days=2))
+    assert "full: 1 studies seen, 0 changes" in cli("poll", "--full")
+
+
+def test_large_record_is_stored_compressed_and_a_removed_site_is_one_change(cli_for, registry, real_study, tmp_path):
+    record = real_study("study_NCT02513394_with_results_large.json")
+    watch = ONE_WATCH + 'nct_ids = ["NCT02513394"]\n'
+    registry.put(record)
+    cli = cli_for(watches=watch)
+    cli("poll")
+    shorter = posted(record, "2026-11-20")
+    removed = shorter["protocolSection"]["contactsLocationsModule"]["locations"].pop(100)
+    registry.put(shorter)
+    cli.now = at(timedelta(days=1))
+    assert "incremental: 1 studies seen, 1 change (1 sites)" in cli("poll")
+    (change,) = cli.changes()
+    assert change["details"]["removed"][0]["facility"] == removed["facility"]
+    assert change["details"]["count"] == {"before": 437, "after": 436}
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        versions = list(session.exec(select(StudyVersion).where(StudyVersion.nct_id == "NCT02513394")))
+    assert len(versions) == 2
+    raw = len(json.dumps(record, separators=(",", ":")).encode())  # 1.5 MB as indented on disk
+    assert raw > 700_000 and all(len(v.record) < raw / 4 for v in versions)
+    assert json.loads(zlib.decompress(versions[1].record)) == shorter
+
+
+def test_history_shows_versions_and_changes_and_skips_noise(cli_for, registry, real_study):
+    registry.put(real_study(REAL_0212))
+    cli = cli_for(watches=ONE_WATCH + 'nct_ids = ["NCT05805501"]\n')
+    cli.now = "2026-02-12T08:00:00+00:00"
+    cli("poll")
+    registry.put(real_study(REAL_0216))
+    cli.now = "2026-02-16T10:00:00+00:00"
+    cli("poll")
+    registry.put(real_study(REAL_0218))
+    cli.now = "2026-02-18T10:00:00+00:00"
+    cli("poll", "--full")
+    lines = cli("history", "nct05805501").splitlines()
+    assert lines[0].startswith("NCT05805501: ")
+    assert lines[1] == "first seen 2026-02-12 08:00 UTC"
+    assert (
+        lines[2] == "version 1: seen 2026-02-12 08:00 UTC, registry update posted 2025-11-13 (Active, not recruiting)"
+    )
+    assert (
+        lines[3] == "version 2: seen 2026-02-16 10:00 UTC, registry update posted 2026-02-12 (Active, not recruiting)"
+    )
+    assert "[dates] Primary completion slipped 92 days to 2026-10-31" in lines[4]
+    assert lines[5] == "  - [sites] Site removed: Asan Medical Center, Seoul, South Korea."
+    assert len(lines) == 6  # 02-18 differs only in versionHolder: no third version
+    assert "never seen by trialwatch" in cli("history", "NCT09999999")
+    assert "not an NCT id" in cli("history", "12345", code=2)
+
+
+def test_preview_shows_matches_and_the_exact_query_and_stores_nothing(cli_for, registry, own_study):
+    for name in ("study_NCT09000001_v1", "study_NCT09000002_v1"):
+        registry.put(own_study(name))
+    cli = cli_for()
+    output = cli("preview", "--conditions", "renal cell carcinoma", "--terms", "CAR-T", "--terms", "CD70")
+    lines = output.splitlines()
+    assert lines[0].startswith("2 studies match: GET http://")
+    assert "query.cond=%22renal+cell+carcinoma%22" in lines[0] and "pageSize=20" in lines[0]
+    assert "countTotal=true" in lines[0] and "query.term=%28%22CAR-T%22+OR+%22CD70%22%29" in lines[0]
+    assert lines[1].startswith("  NCT09000001  Recruiting · Phase 1 · A Study of FX-101")
+    (request,) = studies_requests(registry)
+    assert request["query.term"] == '("CAR-T" OR "CD70")'
+    assert cli.changes() == [] and "never seen" in cli("history", "NCT09000001")
+    assert "2 studies match" in cli("preview", "RCC bispecifics")
+    assert "--nct-id: not an NCT id: NCT1" in cli("preview", "--nct-id", "NCT1", code=2)
+    assert "give a watch name" in cli("preview", code=2)
+
+
+def test_429_retry_after_is_honoured_and_retries_are_bounded(registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    slept: list[float] = []
+    client = HttpClient(session=make_session(), timeout=5, attempts=3, backoff=0.01, sleep=slept.append)
+    registry.fail_next(Fault.status(429, retry_after="7"))
+    assert client.get_json(f"{registry.base_url}/version")["apiVersion"] == "2.0.5"
+    assert len(slept) == 1 and slept[0] >= 7
+    when = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    registry.fail_next(Fault.status(503, retry_after=when), Fault.status(500), Fault.status(500))
+    with pytest.raises(SourceError, match=r"HTTP 500"):
+        client.get_json(f"{registry.base_url}/version")
+    assert 20 <= slept[1] <= 31 and slept[2] < 1 and len(slept) == 3  # 3 attempts: 2 waits
+    assert client.requests_made == 5
+
+
+def test_user_agent_is_honest(registry):
+    session = make_session("trialwatch/0.1 (+mailto:admin@example.org)")
+    assert session.get(f"{registry.base_url}/version", timeout=5).ok
+    assert registry.server.log[-1][0].headers["User-Agent"] == "trialwatch/0.1 (+mailto:admin@example.org)"
