@@ -21,7 +21,7 @@ from rich.progress import Progress
 from watcher import __version__
 from watcher.config import NCT_ID, Config, Secrets, WatchConfig, load_config
 from watcher.delivery import due_watches, preview_digests
-from watcher.digest import render_text
+from watcher.digest import Digest, render_html, render_text
 from watcher.errors import TrialwatchError
 from watcher.model import Study
 from watcher.notify.email import make_transport
@@ -208,11 +208,16 @@ class _progress:
 def digest(
     now_: Annotated[bool, typer.Option("--now", help="Deliver every pending change, whatever the schedule.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the messages; deliver nothing.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the HTML of the messages to this file (delivers nothing).")
+    ] = None,
 ) -> None:
     """Deliver the digests that are due (daily at [digest] time, weekly on [digest] weekday).
 
-    A change is marked delivered only once the SMTP server accepted it (or the .eml file is
-    written), so running this twice sends it once. Exits 1 when a delivery failed.
+    One message per recipient, holding every watch they are on. A change is marked delivered only
+    once the SMTP server accepted it (or the .eml file is written), so running this twice sends it
+    once. A temporary SMTP failure is retried by later runs with a growing backoff; `--now`
+    retries at once. Exits 1 when a delivery failed; `trialwatch deliveries` shows why.
 
     Example: trialwatch digest --now --dry-run
     """
@@ -220,10 +225,12 @@ def digest(
     def action() -> int:
         service = make_service(load_config(State.config_path))
         moment = now()
-        if dry_run:
+        if dry_run or html:
             watches = due_watches(service.config, service.engine, moment, everything=now_)
-            digests = preview_digests(engine=service.engine, watches=watches, now=moment)
-            for item in digests:
+            digests = preview_digests(engine=service.engine, config=service.config, watches=watches, now=moment)
+            if html:
+                _write_html(html, digests)
+            for item in digests if dry_run else []:
                 out.print(f"To: {item.recipient}\nSubject: {item.subject()}\n", markup=False)
                 out.print(render_text(item), markup=False)
             if not digests:
@@ -239,6 +246,73 @@ def digest(
         return 1 if report.failed else 0
 
     guarded(action)
+
+
+def _write_html(path: Path, digests: list[Digest]) -> None:
+    """One file per recipient: PATH itself for one, PATH-with-the-recipient for several."""
+    for item in digests:
+        target = path if len(digests) == 1 else path.with_name(f"{path.stem}-{item.recipient}{path.suffix}")
+        try:
+            target.write_text(render_html(item), encoding="utf-8")
+        except OSError as exc:
+            fail(f"--html {target}: {exc.strerror or exc}")
+        out.print(f"wrote {target} ({item.recipient})", markup=False)
+
+
+@app.command()
+def deliveries(
+    status: Annotated[str | None, typer.Option(help="Only messages in this state: pending, sent or failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List sent, pending and failed messages with the server's answer, newest first.
+
+    Example: trialwatch deliveries --status failed
+    """
+
+    def action() -> int:
+        if status is not None and status not in ("pending", "sent", "failed"):
+            fail(f"--status {status!r}: expected pending, sent or failed")
+        service = make_service(load_config(State.config_path))
+        with db.transaction(service.engine) as session:
+            rows = [
+                _delivery_json(row, repo.count_delivery_changes(session=session, delivery_id=row.id or 0))
+                for row in repo.list_deliveries(session=session, status=status, limit=limit)
+            ]
+        if as_json:
+            out.print(json.dumps(rows, indent=2, ensure_ascii=False), markup=False)
+            return 0
+        if not rows:
+            out.print("no deliveries", markup=False)
+        for row in rows:
+            line = f"{row['created_at'][:16]} {row['status']:<7} {row['recipient']} {row['changes']} change(s)"
+            if row["status"] == "pending" and row["next_attempt_at"]:
+                line += f", next try {row['next_attempt_at'][:16]}"
+            if row["last_error"]:
+                line += f" — {row['last_error']}"
+            out.print(line, markup=False)
+        return 0
+
+    guarded(action)
+
+
+def _delivery_json(row: Any, changes: int) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "recipient": row.recipient,
+        "status": row.status,
+        "subject": row.subject,
+        "message_id": row.message_id,
+        "changes": changes,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "next_attempt_at": iso(row.next_attempt_at),
+    }
 
 
 @app.command()

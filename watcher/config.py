@@ -152,6 +152,7 @@ class WatchConfig(_Section):
     nct_ids: list[str] = []
     recipients: list[Address] = Field(min_length=1)
     digest: Literal["immediate", "daily", "weekly"] = "daily"
+    send_empty: bool = Field(default=False, description='a short "nothing new" mail when a digest has no changes')
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod

@@ -12,21 +12,26 @@ most mail clients show it once).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
-from watcher.digest import Digest, build_digest
+from watcher.digest import Digest, SourceProblem, build_digest
 from watcher.notify.email import DeliveryFailed, Transport, build_message, new_message_id
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=6)
 
 
 def last_slot(schedule: str, digest: DigestConfig, now: datetime) -> datetime | None:
@@ -69,25 +74,59 @@ class DeliveryReport:
 
 
 def deliver(
-    *, engine: Engine, config: Config, transport: Transport, watches: Iterable[str], now: datetime
+    *,
+    engine: Engine,
+    config: Config,
+    transport: Transport,
+    watches: Iterable[str],
+    now: datetime,
+    retry_now: bool = False,
+    scheduled: Iterable[str] = (),
 ) -> DeliveryReport:
-    """Send every pending change of `watches` (plus any message left pending before)."""
+    """Send every pending change of `watches` in one message per recipient, plus messages left
+    pending by earlier runs whose backoff has passed (all of them with `retry_now`). Watches in
+    `scheduled` that have `send_empty` and nothing new get a short "nothing new" note."""
     watch_names = list(watches)
     schedules = {watch.name: watch for watch in config.watch}
     with transaction(engine) as session:
-        for recipient, ids in repo.undelivered(session=session, watches=watch_names).items():
+        owed = repo.undelivered(session=session, watches=watch_names)
+        quiet = _quiet_recipients(
+            config, scheduled, owed_watches=repo.watches_owing(session=session, watches=watch_names)
+        )
+        for recipient in sorted(set(owed) | set(quiet)):
             message_id = new_message_id(config.email.sender, uuid.uuid4().hex)
-            repo.create_delivery(
-                session=session, recipient=recipient, notification_ids=ids, message_id=message_id, now=now
+            delivery = repo.create_delivery(
+                session=session,
+                recipient=recipient,
+                notification_ids=owed.get(recipient, []),
+                message_id=message_id,
+                now=now,
             )
+            delivery.quiet_watches = quiet.get(recipient, [])
         for name in watch_names:
             if name in schedules and schedules[name].digest != "immediate":
                 repo.get_watch_state(session=session, name=name).last_digest_at = now
-        pending = repo.pending_deliveries(session=session)
+        pending = repo.pending_deliveries(session=session, now=None if retry_now else now)
     report = DeliveryReport()
     for delivery in pending:
         _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
     return report
+
+
+def _quiet_recipients(config: Config, scheduled: Iterable[str], owed_watches: set[str]) -> dict[str, list[str]]:
+    """Recipients owed a "nothing new" note: due `send_empty` watches with no pending change."""
+    due = set(scheduled)
+    quiet: dict[str, list[str]] = {}
+    for watch in config.watch:
+        if watch.send_empty and watch.digest != "immediate" and watch.name in due and watch.name not in owed_watches:
+            for recipient in dict.fromkeys(r.lower() for r in watch.recipients):
+                quiet.setdefault(recipient, []).append(watch.name)
+    return quiet
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after a temporary failure: 5 minutes, doubling, at most 6 hours."""
+    return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
 
 
 def _send_one(
@@ -102,52 +141,89 @@ def _send_one(
     assert delivery.id is not None
     with transaction(engine) as session:
         changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
-    order = [watch.name for watch in config.watch]
-    digest = build_digest(delivery.recipient, changes, delivery.created_at, order)
+        problems = source_problems(session=session, config=config, recipient=delivery.recipient)
+    digest = build_digest(
+        delivery.recipient,
+        changes,
+        delivery.created_at,
+        [watch.name for watch in config.watch],
+        quiet=delivery.quiet_watches,
+        problems=problems,
+        config_name=config.path.name,
+    )
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
+    started = time.monotonic()
     try:
         transport.send(message)
     except DeliveryFailed as exc:
         error = exc.one_line()
-        log.error("delivery to %s failed: %s", delivery.recipient, error)
         _mark(engine=engine, delivery_id=delivery.id, now=now, error=error, permanent=exc.permanent)
+        log.error(
+            "delivery %s to %s failed (%s): %s",
+            delivery.message_id,
+            delivery.recipient,
+            "permanent" if exc.permanent else "will retry",
+            error,
+        )
         report.failed.append(f"{delivery.recipient}: {error}")
         return
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(
-        "delivered %d change(s) to %s via %s (%s)",
+        "delivered %d change(s) to %s via %s in %.2fs (%s)",
         digest.change_count,
         delivery.recipient,
         transport.description,
+        time.monotonic() - started,
         delivery.message_id,
     )
     report.sent.append(delivery.recipient)
 
 
+def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:
+    """Sources failing now that matter to this recipient (the registry, for each of their watches)."""
+    mine = {watch.name for watch in config.watch if recipient in {r.lower() for r in watch.recipients}}
+    problems = []
+    for name, state in sorted(repo.watch_states(session=session).items()):
+        if name in mine and state.failing_since is not None and state.last_error:
+            problems.append(SourceProblem(f"ClinicalTrials.gov for {name}", state.last_error, state.failing_since))
+    return problems
+
+
 def _mark(
     *, engine: Engine, delivery_id: int, now: datetime, error: str | None, subject: str = "", permanent: bool = False
 ) -> None:
-    """Record the attempt: sent; or still pending (temporary failure); or failed for good (5xx)."""
+    """Record the attempt: sent; or still pending, retried after a backoff (temporary failure);
+    or failed for good (a 5xx answer for the recipient)."""
     with transaction(engine) as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
         row.attempts += 1
         if error is None:
             row.status, row.sent_at, row.subject, row.last_error = "sent", now, subject, None
+            row.next_attempt_at = None
         else:
             row.last_error = error
             row.status = "failed" if permanent else "pending"
+            row.next_attempt_at = None if permanent else now + retry_delay(row.attempts)
         session.add(row)
 
 
-def preview_digests(*, engine: Engine, watches: list[str], now: datetime) -> list[Digest]:
+def preview_digests(*, engine: Engine, config: Config, watches: list[str], now: datetime) -> list[Digest]:
     """The digests that would go out now, built without writing anything."""
+    order = [watch.name for watch in config.watch]
     with transaction(engine) as session:
         pending = repo.undelivered(session=session, watches=watches)
         return [
-            build_digest(recipient, repo.notification_changes(session=session, notification_ids=ids), now, watches)
+            build_digest(
+                recipient,
+                repo.notification_changes(session=session, notification_ids=ids),
+                now,
+                order,
+                problems=source_problems(session=session, config=config, recipient=recipient),
+                config_name=config.path.name,
+            )
             for recipient, ids in sorted(pending.items())
         ]
 

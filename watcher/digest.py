@@ -74,19 +74,45 @@ class WatchSection:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class SourceProblem:
+    """A source that is failing now: shown in the footer of every digest until it recovers."""
+
+    source: str
+    error: str
+    since: datetime
+
+    def describe(self) -> str:
+        return one_line(f"{self.source}: {self.error} (failing since {self.since:%Y-%m-%d %H:%M} UTC)", 300)
+
+
 @dataclass
 class Digest:
     recipient: str
     watches: list[WatchSection]
     created_at: datetime
+    quiet: list[str] = field(default_factory=list)  # watches with `send_empty` and nothing new
+    problems: list[SourceProblem] = field(default_factory=list)
+    config_name: str = "trialwatch.toml"
 
     @property
     def change_count(self) -> int:
         return sum(len(watch.changes) for watch in self.watches)
 
+    @property
+    def watch_names(self) -> list[str]:
+        """Every watch this message speaks for (with changes first, then quiet ones)."""
+        return [watch.name for watch in self.watches] + self.quiet
+
+    def health(self) -> str:
+        count = len(self.problems)
+        return "all sources healthy" if not count else f"{count} source{'s' if count != 1 else ''} failing"
+
     def subject(self) -> str:
-        body = "; ".join(f"{watch.name}: {watch.counts()}" for watch in self.watches) or "nothing new"
-        return one_line(f"[trialwatch] {body}", SUBJECT_LIMIT)
+        parts = [f"{watch.name}: {watch.counts()}" for watch in self.watches]
+        if self.quiet and not parts:
+            parts = [f"{', '.join(self.quiet)}: nothing new, {self.health()}"]
+        return one_line(f"[trialwatch] {'; '.join(parts) or 'nothing new'}", SUBJECT_LIMIT)
 
 
 def one_line(text: str, limit: int) -> str:
@@ -96,7 +122,14 @@ def one_line(text: str, limit: int) -> str:
 
 
 def build_digest(
-    recipient: str, changes: Sequence[ChangeRecord], created_at: datetime, watch_order: Sequence[str] = ()
+    recipient: str,
+    changes: Sequence[ChangeRecord],
+    created_at: datetime,
+    watch_order: Sequence[str] = (),
+    *,
+    quiet: Sequence[str] = (),
+    problems: Sequence[SourceProblem] = (),
+    config_name: str = "trialwatch.toml",
 ) -> Digest:
     """Group changes by watch (in config order) and study (most important first)."""
     by_watch: dict[str, dict[str, StudySection]] = {}
@@ -116,7 +149,15 @@ def build_digest(
         WatchSection(name=name, studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)))
         for name, studies in sorted(by_watch.items(), key=lambda item: _order(item[0], watch_order))
     ]
-    return Digest(recipient=recipient, watches=watches, created_at=created_at)
+    with_changes = {watch.name for watch in watches}
+    return Digest(
+        recipient=recipient,
+        watches=watches,
+        created_at=created_at,
+        quiet=[name for name in quiet if name not in with_changes],
+        problems=list(problems),
+        config_name=config_name,
+    )
 
 
 def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:

@@ -170,7 +170,7 @@ class Apply:
         if self.plan.mode in ("baseline", "full"):
             state.last_full_at = self.now
         state.last_poll_at = state.last_success_at = self.now
-        state.data_timestamp, state.last_error = data_timestamp, None
+        state.data_timestamp, state.last_error, state.failing_since = data_timestamp, None, None
         self.session.add(state)
 
     def _emit(self, study: Study, changes: list[FieldChange]) -> None:
@@ -243,6 +243,7 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         state = repo.get_watch_state(session=session, name=watch)
         state.last_poll_at = state.last_success_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
+        state.failing_since = None
         session.add(state)
 
 
@@ -250,4 +251,5 @@ def record_failure(*, engine: Engine, watch: str, error: str, now: datetime) -> 
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
         state.last_poll_at, state.last_error = now, error
+        state.failing_since = state.failing_since or now
         session.add(state)

@@ -95,6 +95,18 @@ class Service:
         return PollReport(watch=watch, mode="failed", error=error)
 
     def deliver(self, now: datetime, *, watches: list[str] | None = None, everything: bool = False) -> DeliveryReport:
-        """Deliver what is due (or the given watches, or everything pending)."""
-        names = watches if watches is not None else due_watches(self.config, self.engine, now, everything=everything)
-        return deliver(engine=self.engine, config=self.config, transport=self.transport, watches=names, now=now)
+        """Deliver what is due by schedule (or the given watches); `everything`: every pending change
+        now, and retry failed sends at once whatever their backoff (`digest --now`)."""
+        if watches is not None:
+            return deliver(engine=self.engine, config=self.config, transport=self.transport, watches=watches, now=now)
+        scheduled = due_watches(self.config, self.engine, now)
+        names = [watch.name for watch in self.config.watch] if everything else scheduled
+        return deliver(
+            engine=self.engine,
+            config=self.config,
+            transport=self.transport,
+            watches=names,
+            now=now,
+            retry_now=everything,
+            scheduled=scheduled,
+        )

@@ -49,6 +49,7 @@ class WatchState(SQLModel, table=True):
     last_digest_at: datetime | None = _when(nullable=True)
     data_timestamp: str | None = Field(default=None, max_length=40)
     last_full_at: datetime | None = _when(nullable=True)
+    failing_since: datetime | None = _when(nullable=True)
 
 
 class StudyRow(SQLModel, table=True):
@@ -113,6 +114,8 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
+    next_attempt_at: datetime | None = _when(nullable=True)
+    quiet_watches: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
 
 
 class Notification(SQLModel, table=True):

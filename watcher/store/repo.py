@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeKind, ChangeRecord, FieldChange, Source, Study
@@ -185,9 +185,36 @@ def create_delivery(
     return delivery
 
 
-def pending_deliveries(*, session: Session) -> list[Delivery]:
-    query = select(Delivery).where(Delivery.status == "pending").order_by(col(Delivery.id))
-    return list(session.exec(query))
+def pending_deliveries(*, session: Session, now: datetime | None = None) -> list[Delivery]:
+    """Messages not yet sent; with `now`, only those whose retry backoff has passed."""
+    query = select(Delivery).where(Delivery.status == "pending")
+    if now is not None:
+        query = query.where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
+    return list(session.exec(query.order_by(col(Delivery.id))))
+
+
+def list_deliveries(*, session: Session, status: str | None = None, limit: int = 100) -> list[Delivery]:
+    """Messages, newest first."""
+    query = select(Delivery)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return list(session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)))
+
+
+def count_delivery_changes(*, session: Session, delivery_id: int) -> int:
+    query = select(func.count()).select_from(Notification).where(Notification.delivery_id == delivery_id)
+    return int(session.exec(query).one())
+
+
+def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
+    """Which of these watches have at least one change not yet in a message."""
+    query = (
+        select(ChangeRow.watch)
+        .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
+        .where(col(Notification.delivery_id).is_(None), col(ChangeRow.watch).in_(list(watches)))
+        .distinct()
+    )
+    return set(session.exec(query))
 
 
 def delivery_changes(*, session: Session, delivery_id: int) -> list[ChangeRecord]:
