@@ -102,3 +102,18 @@ def cli_for(tmp_path: Path, registry: Any) -> Any:
         return Cli(write_config(tmp_path, registry, **kwargs))
 
     return make
+
+
+@pytest.fixture
+def changed(cli_for, registry, own_study):
+    """A CLI whose watches took their baseline on v1 of NCT09000001 and then polled v2."""
+
+    def make(**kwargs: Any) -> Any:
+        registry.put(own_study("study_NCT09000001_v1"))
+        cli = cli_for(**kwargs)
+        cli("poll")
+        registry.put(own_study("study_NCT09000001_v2"))
+        cli.last_poll = cli("poll")
+        return cli
+
+    return make

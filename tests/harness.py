@@ -25,8 +25,11 @@ def write_config(
     smtp: Any = None,
     watches: str | None = None,
     extra_ctgov: str = "",
+    security: str = "none",
+    extra_email: str = "",
+    digest: str = "",
 ) -> Path:
-    mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "none"' if smtp else 'smtp_host = ""'
+    mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "{security}"' if smtp else 'smtp_host = ""'
     text = f"""
 [database]
 url = "{database_url or "sqlite:///var/trialwatch.db"}"
@@ -43,6 +46,10 @@ sender = "trialwatch <trialwatch@localhost>"
 {mail}
 outbox_dir = "var/outbox"
 timeout = 5
+{extra_email}
+
+[digest]
+{digest}
 
 {watches or WATCHES}
 """

@@ -8,17 +8,20 @@ import json
 import logging
 import re
 import socket
+import ssl
+import subprocess
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -249,6 +252,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    tls: bool = False
+    login: str | None = None
     message: EmailMessage = field(init=False)
 
     def __post_init__(self) -> None:
@@ -271,7 +276,14 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
         data = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
-        received = Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data))
+        login = session.auth_data if isinstance(session.auth_data, str) else None
+        received = Received(
+            str(envelope.mail_from),
+            list(envelope.rcpt_tos),
+            bytes(data),
+            tls=session.ssl is not None or self.sink.implicit_tls,
+            login=login,
+        )
         if self.sink.mode == "tempfail_data":
             self.sink.attempted.append(received)
             return "451 4.3.0 Try again later"
@@ -283,9 +295,16 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every c
 
 
 class SmtpSink:
-    """A real SMTP server on 127.0.0.1 that records what it accepts."""
+    """A real SMTP server on 127.0.0.1 that records what it accepts. With `tls` (a certificate and
+    key file) it offers and requires STARTTLS; with `credentials` it requires AUTH (over TLS)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        implicit_tls: bool = False,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.mode = "accept"  # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject
         self.attempted: list[Received] = []  # messages answered 451 after DATA
         self.reject_recipients: set[str] = set()
@@ -293,7 +312,28 @@ class SmtpSink:
         self._arrived = threading.Condition()
         self.host = "127.0.0.1"
         self.port = _free_port()
-        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self.logins: list[tuple[str, bool]] = []  # (user name, accepted)
+        self.implicit_tls = implicit_tls
+        options: dict[str, Any] = {}
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            if implicit_tls:  # aiosmtpd cannot tell an implicit-TLS session is encrypted: allow AUTH on it
+                options.update(ssl_context=context, auth_require_tls=False)
+            else:
+                options.update(tls_context=context, require_starttls=True)
+        if credentials:
+            options.update(auth_required=True, authenticator=self._authenticator(credentials))
+        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port, **options)
+
+    def _authenticator(self, credentials: tuple[str, str]) -> Any:
+        def check(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+            user = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else ""
+            ok = isinstance(auth_data, LoginPassword) and (user, auth_data.password.decode()) == credentials
+            self.logins.append((user, ok))
+            return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+        return check
 
     def start(self) -> None:
         self.controller.start()
@@ -317,3 +357,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, made now with openssl (valid one day)."""
+    cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

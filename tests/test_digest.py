@@ -9,7 +9,7 @@ from email import policy as email_policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.digest import SUBJECT_LIMIT, build_digest, render_html, render_text
+from watcher.digest import SUBJECT_LIMIT, SourceProblem, build_digest, render_html, render_text
 from watcher.model import ChangeKind, ChangeRecord, Source
 from watcher.notify.email import build_message, new_message_id
 
@@ -78,6 +78,20 @@ def test_html_escapes_everything_from_outside():
     assert "<script>" not in html and "<b>O" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;CAR-T&#34;" in html
     assert "Site added: &lt;b&gt;O&#39;Brien&lt;/b&gt; &amp; Co." in html
+
+
+def test_html_escapes_watch_names_and_source_errors():
+    problem = SourceProblem('Feed <img src=x onerror="y">', "403 <script>blocked</script> & more", WHEN)
+    digest = build_digest(
+        "onc@example.org", [change(1, ChangeKind.STATUS, watch="A & <B>")], WHEN,
+        quiet=["Quiet <i>watch</i>"], problems=[problem],
+    )  # fmt: skip
+    html = render_html(digest)
+    assert "<img" not in html and "<script>" not in html and "<i>watch" not in html and "<B>" not in html
+    assert "Feed &lt;img src=x onerror=&#34;y&#34;&gt;: 403 &lt;script&gt;blocked&lt;/script&gt; &amp; more" in html
+    assert "A &amp; &lt;B&gt;" in html and "Quiet &lt;i&gt;watch&lt;/i&gt;" in html
+    text = render_text(digest)
+    assert "403 <script>blocked</script> & more" in text  # the text part shows it as it is
 
 
 @given(st.text(min_size=0, max_size=400))

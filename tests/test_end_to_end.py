@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from email import message_from_bytes
 from email import policy as email_policy
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,21 +17,6 @@ from typer.testing import CliRunner
 from tests.harness import REAL_0212, REAL_0216, REAL_0218, WATCHES, Cli, posted, write_config
 from tests.servers import Fault
 from watcher.cli import app
-
-
-@pytest.fixture
-def changed(cli_for, registry, own_study):
-    """A CLI whose watches took their baseline on v1 of NCT09000001 and then polled v2."""
-
-    def make(**kwargs: Any) -> Cli:
-        registry.put(own_study("study_NCT09000001_v1"))
-        cli = cli_for(**kwargs)
-        cli("poll")
-        registry.put(own_study("study_NCT09000001_v2"))
-        cli.last_poll = cli("poll")
-        return cli
-
-    return make
 
 
 def test_first_poll_is_a_baseline_and_alerts_nothing(cli_for, registry, own_study):

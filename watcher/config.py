@@ -112,6 +112,7 @@ class EmailConfig(_Section):
     security: Literal["none", "starttls", "ssl"] = "starttls"
     outbox_dir: Path = Path("var/outbox")
     timeout: float = Field(default=30.0, gt=0, description="seconds per SMTP operation")
+    ca_file: Path | None = Field(default=None, description="extra CA certificates to trust (a private mail server)")
 
     @field_validator("sender")
     @classmethod
@@ -248,15 +249,22 @@ def load_config(path: str | Path | None = None) -> Config:
 def _resolve_paths(config: Config, secrets: Secrets) -> Config:
     base = config.path.resolve().parent
     url = secrets.database_url or config.database.url
-    outbox = config.email.outbox_dir
+    ca_file = config.email.ca_file
     return config.model_copy(
         update={
             "database": DatabaseConfig(url=resolve_sqlite_url(url, base)),
             "email": config.email.model_copy(
-                update={"outbox_dir": outbox if outbox.is_absolute() else Path(os.path.normpath(base / outbox))}
+                update={
+                    "outbox_dir": _against(base, config.email.outbox_dir),
+                    "ca_file": _against(base, ca_file) if ca_file else None,
+                }
             ),
         }
     )
+
+
+def _against(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 def resolve_sqlite_url(url: str, base: Path) -> str:

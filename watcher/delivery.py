@@ -182,13 +182,23 @@ def _send_one(
 
 
 def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:
-    """Sources failing now that matter to this recipient (the registry, for each of their watches)."""
-    mine = {watch.name for watch in config.watch if recipient in {r.lower() for r in watch.recipients}}
-    problems = []
-    for name, state in sorted(repo.watch_states(session=session).items()):
-        if name in mine and state.failing_since is not None and state.last_error:
-            problems.append(SourceProblem(f"ClinicalTrials.gov for {name}", state.last_error, state.failing_since))
-    return problems
+    """Sources failing now that matter to this recipient: the registry, for their watches (one
+    line per distinct error, naming the watches it stops)."""
+    mine = [watch.name for watch in config.watch if recipient in {r.lower() for r in watch.recipients}]
+    states = repo.watch_states(session=session)
+    by_error: dict[str, list[tuple[str, datetime]]] = {}
+    for name in mine:
+        state = states.get(name)
+        if state is not None and state.failing_since is not None and state.last_error:
+            by_error.setdefault(state.last_error, []).append((name, state.failing_since))
+    return [
+        SourceProblem(
+            f"ClinicalTrials.gov ({', '.join(name for name, _ in failing)})",
+            error,
+            min(since for _, since in failing),
+        )
+        for error, failing in by_error.items()
+    ]
 
 
 def _mark(

@@ -110,8 +110,15 @@ class SmtpTransport:
         try:
             with self._connect() as smtp:
                 if self.username and self.password:
+                    if self.security == "none":
+                        raise DeliveryFailed(f"{where}: refusing to send the password without TLS (security = none)")
                     smtp.login(self.username, self.password)
                 refused = smtp.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            # a configuration problem, not the recipient's: keep the message and retry once it is fixed
+            raise DeliveryFailed(
+                f"{where}: login refused ({exc.smtp_code}): check TRIALWATCH_SMTP_USERNAME and TRIALWATCH_SMTP_PASSWORD"
+            ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()))
             raise _smtp_failure(where, code, answer) from exc
@@ -151,4 +158,13 @@ def make_transport(config: EmailConfig, secrets: Secrets) -> Transport:
         timeout=config.timeout,
         username=secrets.smtp_username,
         password=password,
+        ssl_context=_tls_context(config),
     )
+
+
+def _tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """The system's trusted CAs, plus `ca_file` when given (a private server's certificate)."""
+    try:
+        return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise NotifyError(f"[email] ca_file {config.ca_file}: cannot load certificates: {exc}") from exc
