@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -12,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.test_end_to_end import write_config
+from tests.harness import write_config
 
 
 class Daemon:
     """A `trialwatch run` subprocess whose log lines can be awaited."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "--config", str(config), "run"],
+            [sys.executable, "-m", "watcher", "--config", str(config), *options, "run"],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -78,3 +79,31 @@ def test_daemon_with_bad_config_exits_with_one_line(tmp_path: Path):
         f"error: {config}: [clinicaltrials]: key 'poll_interval': bad interval 'often': "
         "write a number and a unit, e.g. '6h', '30m', '1d'"
     )
+
+
+def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path, registry: Any, own_study: Any):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry)
+    daemon = Daemon(config)
+    daemon.wait_for("poll RCC CAR-T")
+    good = config.read_text()
+    config.write_text(good.replace("[[watch]]", "[[watch]]\nkeywrds = []", 1))
+    daemon.process.send_signal(signal.SIGHUP)
+    refused = daemon.wait_for("config reload refused")
+    assert "keeping the running config" in refused and "unknown key 'keywrds'" in refused
+    config.write_text(good.replace("max_attempts = 3", 'max_attempts = 3\npoll_interval = "2m"'))
+    daemon.process.send_signal(signal.SIGHUP)
+    assert "polling every 0:02:00" in daemon.wait_for("config reloaded")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+
+def test_json_logs_one_object_per_line(tmp_path: Path, registry: Any, own_study: Any):
+    registry.put(own_study("study_NCT09000001_v1"))
+    daemon = Daemon(write_config(tmp_path, registry), "--log-format", "json")
+    line = daemon.wait_for("poll RCC CAR-T")
+    assert daemon.stop(signal.SIGTERM) == 0
+    entry = json.loads(line)
+    assert entry["level"] == "info" and entry["logger"] == "watcher.pipeline"
+    assert entry["message"].startswith("poll RCC CAR-T: baseline: 1 studies stored")
+    for earlier in daemon.log:
+        assert json.loads(earlier)["time"].endswith("+00:00")

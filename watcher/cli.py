@@ -60,13 +60,21 @@ def main_options(
         typer.Option("--config", "-c", help="Config file (default config/trialwatch.toml, or $TRIALWATCH_CONFIG)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Log lines as 'text' (default) or 'json' (one object per line).")
+    ] = "text",
 ) -> None:
     """trialwatch: ClinicalTrials.gov watches, change detection and email digests."""
     State.config_path = config
+    if log_format not in ("text", "json"):
+        fail(f"--log-format {log_format!r}: expected text or json")
+    handler = _CurrentStderr()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[_CurrentStderr()],
+        handlers=[handler],
         force=True,
     )
     for noisy in ("apscheduler.executors", "urllib3", "alembic.runtime.migration"):
@@ -83,6 +91,21 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message (and the error)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -363,11 +386,12 @@ def _parse_since(value: str | None) -> datetime | None:
 def run() -> None:
     """Run the daemon: poll on the configured interval (first poll right away), deliver digests.
 
-    Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in hand.
+    Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in hand; SIGHUP re-reads the
+    config file (a bad file is refused and the running config is kept).
 
     Example: trialwatch --config config/trialwatch.toml run
     """
-    from watcher.scheduler import run_forever
+    from watcher.scheduler import Runtime, run_forever
 
     def action() -> int:
         service = make_service(load_config(State.config_path))
@@ -378,7 +402,11 @@ def run() -> None:
             db.redact_url(service.config.database.url),
             service.transport.description,
         )
-        run_forever(service, now)
+
+        def reload() -> Service:
+            return make_service(load_config(State.config_path))
+
+        run_forever(Runtime(service=service, clock=now, reload=reload))
         return 0
 
     guarded(action)
