@@ -28,6 +28,7 @@ def write_config(
     security: str = "none",
     extra_email: str = "",
     digest: str = "",
+    feeds: str = "",
 ) -> Path:
     mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "{security}"' if smtp else 'smtp_host = ""'
     text = f"""
@@ -50,6 +51,8 @@ timeout = 5
 
 [digest]
 {digest}
+
+{feeds}
 
 {watches or WATCHES}
 """

@@ -292,6 +292,7 @@ class _Handler:
 
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection at INFO
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # and the HTTP test servers every request
 
 
 class SmtpSink:

@@ -23,6 +23,7 @@ from watcher.config import NCT_ID, Config, Secrets, WatchConfig, load_config
 from watcher.delivery import due_watches, preview_digests
 from watcher.digest import Digest, render_html, render_text
 from watcher.errors import TrialwatchError
+from watcher.http import make_session
 from watcher.model import Study
 from watcher.notify.email import make_transport
 from watcher.service import Service
@@ -132,6 +133,7 @@ def make_service(config: Config, *, migrate: bool = True) -> Service:
         engine=engine,
         client=CtgovClient(config.clinicaltrials),
         transport=make_transport(config.email, Secrets()),
+        feed_http=make_session(config.feeds.user_agent),
     )
 
 
@@ -165,6 +167,9 @@ def check() -> None:
                 f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s)",
                 markup=False,
             )
+        out.print(f"feeds: {len(config.feed)}", markup=False)
+        for feed in config.feed:
+            out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
         return 0
 
     guarded(action)
@@ -192,8 +197,8 @@ def poll(
         service = make_service(load_config(State.config_path))
         with _progress() as on_page:
             report = service.poll(now(), on_page=on_page, force_full=full)
-        for line in report.polls:
-            out.print(line.line(), markup=False)
+        for line in report.lines():
+            out.print(line, markup=False)
         for sent in report.delivery.sent:
             out.print(f"delivered to {sent}", markup=False)
         problems = report.failed_sources + report.delivery.failed

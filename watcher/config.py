@@ -145,6 +145,34 @@ class DigestConfig(_Section):
         return ZoneInfo(self.timezone)
 
 
+class FeedsConfig(_Section):
+    """[feeds]: how journal feeds are polled."""
+
+    poll_interval: Interval = Field(default=timedelta(hours=1), description="default for every feed")
+    user_agent: str = "trialwatch/0.1 (+https://github.com/trialwatch/trialwatch)"
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+    max_megabytes: float = Field(default=10.0, gt=0, le=100, description="a bigger response is refused")
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_megabytes * 1024 * 1024)
+
+
+class FeedConfig(_Section):
+    """[[feed]]: one journal's RSS / RDF / Atom feed."""
+
+    name: str = Field(min_length=1)
+    url: str
+    poll_interval: Interval | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.strip()
+
+
 class WatchConfig(_Section):
     name: str = Field(min_length=1)
     conditions: list[str] = []
@@ -154,6 +182,7 @@ class WatchConfig(_Section):
     recipients: list[Address] = Field(min_length=1)
     digest: Literal["immediate", "daily", "weekly"] = "daily"
     send_empty: bool = Field(default=False, description='a short "nothing new" mail when a digest has no changes')
+    feeds: bool = Field(default=True, description="match journal feed items against this watch")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod
@@ -185,6 +214,8 @@ class Config(_Section):
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
     email: EmailConfig = EmailConfig()
     digest: DigestConfig = DigestConfig()
+    feeds: FeedsConfig = FeedsConfig()
+    feed: list[FeedConfig] = []
     watch: list[WatchConfig] = []
 
     @field_validator("watch")
@@ -196,6 +227,18 @@ class Config(_Section):
                 raise ValueError(f"two watches are named {watch.name!r}")
             seen.add(watch.name)
         return watches
+
+    @field_validator("feed")
+    @classmethod
+    def _unique_feed_names(cls, feeds: list[FeedConfig]) -> list[FeedConfig]:
+        names = [feed.name for feed in feeds]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"two feeds are named {twice[0]!r}")
+        return feeds
+
+    def feed_interval(self, feed: FeedConfig) -> timedelta:
+        return feed.poll_interval or self.feeds.poll_interval
 
     @property
     def watches(self) -> list[WatchConfig]:
@@ -279,16 +322,17 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
 
 
 def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
-    """The first validation error as 'watch 'NAME': unknown key 'x'' and similar."""
+    """The first validation error as "watch 'NAME': unknown key 'x'" (or "feed 'NAME': …")."""
     error = exc.errors()[0]
     loc = list(error["loc"])
     where: list[str] = []
-    if len(loc) >= 2 and loc[0] == "watch" and isinstance(loc[1], int):
-        watches = raw.get("watch") or []
-        name = watches[loc[1]].get("name") if loc[1] < len(watches) else None
-        where.append(f"watch {name!r}" if name else f"watch #{loc[1] + 1}")
+    if len(loc) >= 2 and loc[0] in ("watch", "feed") and isinstance(loc[1], int):
+        items = raw.get(str(loc[0])) or []
+        item = items[loc[1]] if loc[1] < len(items) and isinstance(items[loc[1]], dict) else {}
+        name = item.get("name")
+        where.append(f"{loc[0]} {name!r}" if name else f"{loc[0]} #{loc[1] + 1}")
         loc = loc[2:]
-    elif loc and isinstance(loc[0], str) and loc[0] != "watch":
+    elif loc and isinstance(loc[0], str) and loc[0] not in ("watch", "feed"):
         where.append(f"[{loc[0]}]")
         loc = loc[1:]
     key = ".".join(str(part) for part in loc)

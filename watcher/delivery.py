@@ -183,7 +183,8 @@ def _send_one(
 
 def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:
     """Sources failing now that matter to this recipient: the registry, for their watches (one
-    line per distinct error, naming the watches it stops)."""
+    line per distinct error, naming the watches it stops), and every feed, for a recipient of a
+    watch that takes part in feed matching."""
     mine = [watch.name for watch in config.watch if recipient in {r.lower() for r in watch.recipients}]
     states = repo.watch_states(session=session)
     by_error: dict[str, list[tuple[str, datetime]]] = {}
@@ -191,7 +192,7 @@ def source_problems(*, session: Session, config: Config, recipient: str) -> list
         state = states.get(name)
         if state is not None and state.failing_since is not None and state.last_error:
             by_error.setdefault(state.last_error, []).append((name, state.failing_since))
-    return [
+    problems = [
         SourceProblem(
             f"ClinicalTrials.gov ({', '.join(name for name, _ in failing)})",
             error,
@@ -199,6 +200,16 @@ def source_problems(*, session: Session, config: Config, recipient: str) -> list
         )
         for error, failing in by_error.items()
     ]
+    if any(watch.feeds for watch in config.watch if watch.name in mine):
+        feeds = repo.feed_states(session=session)
+        for feed in config.feed:
+            feed_state = feeds.get(feed.name)
+            if feed_state is None or not feed_state.last_error:
+                continue
+            since = feed_state.failing_since or feed_state.gone_at
+            if since is not None:
+                problems.append(SourceProblem(feed.name, feed_state.last_error, since))
+    return problems
 
 
 def _mark(

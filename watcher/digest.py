@@ -31,6 +31,8 @@ _KIND_WORDS = {
     ChangeKind.SPONSOR: ("sponsor change", "sponsor changes"),
     ChangeKind.TITLE: ("title change", "title changes"),
     ChangeKind.OTHER: ("other change", "other changes"),
+    ChangeKind.PUBLICATION: ("article on a watched trial", "articles on watched trials"),
+    ChangeKind.NEW_ARTICLE: ("new article", "new articles"),
 }
 
 
@@ -55,14 +57,51 @@ class StudySection:
         return min(change.kind.rank for change in self.changes)
 
 
+@dataclass(frozen=True)
+class ArticleView:
+    """A new article as the digest shows it: title, journal, date, why it matched, trials named."""
+
+    change: ChangeRecord
+
+    @property
+    def title(self) -> str:
+        return str(self.change.details.get("title") or self.change.title)
+
+    @property
+    def link(self) -> str:
+        return str(self.change.details.get("link") or "")
+
+    @property
+    def journal(self) -> str:
+        return str(self.change.details.get("feed") or "")
+
+    @property
+    def date(self) -> str:
+        published = self.change.details.get("published")
+        return str(published)[:10] if published else f"seen {self.change.detected_at:%Y-%m-%d}"
+
+    @property
+    def why(self) -> str:
+        return str(self.change.details.get("why") or "")
+
+    @property
+    def trials(self) -> list[str]:
+        return [str(nct) for nct in self.change.details.get("nct_ids") or []]
+
+    @property
+    def doi(self) -> str:
+        return str(self.change.details.get("doi") or "")
+
+
 @dataclass
 class WatchSection:
     name: str
     studies: list[StudySection]
+    articles: list[ArticleView] = field(default_factory=list)
 
     @property
     def changes(self) -> list[ChangeRecord]:
-        return [change for study in self.studies for change in study.changes]
+        return [change for study in self.studies for change in study.changes] + [a.change for a in self.articles]
 
     def counts(self) -> str:
         """'1 status change, 2 date changes' in reading order."""
@@ -133,8 +172,12 @@ def build_digest(
 ) -> Digest:
     """Group changes by watch (in config order) and study (most important first)."""
     by_watch: dict[str, dict[str, StudySection]] = {}
+    articles: dict[str, list[ArticleView]] = {}
     for change in sorted(changes, key=lambda c: (c.kind.rank, c.id)):
         studies = by_watch.setdefault(change.watch, {})
+        if change.kind is ChangeKind.NEW_ARTICLE:
+            articles.setdefault(change.watch, []).append(ArticleView(change))
+            continue
         section = studies.get(change.nct_id)
         if section is None:
             section = StudySection(
@@ -146,7 +189,11 @@ def build_digest(
             studies[change.nct_id] = section
         section.changes.append(change)
     watches = [
-        WatchSection(name=name, studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)))
+        WatchSection(
+            name=name,
+            studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)),
+            articles=articles.get(name, []),
+        )
         for name, studies in sorted(by_watch.items(), key=lambda item: _order(item[0], watch_order))
     ]
     with_changes = {watch.name for watch in watches}

@@ -6,7 +6,8 @@ daemon is healthy until its first polls had time to run, one failed poll (the re
 outage now and then) does not fail the check, and a source that keeps failing or stopped being
 polled fails it after three intervals. Pending deliveries are reported but never fail the check:
 they wait for their digest schedule. `last_error` is the error of the latest poll when it failed,
-and null once a later poll succeeded.
+and null once a later poll succeeded. A standby replica (PostgreSQL, waiting for the leader lock)
+is healthy: it polls nothing, and the clock of its sources starts when it takes over.
 
 Metrics live in their own `CollectorRegistry` per `Metrics` object (never the global one), so
 several daemons, or several tests, can exist in one process.
@@ -60,6 +61,7 @@ class Metrics:
         self.pending_deliveries = Gauge(
             "pending_deliveries", "Changes waiting to be delivered", namespace=ns, registry=reg
         )
+        self.leader = Gauge("leader", "1 while this process holds the leader lock", namespace=ns, registry=reg)
         self.last_success = Gauge(
             "last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll",
@@ -90,10 +92,12 @@ class HealthStatus:
     healthy: bool
     sources: Mapping[str, SourceHealth] = field(default_factory=dict)
     pending_deliveries: int = 0
+    leader: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
             "status": "ok" if self.healthy else "failing",
+            "role": "leader" if self.leader else "standby",
             "sources": {name: source.as_json() for name, source in sorted(self.sources.items())},
             "pending_deliveries": self.pending_deliveries,
         }
@@ -110,7 +114,23 @@ class Monitor:
         self.started_at = started_at
         self._sources: dict[str, SourceHealth] = {name: SourceHealth() for name in sources or []}
         self._pending = 0
+        self._leader = True
         self._mutex = threading.Lock()
+        metrics.leader.set(1)
+
+    def reconfigure(self, *, sources: list[str], poll_interval: timedelta) -> None:
+        """After a config reload: forget removed sources (they would turn stale), add new ones."""
+        with self._mutex:
+            self._sources = {name: self._sources.get(name, SourceHealth()) for name in sources}
+            self.poll_interval = poll_interval
+
+    def set_leader(self, *, leader: bool, at: datetime) -> None:
+        """Standing by (False) or leading since `at` (True): sources must succeed from then on."""
+        with self._mutex:
+            if leader and not self._leader:
+                self.started_at = at
+            self._leader = leader
+        self.metrics.leader.set(1 if leader else 0)
 
     def poll_finished(
         self,
@@ -136,10 +156,12 @@ class Monitor:
                 self._sources[source] = SourceHealth(last_success=at, last_error=None)
                 self.metrics.last_success.labels(source=source).set(at.timestamp())
 
-    def delivery_finished(self, *, ok: bool, seconds: float, count: int = 1) -> None:
-        """`count` messages were delivered (or failed) in `seconds`."""
-        self.metrics.deliveries.labels(result="ok" if ok else "error").inc(count)
-        self.metrics.delivery_duration.observe(seconds)
+    def delivery_finished(self, *, sent: int, failed: int, seconds: float) -> None:
+        """A digest run sent `sent` and failed `failed` messages in `seconds` (a run with neither is not timed)."""
+        self.metrics.deliveries.labels(result="ok").inc(sent)
+        self.metrics.deliveries.labels(result="error").inc(failed)
+        if sent or failed:
+            self.metrics.delivery_duration.observe(seconds)
 
     def set_pending_deliveries(self, count: int) -> None:
         with self._mutex:
@@ -150,10 +172,9 @@ class Monitor:
         """Healthy when no source's last success (or the start, before one) is older than the limit."""
         limit = self.poll_interval * STALE_AFTER_POLLS
         with self._mutex:
-            sources = dict(self._sources)
-            pending = self._pending
-        stale = [name for name, s in sources.items() if now - (s.last_success or self.started_at) > limit]
-        return HealthStatus(healthy=not stale, sources=sources, pending_deliveries=pending)
+            sources, pending, leader, started = dict(self._sources), self._pending, self._leader, self.started_at
+        stale = [name for name, s in sources.items() if now - max(s.last_success or started, started) > limit]
+        return HealthStatus(healthy=not leader or not stale, sources=sources, pending_deliveries=pending, leader=leader)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

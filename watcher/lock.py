@@ -52,6 +52,8 @@ class LeaderLock(ABC):
     """A lock at most one process holds; `try_acquire()` never blocks."""
 
     description: str
+    allows_standby: bool = False
+    """True when other replicas may wait for this lock (PostgreSQL); False: a second daemon refuses to start."""
 
     @abstractmethod
     def try_acquire(self) -> bool:
@@ -157,6 +159,8 @@ class FileLock(LeaderLock):
 
 class AdvisoryLock(LeaderLock):
     """`pg_try_advisory_lock(key)` on a dedicated autocommit connection held until release."""
+
+    allows_standby = True
 
     def __init__(self, *, engine_url: str, key: int = ADVISORY_KEY) -> None:
         self.key = key

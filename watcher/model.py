@@ -35,6 +35,8 @@ class ChangeKind(StrEnum):
     SPONSOR = "sponsor"
     TITLE = "title"
     OTHER = "other"
+    PUBLICATION = "publication"  # a new article that mentions a watched study
+    NEW_ARTICLE = "new_article"  # a new article that matches the watch's words
 
     @property
     def rank(self) -> int:
@@ -43,6 +45,7 @@ class ChangeKind(StrEnum):
 
 class Source(StrEnum):
     CLINICALTRIALS = "clinicaltrials"
+    FEEDS = "feeds"
 
 
 @dataclass(frozen=True)
@@ -204,16 +207,26 @@ class ChangeRecord:
     def history_url(self) -> str:
         return CTGOV_HISTORY_URL.format(nct_id=self.nct_id)
 
+    @property
+    def is_article(self) -> bool:
+        return self.source == Source.FEEDS
+
     def as_json(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "id": self.id,
             "watch": self.watch,
             "kind": str(self.kind),
             "source": str(self.source),
-            "nct_id": self.nct_id,
+            "nct_id": self.nct_id or None,
             "title": self.title,
             "summary": self.summary,
             "details": self.details,
             "detected_at": self.detected_at.isoformat(),
-            "url": self.url,
         }
+        if self.is_article:
+            for key in ("feed", "link", "doi", "nct_ids", "published", "why"):
+                entry[key] = self.details.get(key)
+            entry["url"] = self.details.get("link")
+        else:
+            entry["url"] = self.url
+        return entry

@@ -1,7 +1,9 @@
 """APScheduler 3 wiring only: a poll job and a digest job, rebuilt from the config at start.
 
 The poll job runs at start and then every `[clinicaltrials] poll_interval` (with a little
-jitter). The digest job runs every minute and asks the outbox what is due (delivery.due_watches):
+jitter). The feeds job runs every minute and polls the feeds that are due by their own schedule
+(interval, `ttl`, backoff after failures: all stored, see feed_pipeline). The digest job runs
+every minute and asks the outbox what is due (delivery.due_watches):
 schedules are computed from stored state and the configured time zone, so a late or restarted
 daemon neither skips nor doubles a digest, and a failed delivery is retried on a later run.
 Jobs keep no state of their own (memory job store; our tables hold everything), never overlap
@@ -29,6 +31,7 @@ from watcher.service import Service
 log = logging.getLogger(__name__)
 
 DIGEST_CHECK_EVERY = timedelta(minutes=1)
+FEEDS_CHECK_EVERY = timedelta(minutes=1)  # each feed keeps its own schedule (interval, ttl, backoff)
 MISFIRE_GRACE = timedelta(hours=1)
 MAX_JITTER = timedelta(minutes=2)
 
@@ -62,6 +65,15 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         args=(runtime,),
         id="poll",
         name="poll ClinicalTrials.gov",
+        next_run_time=runtime.clock(),
+        **common,
+    )
+    scheduler.add_job(
+        _feeds_job,
+        IntervalTrigger(seconds=FEEDS_CHECK_EVERY.total_seconds(), timezone=UTC),
+        args=(runtime,),
+        id="feeds",
+        name="poll the journal feeds that are due",
         next_run_time=runtime.clock(),
         **common,
     )
@@ -122,9 +134,16 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
 
 def _poll_job(runtime: Runtime) -> None:
     try:
-        runtime.service.poll(runtime.clock())  # each watch's poll logs its own line, failures included
+        runtime.service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
     except TrialwatchError as exc:
         log.error("poll failed: %s", exc.one_line())
+
+
+def _feeds_job(runtime: Runtime) -> None:
+    try:
+        runtime.service.poll_feeds(runtime.clock())  # each feed's poll logs its own line
+    except TrialwatchError as exc:
+        log.error("feeds poll failed: %s", exc.one_line())
 
 
 def _digest_job(runtime: Runtime) -> None:

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import requests
 from sqlalchemy import Engine
 
 from watcher.config import Config
 from watcher.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.errors import SourceError
+from watcher.feed_pipeline import FeedReport, poll_feed
+from watcher.http import make_session
 from watcher.notify.email import Transport
 from watcher.pipeline import PollReport, plan_poll, poll_watch, record_failure
 from watcher.sources.ctgov import CtgovClient, Page
@@ -24,11 +27,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class CycleReport:
     polls: list[PollReport] = field(default_factory=list)
+    feeds: list[FeedReport] = field(default_factory=list)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     @property
     def failed_sources(self) -> list[str]:
-        return [f"{poll.watch}: {poll.error}" for poll in self.polls if not poll.ok]
+        registry = [f"{poll.watch}: {poll.error}" for poll in self.polls if not poll.ok]
+        return registry + [f"feed {feed.feed}: {feed.error}" for feed in self.feeds if not feed.ok]
+
+    def lines(self) -> list[str]:
+        return [poll.line() for poll in self.polls] + [feed.line() for feed in self.feeds]
 
 
 @dataclass
@@ -39,12 +47,44 @@ class Service:
     engine: Engine
     client: CtgovClient
     transport: Transport
+    feed_http: requests.Session = field(default_factory=make_session)
 
     def poll(
-        self, now: datetime, on_page: Callable[[str, Page], None] | None = None, *, force_full: bool = False
+        self,
+        now: datetime,
+        on_page: Callable[[str, Page], None] | None = None,
+        *,
+        force_full: bool = False,
+        feeds: bool = True,
     ) -> CycleReport:
-        """Poll every watch (asking /version first), then send what is due for immediate watches."""
+        """Poll every watch (asking /version first) and, with `feeds`, every feed whether due or
+        not; then send what is due for immediate watches."""
         report = CycleReport()
+        self._poll_registry(report, now, on_page, force_full)
+        if feeds:
+            report.feeds = self._poll_feeds(now, force=True)
+        immediate = immediate_watches(self.config.watch)
+        if immediate:
+            report.delivery = self.deliver(now, watches=immediate)
+        return report
+
+    def poll_feeds(self, now: datetime) -> CycleReport:
+        """Poll the feeds that are due; then send what is due for immediate watches (daemon job)."""
+        report = CycleReport(feeds=self._poll_feeds(now, force=False))
+        immediate = immediate_watches(self.config.watch)
+        if immediate and any(feed.changes for feed in report.feeds):
+            report.delivery = self.deliver(now, watches=immediate)
+        return report
+
+    def _poll_feeds(self, now: datetime, *, force: bool) -> list[FeedReport]:
+        return [
+            poll_feed(engine=self.engine, http=self.feed_http, config=self.config, feed=feed, now=now, force=force)
+            for feed in self.config.feed
+        ]
+
+    def _poll_registry(
+        self, report: CycleReport, now: datetime, on_page: Callable[[str, Page], None] | None, force_full: bool
+    ) -> None:
         started, requests_before = time.monotonic(), self.client.requests_made
         try:
             stamp = self.client.data_timestamp()
@@ -54,7 +94,7 @@ class Service:
             if report.polls:
                 report.polls[0].requests = self.client.requests_made - requests_before
                 report.polls[0].seconds = time.monotonic() - started
-            return report
+            return
         with db.transaction(self.engine) as session:
             states = repo.watch_states(session=session)
             plans = {
@@ -84,10 +124,6 @@ class Service:
             )
         if report.polls:
             report.polls[0].requests += 1  # the /version request
-        immediate = immediate_watches(self.config.watch)
-        if immediate:
-            report.delivery = self.deliver(now, watches=immediate)
-        return report
 
     def _failed(self, watch: str, error: str, now: datetime) -> PollReport:
         record_failure(engine=self.engine, watch=watch, error=error, now=now)

@@ -100,6 +100,45 @@ class ChangeRow(SQLModel, table=True):
     detected_at: datetime = _when(index=True)
 
 
+class FeedState(SQLModel, table=True):
+    """One configured feed: where it lives now, its validators, its health and its schedule."""
+
+    __tablename__ = "feed_state"
+
+    name: str = Field(primary_key=True, max_length=200)
+    configured_url: str = Field(default="")
+    url: str = Field(default="")  # updated on 301 / 308
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = Field(default=None, max_length=64)
+    ttl_minutes: int | None = None
+    title: str | None = None
+    baseline_at: datetime | None = _when(nullable=True)
+    last_poll_at: datetime | None = _when(nullable=True)
+    last_success_at: datetime | None = _when(nullable=True)
+    next_poll_at: datetime | None = _when(nullable=True)
+    error_count: int = 0
+    last_error: str | None = None
+    failing_since: datetime | None = _when(nullable=True)
+    gone_at: datetime | None = _when(nullable=True)  # 410: polling stopped
+
+
+class FeedItemRow(SQLModel, table=True):
+    """One article, once, whichever feeds carried it (identity: sources.feeds.item_key)."""
+
+    __tablename__ = "feed_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=500)
+    feed: str = Field(index=True, max_length=200)  # the first feed it was seen in
+    doi: str | None = Field(default=None, index=True, max_length=300)
+    title: str
+    link: str = Field(default="")
+    published: datetime | None = _when(nullable=True)
+    nct_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    first_seen_at: datetime = _when(index=True)
+
+
 class Delivery(SQLModel, table=True):
     """One message to one recipient. Created (pending) before it is sent."""
 

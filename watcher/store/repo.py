@@ -15,6 +15,8 @@ from watcher.model import ChangeKind, ChangeRecord, FieldChange, Source, Study
 from watcher.store.models import (
     ChangeRow,
     Delivery,
+    FeedItemRow,
+    FeedState,
     Notification,
     StudyRow,
     StudyVersion,
@@ -107,23 +109,76 @@ def record_change(
     recipients: Iterable[str],
     now: datetime,
 ) -> ChangeRow:
-    """Store a change and owe it to each recipient subscribed now."""
+    """Store a registry change and owe it to each recipient subscribed now."""
+    return add_change(
+        session=session, watch=watch, kind=change.kind, source=Source.CLINICALTRIALS, nct_id=study.nct_id,
+        title=study.title, summary=change.summary, details=change.details, recipients=recipients, now=now,
+    )  # fmt: skip
+
+
+def add_change(
+    *,
+    session: Session,
+    watch: str,
+    kind: ChangeKind,
+    source: Source,
+    nct_id: str,
+    title: str,
+    summary: str,
+    details: dict[str, Any],
+    recipients: Iterable[str],
+    now: datetime,
+) -> ChangeRow:
+    """Store a change (any source) and owe it to each recipient subscribed now."""
     row = ChangeRow(
-        watch=watch,
-        kind=str(change.kind),
-        source=str(Source.CLINICALTRIALS),
-        nct_id=study.nct_id,
-        title=study.title,
-        summary=change.summary,
-        details=change.details,
-        detected_at=now,
-    )
+        watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
+        details=details, detected_at=now,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     assert row.id is not None
     for recipient in dict.fromkeys(r.lower() for r in recipients):
         session.add(Notification(change_id=row.id, recipient=recipient))
     return row
+
+
+def get_feed_state(*, session: Session, name: str, url: str) -> FeedState:
+    """A feed's stored state; a new one (or one whose configured URL changed) starts over."""
+    state = session.get(FeedState, name)
+    if state is None:
+        state = FeedState(name=name, configured_url=url, url=url)
+        session.add(state)
+    elif state.configured_url != url:
+        state.configured_url = state.url = url
+        state.etag = state.last_modified = state.body_hash = None
+        state.baseline_at = state.gone_at = state.next_poll_at = None
+        state.error_count, state.last_error, state.failing_since = 0, None, None
+        session.add(state)
+    return state
+
+
+def feed_states(*, session: Session) -> dict[str, FeedState]:
+    return {state.name: state for state in session.exec(select(FeedState))}
+
+
+def known_feed_item(*, session: Session, key: str, doi: str | None) -> FeedItemRow | None:
+    """The stored article with this key, or with this DOI (the same paper in another feed)."""
+    found = session.exec(select(FeedItemRow).where(FeedItemRow.key == key)).first()
+    if found is None and doi:
+        found = session.exec(select(FeedItemRow).where(FeedItemRow.doi == doi)).first()
+    return found
+
+
+def watched_studies(*, session: Session, watch: str, nct_ids: Sequence[str]) -> dict[str, str]:
+    """Of these NCT ids, those the watch holds, with their titles."""
+    if not nct_ids:
+        return {}
+    query = (
+        select(WatchStudy.nct_id, StudyRow.title)
+        .join(StudyRow, col(StudyRow.nct_id) == col(WatchStudy.nct_id))
+        .where(WatchStudy.watch == watch, col(WatchStudy.nct_id).in_(list(nct_ids)))
+    )
+    return {nct_id: title for nct_id, title in session.exec(query)}
 
 
 def list_changes(
