@@ -62,7 +62,7 @@ def phone_frame(html: str) -> str:
     return (
         "<!DOCTYPE html><html><body style='margin:0;background:#888'>"
         "<iframe id='phone' style='width:360px;height:1400px;border:0;background:#fff'"
-        f" srcdoc=\"{escape(html)}\"></iframe>"
+        f' srcdoc="{escape(html)}"></iframe>'
         "<script>document.getElementById('phone').addEventListener('load', function () {"
         " var doc = this.contentDocument.documentElement;"
         " document.body.setAttribute('data-width', String(doc.scrollWidth)); });</script>"
