@@ -200,6 +200,7 @@ def test_preview_shows_matches_and_the_exact_query_and_stores_nothing(cli_for, r
     assert "query.cond=%22renal+cell+carcinoma%22" in lines[0] and "pageSize=20" in lines[0]
     assert "countTotal=true" in lines[0] and "query.term=%28%22CAR-T%22+OR+%22CD70%22%29" in lines[0]
     assert lines[1].startswith("  NCT09000001  Recruiting · Phase 1 · A Study of FX-101")
+    assert lines[2].startswith('      matched "renal cell carcinoma" in title')
     (request,) = studies_requests(registry)
     assert request["query.term"] == '("CAR-T" OR "CD70")'
     assert cli.changes() == [] and "never seen" in cli("history", "NCT09000001")

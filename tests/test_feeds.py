@@ -233,3 +233,15 @@ def test_a_watch_can_opt_out_of_feeds(cli_for, registry, journals, feeds_dir):
     journals.publish("/eu.rss", with_items(body, CART_ITEM))
     cli.now = "2026-11-21T12:00:00+00:00"
     assert "1 new items, 0 changes" in cli("poll")
+
+
+def test_preview_shows_matching_feed_items_and_why_and_stores_nothing(cli_for, registry, journals, feeds_dir, tmp_path):
+    body = with_items((feeds_dir / ELSEVIER).read_bytes(), CART_ITEM, TRIAL_ITEM)
+    url = journals.publish("/eu.rss", body)
+    cli = cli_for(feeds=feed_config(("European Urology", url)))
+    lines = cli("preview", "RCC CAR-T").splitlines()
+    start = lines.index("feed European Urology: 1 of 53 items match")
+    assert lines[start + 1].startswith("  CD70-directed CAR T cells in metastatic clear cell renal cell carcinoma")
+    assert lines[start + 2].startswith('      matched "renal cell carcinoma" in title; "CAR-T" in title; https://')
+    assert "feed European Urology" not in cli("preview", "RCC CAR-T", "--no-feeds")
+    assert not (tmp_path / "var" / "trialwatch.db").exists()

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from watcher import __version__
+from watcher import preview as preview_lines
 from watcher.config import NCT_ID, Config, Secrets, WatchConfig, load_config
 from watcher.delivery import due_watches, preview_digests
 from watcher.digest import Digest, render_html, render_text
 from watcher.errors import TrialwatchError
 from watcher.http import make_session
-from watcher.model import Study
 from watcher.notify.email import make_transport
 from watcher.service import Service
 from watcher.sources.ctgov import CtgovClient, Page, watch_queries
@@ -472,11 +472,16 @@ def preview(
     terms: Annotated[list[str] | None, typer.Option("--terms", help="A term (repeatable).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="A word to exclude (repeatable).")] = None,
     nct_ids: Annotated[list[str] | None, typer.Option("--nct-id", help="An NCT id (repeatable).")] = None,
+    feeds: Annotated[
+        bool, typer.Option("--feeds/--no-feeds", help="Also read the configured journal feeds now.")
+    ] = True,
 ) -> None:
-    """Run a watch's query against the registry now and show what it matches; stores nothing.
+    """Run a watch's query against the registry (and its words against the journal feeds) now and
+    show what matches and why; stores nothing.
 
-    Prints how many studies match, the first twenty with status and phase, and the exact request,
-    so keywords can be tuned before they are saved in the config file.
+    Prints how many studies match, the first twenty with status, phase and the words that matched,
+    and the exact request; then, per configured feed, the items the watch's words match. Tune the
+    keywords here before saving them in the config file.
 
     Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
     """
@@ -501,15 +506,11 @@ def preview(
                 fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
         else:
             fail("give a watch name, or --conditions / --terms / --nct-id")
-        client = CtgovClient(config.clinicaltrials)
-        for url, page in client.preview(chosen):
-            total = page.total if page.total is not None else len(page.studies)
-            out.print(f"{total} studies match: GET {url}", markup=False)
-            for record in page.studies:
-                study = Study.from_record(record)
-                out.print(f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}", markup=False)
-            if total > len(page.studies):
-                out.print(f"  … and {total - len(page.studies)} more", markup=False)
+        for line in preview_lines.registry_lines(CtgovClient(config.clinicaltrials), chosen):
+            out.print(line, markup=False)
+        if feeds and chosen.feeds and (chosen.conditions or chosen.terms):
+            for line in preview_lines.feed_lines(make_session(config.feeds.user_agent), config, chosen, now()):
+                out.print(line, markup=False)
         return 0
 
     guarded(action)
