@@ -245,3 +245,35 @@ def test_preview_shows_matching_feed_items_and_why_and_stores_nothing(cli_for, r
     assert lines[start + 2].startswith('      matched "renal cell carcinoma" in title; "CAR-T" in title; https://')
     assert "feed European Urology" not in cli("preview", "RCC CAR-T", "--no-feeds")
     assert not (tmp_path / "var" / "trialwatch.db").exists()
+
+
+WILEY = "wiley_atypon_rss2_2021-12-21.xml"
+DOI = "10.1002/ijc.99999"
+WILEY_ITEM = (
+    f'<item><link>https://onlinelibrary.wiley.com/doi/{DOI}?af=R</link><guid isPermaLink="false">{DOI}</guid>'
+    "<title>CAR-T cells against CD70 in renal cell carcinoma</title><description>IJC, EarlyView.</description>"
+    f"<prism:doi>{DOI}</prism:doi></item>"
+)
+PUBMED_ITEM = (
+    "<item><title>CAR-T cells against CD70 in renal cell carcinoma.</title>"
+    "<link>https://pubmed.ncbi.nlm.nih.gov/39999999/?utm_source=x&amp;ff=20261121&amp;v=2.15.0</link>"
+    '<description>Int J Cancer.</description><guid isPermaLink="false">pubmed:39999999</guid>'
+    f"<dc:identifier>pmid:39999999</dc:identifier><dc:identifier>doi:{DOI}</dc:identifier></item>"
+)
+
+
+def test_one_paper_in_its_journal_and_in_pubmed_is_one_item(cli_for, registry, journals, feeds_dir, tmp_path):
+    wiley, pubmed = (feeds_dir / WILEY).read_bytes(), (feeds_dir / PUBMED_1).read_bytes()
+    journal_url = journals.publish("/ijc.rss", wiley)
+    pubmed_url = journals.publish("/pubmed.rss", pubmed)
+    cli = cli_for(feeds=feed_config(("Int J Cancer", journal_url), ("PubMed", pubmed_url)))
+    cli("poll")
+    journals.publish("/ijc.rss", with_items(wiley, WILEY_ITEM))
+    journals.publish("/pubmed.rss", with_items(pubmed, PUBMED_ITEM))
+    cli.now = "2026-11-21T12:00:00+00:00"
+    output = cli("poll")
+    assert "feed Int J Cancer: 1 new items, 1 change" in output
+    assert "feed PubMed: 0 new items, 0 changes" in output  # the same DOI: already known
+    (change,) = cli.changes()
+    assert change["doi"] == DOI and change["feed"] == "Int J Cancer" and change["watch"] == "RCC CAR-T"
+    assert stored(tmp_path, FeedItemRow) == 66 + 15 + 1

@@ -8,7 +8,8 @@ store items and changes in one transaction. Reads top to bottom like Miniflux's 
   changes in the config.
 - The first successful poll of a feed is a baseline: its items are stored, nothing is alerted
   (feeds carry years of back catalogue).
-- A new item (sources.feeds.item_key; a DOI already stored from another feed is the same item)
+- A new item (sources.feeds.item_key, or any of its other keys; a DOI already stored from another
+  feed is the same item)
   that mentions a study a watch holds is a `publication` change on that study for that watch,
   whatever its words; otherwise, if it matches the watch's words (matching.match_text), a
   `new_article` change with why it matched.
@@ -147,11 +148,12 @@ def _take_item(
     now: datetime, report: FeedReport,
 ) -> None:  # fmt: skip
     """Store a new item; owe its changes to each watch it concerns (not on a baseline)."""
-    if repo.known_feed_item(session=session, key=item.key, doi=item.doi) is not None:
+    keys = stored_keys(feed.name, item)
+    if repo.known_feed_item(session=session, keys=keys, doi=item.doi) is not None:
         return
     session.add(
         FeedItemRow(
-            key=item.key, feed=feed.name, doi=item.doi, title=item.title, link=item.link,
+            key=keys[0], feed=feed.name, doi=item.doi, title=item.title, link=item.link,
             published=item.published, nct_ids=list(item.nct_ids), first_seen_at=now,
         )
     )  # fmt: skip
@@ -163,11 +165,14 @@ def _take_item(
         report.changes += _item_changes(session=session, feed=feed, item=item, watch=watch, now=now)
 
 
+def stored_keys(feed: str, item: FeedItem) -> list[str]:
+    """The item's keys as stored: a DOI names one paper everywhere; any other key (guid, link,
+    title hash) is only unique within its feed, so it is scoped by the feed's name."""
+    return [key if key.startswith("doi:") else f"{feed}|{key}" for key in (item.key, *item.other_keys)]
+
+
 def _item_changes(*, session: Session, feed: FeedConfig, item: FeedItem, watch: WatchConfig, now: datetime) -> int:
-    match = match_text(
-        fields={"title": item.title, "summary": item.summary, "content": item.content},
-        conditions=watch.conditions, terms=watch.terms, exclude=watch.exclude,
-    )  # fmt: skip
+    match = match_text(fields=item.text_fields(), conditions=watch.conditions, terms=watch.terms, exclude=watch.exclude)
     details = article_details(feed=feed, item=item, why=match.describe() if match.matched else None)
     studies = repo.watched_studies(session=session, watch=watch.name, nct_ids=list(item.nct_ids))
     for nct_id, study_title in studies.items():

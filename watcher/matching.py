@@ -16,6 +16,8 @@ How a word is found in a text:
   `CART` does not match `cartilage` and `PD-1` does not match `PD-L1` or `PD-10`.
 In other words: a word matches when a run of consecutive text tokens (maximal runs of letters and
 digits), glued together, spells the word's tokens glued together.
+Known limits: a break may be any punctuation, so a phrase can span a sentence end ("renal. Cell
+carcinoma"); `ccRCC` is its own word (watch it too); `tumour` and `tumor` are different words.
 """
 
 from __future__ import annotations

@@ -51,9 +51,8 @@ def feed_lines(http: requests.Session, config: Config, watch: WatchConfig, now: 
         matches = []
         for item in result.items:
             match = match_text(
-                fields={"title": item.title, "summary": item.summary, "content": item.content},
-                conditions=watch.conditions, terms=watch.terms, exclude=watch.exclude,
-            )  # fmt: skip
+                fields=item.text_fields(), conditions=watch.conditions, terms=watch.terms, exclude=watch.exclude
+            )
             if match.matched:
                 matches.append((item, match.describe()))
         yield f"feed {feed.name}: {len(matches)} of {len(result.items)} items match"

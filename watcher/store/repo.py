@@ -161,9 +161,9 @@ def feed_states(*, session: Session) -> dict[str, FeedState]:
     return {state.name: state for state in session.exec(select(FeedState))}
 
 
-def known_feed_item(*, session: Session, key: str, doi: str | None) -> FeedItemRow | None:
-    """The stored article with this key, or with this DOI (the same paper in another feed)."""
-    found = session.exec(select(FeedItemRow).where(FeedItemRow.key == key)).first()
+def known_feed_item(*, session: Session, keys: Sequence[str], doi: str | None) -> FeedItemRow | None:
+    """The stored article with any of these keys, or with this DOI (the same paper elsewhere)."""
+    found = session.exec(select(FeedItemRow).where(col(FeedItemRow.key).in_(list(keys)))).first()
     if found is None and doi:
         found = session.exec(select(FeedItemRow).where(FeedItemRow.doi == doi)).first()
     return found

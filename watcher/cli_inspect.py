@@ -1,0 +1,219 @@
+"""Commands that show what trialwatch knows or would do: changes, deliveries, history, preview,
+queries. They read; only `preview` talks to the sources, and it stores nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from watcher import preview as preview_lines
+from watcher.cli_support import State, fail, guarded, make_service, now, out
+from watcher.config import NCT_ID, WatchConfig, load_config
+from watcher.http import make_session
+from watcher.sources.ctgov import CtgovClient, watch_queries
+from watcher.store import db, repo
+
+app = typer.Typer()
+
+
+@app.command()
+def deliveries(
+    status: Annotated[str | None, typer.Option(help="Only messages in this state: pending, sent or failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List sent, pending and failed messages with the server's answer, newest first.
+
+    Example: trialwatch deliveries --status failed
+    """
+
+    def action() -> int:
+        if status is not None and status not in ("pending", "sent", "failed"):
+            fail(f"--status {status!r}: expected pending, sent or failed")
+        service = make_service(load_config(State.config_path))
+        with db.transaction(service.engine) as session:
+            rows = [
+                _delivery_json(row, repo.count_delivery_changes(session=session, delivery_id=row.id or 0))
+                for row in repo.list_deliveries(session=session, status=status, limit=limit)
+            ]
+        if as_json:
+            out.print(json.dumps(rows, indent=2, ensure_ascii=False), markup=False)
+            return 0
+        if not rows:
+            out.print("no deliveries", markup=False)
+        for row in rows:
+            line = f"{row['created_at'][:16]} {row['status']:<7} {row['recipient']} {row['changes']} change(s)"
+            if row["status"] == "pending" and row["next_attempt_at"]:
+                line += f", next try {row['next_attempt_at'][:16]}"
+            if row["last_error"]:
+                line += f" — {row['last_error']}"
+            out.print(line, markup=False)
+        return 0
+
+    guarded(action)
+
+
+def _delivery_json(row: Any, changes: int) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "recipient": row.recipient,
+        "status": row.status,
+        "subject": row.subject,
+        "message_id": row.message_id,
+        "changes": changes,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "next_attempt_at": iso(row.next_attempt_at),
+    }
+
+
+@app.command()
+def changes(
+    since: Annotated[str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")] = None,
+    watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List detected changes, newest first.
+
+    Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        if watch is not None:
+            config.watch_named(watch)
+        since_at = _parse_since(since)
+        service = make_service(config)
+        with db.transaction(service.engine) as session:
+            records = repo.list_changes(session=session, since=since_at, watch=watch)
+        if as_json:
+            out.print(json.dumps([r.as_json() for r in records], indent=2, ensure_ascii=False), markup=False)
+            return 0
+        if not records:
+            out.print("no changes", markup=False)
+        for record in records:
+            out.print(
+                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} [{record.kind}] {record.summary}",
+                markup=False,
+            )
+        return 0
+
+    guarded(action)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        fail(f"--since {value!r}: expected a date like 2026-11-01")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@app.command()
+def queries(
+    watch: Annotated[str | None, typer.Argument(help="Watch name (default: every watch).")] = None,
+) -> None:
+    """Print the exact ClinicalTrials.gov queries a watch sends, without sending them.
+
+    Example: trialwatch queries "RCC bispecifics"
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        chosen = [config.watch_named(watch)] if watch else config.watch
+        for item in chosen:
+            out.print(f"{item.name}:", markup=False)
+            for params in watch_queries(item, config.clinicaltrials.page_size):
+                shown = " ".join(f"{k}={v!r}" for k, v in params.items())
+                out.print(f"  GET {config.clinicaltrials.base_url}/studies {shown}", markup=False)
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT05805501.")]) -> None:
+    """Print a study's timeline: when first seen, each stored version and what changed between them.
+
+    trialwatch stores a new version only when a tracked field changed, so versions that differ
+    only in bookkeeping (versionHolder, last-update dates) never appear.
+
+    Example: trialwatch history NCT05805501
+    """
+    from watcher.history import study_timeline
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        wanted = nct_id.strip().upper()
+        if not NCT_ID.fullmatch(wanted):
+            fail(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits)")
+        service = make_service(config)
+        with db.transaction(service.engine) as session:
+            timeline = study_timeline(session=session, nct_id=wanted, ignore=config.clinicaltrials.ignore_fields)
+        for line in timeline.lines():
+            out.print(line, markup=False)
+        return 0
+
+    guarded(action)
+
+
+@app.command()
+def preview(
+    watch: Annotated[str | None, typer.Argument(help="A watch from the config file.")] = None,
+    conditions: Annotated[list[str] | None, typer.Option("--conditions", help="A condition (repeatable).")] = None,
+    terms: Annotated[list[str] | None, typer.Option("--terms", help="A term (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="A word to exclude (repeatable).")] = None,
+    nct_ids: Annotated[list[str] | None, typer.Option("--nct-id", help="An NCT id (repeatable).")] = None,
+    feeds: Annotated[
+        bool, typer.Option("--feeds/--no-feeds", help="Also read the configured journal feeds now.")
+    ] = True,
+) -> None:
+    """Run a watch's query against the registry (and its words against the journal feeds) now and
+    show what matches and why; stores nothing.
+
+    Prints how many studies match, the first twenty with status, phase and the words that matched,
+    and the exact request; then, per configured feed, the items the watch's words match. Tune the
+    keywords here before saving them in the config file.
+
+    Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        if watch is not None:
+            chosen = config.watch_named(watch)
+        elif conditions or terms or nct_ids:
+            try:
+                chosen = WatchConfig(
+                    name="preview",
+                    conditions=conditions or [],
+                    terms=terms or [],
+                    exclude=exclude or [],
+                    nct_ids=nct_ids or [],
+                    recipients=["preview@localhost"],
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                option = {"nct_ids": "nct-id"}.get(str(first["loc"][0]), str(first["loc"][0]))
+                fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
+        else:
+            fail("give a watch name, or --conditions / --terms / --nct-id")
+        for line in preview_lines.registry_lines(CtgovClient(config.clinicaltrials), chosen):
+            out.print(line, markup=False)
+        if feeds and chosen.feeds and (chosen.conditions or chosen.terms):
+            for line in preview_lines.feed_lines(make_session(config.feeds.user_agent), config, chosen, now()):
+                out.print(line, markup=False)
+        return 0
+
+    guarded(action)

@@ -1,0 +1,108 @@
+"""What every command shares: the consoles, the clock, the one-line error convention, logging,
+and `make_service`, the one place that chooses implementations (database, registry client, mail
+transport, feed session)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from watcher.config import Config, Secrets
+from watcher.errors import TrialwatchError
+from watcher.http import make_session
+from watcher.notify.email import make_transport
+from watcher.service import Service
+from watcher.sources.ctgov import CtgovClient
+from watcher.store import db
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("watcher")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class State:
+    """Options of the main command, seen by every subcommand."""
+
+    config_path: Path | None = None
+
+
+def configure_logging(*, verbose: bool, log_format: str) -> None:
+    """Log lines to the current stderr, as text or one JSON object per line."""
+    handler = _CurrentStderr()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler],
+        force=True,
+    )
+    for noisy in ("apscheduler.executors", "urllib3", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of the record (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message (and the error)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def guarded(action: Callable[[], int | None]) -> None:
+    """Run a command; a TrialwatchError becomes one line on stderr and exit code 2."""
+    try:
+        code = action()
+    except TrialwatchError as exc:
+        fail(exc.one_line())
+    if code:
+        raise typer.Exit(code)
+
+
+def make_service(config: Config, *, migrate: bool = True) -> Service:
+    engine = db.make_engine(config.database.url)
+    if migrate:
+        db.upgrade(engine)
+    return Service(
+        config=config,
+        engine=engine,
+        client=CtgovClient(config.clinicaltrials),
+        transport=make_transport(config.email, Secrets()),
+        feed_http=make_session(config.feeds.user_agent),
+    )
