@@ -108,6 +108,8 @@ def test_new_articles_and_publications_reach_the_mail(
     )
     publication = changes[("publication", "RCC bispecifics")]
     assert publication["nct_id"] == "NCT05805501" and publication["nct_ids"] == ["NCT05805501"]
+    assert publication["title"] == "Tobemstomig plus axitinib in untreated clear cell RCC: first results"
+    assert publication["study_title"].startswith("A Study of Immune Checkpoint Inhibitor Combinations With Axitinib")
     assert publication["summary"] == (
         "New article on NCT05805501 in European Urology: "
         "Tobemstomig plus axitinib in untreated clear cell RCC: first results"

@@ -223,10 +223,12 @@ class ChangeRecord:
             "details": self.details,
             "detected_at": self.detected_at.isoformat(),
         }
-        if self.is_article:
-            for key in ("feed", "link", "doi", "nct_ids", "published", "why"):
+        if self.is_article:  # the article's fields; a publication also names its study
+            for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why"):
                 entry[key] = self.details.get(key)
             entry["url"] = self.details.get("link")
+            if self.kind is ChangeKind.PUBLICATION:
+                entry["study_title"] = self.title
         else:
             entry["url"] = self.url
         return entry
