@@ -26,9 +26,12 @@ from watcher.cli_support import (
     now,
     out,
 )
-from watcher.config import load_config
+from watcher.config import Config, load_config
 from watcher.delivery import due_watches, preview_digests
 from watcher.digest import Digest, render_html, render_text
+from watcher.errors import ConfigError
+from watcher.health import HealthServer, Metrics, Monitor
+from watcher.lock import leader_lock, leadership
 from watcher.service import Service
 from watcher.sources.ctgov import Page
 from watcher.store import db
@@ -122,9 +125,11 @@ def poll(
     """
 
     def action() -> int:
-        service = make_service(load_config(State.config_path))
-        with _progress() as on_page:
-            report = service.poll(now(), on_page=on_page, force_full=full)
+        config = load_config(State.config_path)
+        with leadership(engine_url=config.database.url):  # not while a daemon polls the same database
+            service = make_service(config)
+            with _progress() as on_page:
+                report = service.poll(now(), on_page=on_page, force_full=full)
         for line in report.lines():
             out.print(line, markup=False)
         for sent in report.delivery.sent:
@@ -192,7 +197,8 @@ def digest(
             if not digests:
                 out.print("nothing to deliver", markup=False)
             return 0
-        report = service.deliver(moment, everything=now_)
+        with leadership(engine_url=service.config.database.url):  # never alongside the daemon's digest job
+            report = service.deliver(moment, everything=now_)
         for sent in report.sent:
             out.print(f"delivered to {sent}", markup=False)
         for failure in report.failed:
@@ -219,30 +225,71 @@ def _write_html(path: Path, digests: list[Digest]) -> None:
 def run() -> None:
     """Run the daemon: poll on the configured interval (first poll right away), deliver digests.
 
-    Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in hand; SIGHUP re-reads the
-    config file (a bad file is refused and the running config is kept).
+    One daemon acts per database. With SQLite a second `run` refuses to start and names the
+    process holding the lock file beside the database; with PostgreSQL it stands by and takes
+    over when the leader stops. Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in
+    hand; SIGHUP re-reads the config file (a bad file is refused and the running config is kept).
+    With [server] listen set, serves /healthz and /metrics. Exits 1 if leadership was lost.
 
     Example: trialwatch --config config/trialwatch.toml run
     """
-    from watcher.scheduler import Runtime, run_forever
+    from watcher.scheduler import Runtime, run_forever, stand_by
 
     def action() -> int:
-        service = make_service(load_config(State.config_path))
-        log.info(
-            "config %s: %d watch(es); database %s; mail to %s",
-            service.config.path,
-            len(service.config.watch),
-            db.redact_url(service.config.database.url),
-            service.transport.description,
-        )
-
-        def reload() -> Service:
-            return make_service(load_config(State.config_path))
-
-        run_forever(Runtime(service=service, clock=now, reload=reload))
-        return 0
+        config = load_config(State.config_path)
+        lock = leader_lock(engine_url=config.database.url)
+        monitor, server = _health(config)
+        try:
+            if not lock.try_acquire():
+                if not lock.allows_standby:
+                    lock.acquire()  # raises LockHeld naming the holder
+                monitor.set_leader(leader=False, at=now())
+                if not stand_by(lock):
+                    return 0
+                monitor.set_leader(leader=True, at=now())
+                config = load_config(State.config_path)  # it may have changed while standing by
+            service = make_service(config)  # migrates: only the leader does
+            log.info(
+                "config %s: %d watch(es), %d feed(s); database %s; mail to %s",
+                service.config.path,
+                len(service.config.watch),
+                len(service.config.feed),
+                db.redact_url(service.config.database.url),
+                service.transport.description,
+            )
+            runtime = Runtime(service=service, clock=now, reload=lambda: _reload(config), lock=lock, monitor=monitor)
+            run_forever(runtime)
+            return 1 if runtime.lost_leadership else 0
+        finally:
+            lock.release()
+            if server is not None:
+                server.stop()
 
     guarded(action)
+
+
+def _reload(running: Config) -> Service:
+    """A service from the re-read config; the database cannot change under the leader lock."""
+    config = load_config(State.config_path)
+    if config.database.url != running.database.url:
+        raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
+    return make_service(config)
+
+
+def _health(config: Config) -> tuple[Monitor, HealthServer | None]:
+    """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
+    sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
+    monitor = Monitor(
+        metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now(), sources=sources
+    )
+    if not config.server.listen:
+        return monitor, None
+    server = HealthServer(
+        listen=config.server.listen, metrics=monitor.metrics, health=lambda: monitor.status(now=now())
+    )
+    server.start()
+    log.info("serving /healthz and /metrics on %s", server.url)
+    return monitor, server
 
 
 @db_app.command("upgrade")
@@ -255,7 +302,8 @@ def db_upgrade() -> None:
     def action() -> int:
         config = load_config(State.config_path)
         engine = db.make_engine(config.database.url)
-        db.upgrade(engine)
+        with leadership(engine_url=config.database.url):  # not under a running daemon
+            db.upgrade(engine)
         out.print(f"database {db.redact_url(config.database.url)} is at revision {db.current_revision(engine)}")
         return 0
 

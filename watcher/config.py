@@ -208,12 +208,37 @@ class WatchConfig(_Section):
         return self
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """'127.0.0.1:9464', '0.0.0.0:9464', '[::1]:9464' or ':9464' -> (host, port); ValueError if not."""
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"listen {value!r}: expected host:port, e.g. '127.0.0.1:9464'")
+    host = host.removeprefix("[").removesuffix("]")
+    if ":" in host and not value.strip().startswith("["):
+        raise ValueError(f"listen {value!r}: write an IPv6 address in brackets, e.g. '[::1]:9464'")
+    return host, int(port_text)
+
+
+class ServerConfig(_Section):
+    """[server]: the optional /healthz and /metrics endpoints."""
+
+    listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
+
 class Config(_Section):
     path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
     database: DatabaseConfig = DatabaseConfig()
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
     email: EmailConfig = EmailConfig()
     digest: DigestConfig = DigestConfig()
+    server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
     feed: list[FeedConfig] = []
     watch: list[WatchConfig] = []
@@ -338,7 +363,7 @@ def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in loc)
     kind = error["type"]
     if kind == "extra_forbidden":
-        message = f"unknown key {key!r}"
+        message = f"unknown key {key!r}" if key else "unknown section"
     elif kind == "missing":
         message = f"missing key {key!r}"
     else:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from watcher.config import parse_listen
 from watcher.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Monitor:
         if sent or failed:
             self.metrics.delivery_duration.observe(seconds)
 
-    def set_pending_deliveries(self, count: int) -> None:
+    def set_pending_deliveries(self, *, count: int) -> None:
         with self._mutex:
             self._pending = count
         self.metrics.pending_deliveries.set(count)
@@ -175,17 +176,6 @@ class Monitor:
             sources, pending, leader, started = dict(self._sources), self._pending, self._leader, self.started_at
         stale = [name for name, s in sources.items() if now - max(s.last_success or started, started) > limit]
         return HealthStatus(healthy=not leader or not stale, sources=sources, pending_deliveries=pending, leader=leader)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """'127.0.0.1:9464', '0.0.0.0:9464', '[::1]:9464' or ':9464' -> (host, port); ValueError if not."""
-    host, sep, port_text = value.strip().rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"listen {value!r}: expected host:port, e.g. '127.0.0.1:9464'")
-    host = host.removeprefix("[").removesuffix("]")
-    if ":" in host and not value.strip().startswith("["):
-        raise ValueError(f"listen {value!r}: write an IPv6 address in brackets, e.g. '[::1]:9464'")
-    return host, int(port_text)
 
 
 class HealthServer:

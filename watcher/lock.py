@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "trialwatch"
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
 """The same 64-bit key in every replica and every version: never derive it from anything else."""
+
+STOP_CHECK_SECONDS = 0.1
+"""How often a standby looks at its stop event between tries."""
 
 KEEPALIVE_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
 """Server-side keepalives: a leader whose host vanished loses the lock in about a minute, not hours."""
@@ -325,6 +329,7 @@ def wait_for_leadership(lock: LeaderLock, *, poll_seconds: float, stop_event: th
     """Try the lock every `poll_seconds` until it is taken (True) or `stop_event` is set (False).
 
     A database that cannot be reached is logged and tried again: a standby outlives an outage.
+    `stop_event` may be set from a signal handler: the loop only reads it, never waits inside it.
     """
     announced = False
     while not stop_event.is_set():
@@ -337,5 +342,16 @@ def wait_for_leadership(lock: LeaderLock, *, poll_seconds: float, stop_event: th
                 announced = True
         except StoreError as exc:
             log.warning("%s", exc.one_line())
-        stop_event.wait(poll_seconds)
+        _pause(poll_seconds, stop_event)
     return False
+
+
+def _pause(seconds: float, stop_event: threading.Event) -> None:
+    """Sleep up to `seconds`, waking early once `stop_event` is set.
+
+    Not `stop_event.wait()`: a signal handler that sets the event while this thread holds the
+    event's internal lock would deadlock; `is_set()` takes no lock.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop_event.is_set() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, STOP_CHECK_SECONDS))

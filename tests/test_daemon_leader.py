@@ -1,0 +1,60 @@
+"""Two `trialwatch run` processes on one database: SQLite refuses the second, PostgreSQL stands it by."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.harness import WATCHES, posted, write_config
+from tests.test_daemon import Daemon
+
+
+def test_sqlite_second_daemon_refuses_naming_the_first(tmp_path: Path, registry: Any, own_study: Any):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry)
+    first = Daemon(config)
+    first.wait_for("daemon started")
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(config), "run"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert f"held by process {first.process.pid}" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    poll = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(config), "poll"], capture_output=True, text=True, timeout=60
+    )
+    assert poll.returncode == 2 and f"held by process {first.process.pid}" in poll.stderr
+    assert first.stop(signal.SIGTERM) == 0
+
+
+def test_postgres_only_the_leader_polls_a_standby_takes_over_and_nothing_is_sent_twice(
+    tmp_path: Path, registry: Any, own_study: Any, postgres_url: str, smtp: Any
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    watches = WATCHES.replace('digest = "daily"', 'digest = "immediate"')
+    config = write_config(tmp_path, registry, database_url=postgres_url, smtp=smtp, watches=watches)
+    config.write_text(config.read_text() + '\n[server]\nlisten = "127.0.0.1:0"\n')
+    first = Daemon(config)
+    first.wait_for("poll RCC CAR-T")  # the leader's baseline
+    second = Daemon(config)
+    second.wait_for("standing by")
+    today = datetime.now(UTC).date().isoformat()  # the daemons run on the real clock
+    registry.put(posted(own_study("study_NCT09000001_v2"), today))  # a change the next leader will find
+    first.process.kill()
+    first.process.wait(timeout=30)
+    second.wait_for("acquired, this process leads")
+    standing = list(second.log)
+    assert not [line for line in standing if "poll RCC" in line], "the standby polled before it led"
+    assert "incremental: 1 studies seen, 3 changes" in second.wait_for("poll RCC bispecifics")
+    second.wait_for("delivered")
+    assert {r.rcpt_tos[0] for r in smtp.wait_for(2)} == {"onc@example.org", "coordinator@example.org"}
+    assert second.stop(signal.SIGTERM) == 0
+
+    third = Daemon(config)  # a restart: the changes were delivered once, never again
+    assert "registry data unchanged" in third.wait_for("poll RCC bispecifics")
+    assert third.stop(signal.SIGTERM) == 0
+    assert len(smtp.received) == 2
