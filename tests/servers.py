@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -284,10 +285,15 @@ class _Handler:
             tls=session.ssl is not None or self.sink.implicit_tls,
             login=login,
         )
+        with self.sink._arrived:
+            self.sink.in_data += 1
+            self.sink._arrived.notify_all()
         if self.sink.mode == "tempfail_data":
             self.sink.attempted.append(received)
             return "451 4.3.0 Try again later"
         self.sink.deliver(received)
+        if self.sink.mode == "hold":  # queued, like a real server; the client waits for the 250 until released
+            await asyncio.get_running_loop().run_in_executor(None, self.sink.release.wait, 30)
         return "250 Message accepted for delivery"
 
 
@@ -306,7 +312,10 @@ class SmtpSink:
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
     ) -> None:
-        self.mode = "accept"  # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject
+        # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject | hold (queue, delay the 250)
+        self.mode = "accept"
+        self.release = threading.Event()  # ends a "hold"
+        self.in_data = 0  # messages whose DATA arrived
         self.attempted: list[Received] = []  # messages answered 451 after DATA
         self.reject_recipients: set[str] = set()
         self.received: list[Received] = []
@@ -346,6 +355,11 @@ class SmtpSink:
         with self._arrived:
             self.received.append(received)
             self._arrived.notify_all()
+
+    def wait_for_data(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until `count` messages reached DATA (accepted or not); False at the deadline."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.in_data >= count, timeout=timeout)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         with self._arrived:

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
@@ -15,6 +19,8 @@ import pytest
 
 from tests.harness import WATCHES
 from tests.servers import Fault, SmtpSink, self_signed_certificate
+from watcher.cli_support import make_service
+from watcher.config import load_config
 
 GOLDEN = Path(__file__).parent / "golden"
 PASSWORD = "correct horse battery staple"
@@ -163,7 +169,7 @@ def test_daily_digests_across_daylight_saving_changes(cli_for, registry, own_stu
 
 
 def _utc(slot: str, minutes: int) -> str:
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
     return (datetime.fromisoformat(slot + "+00:00") + timedelta(minutes=minutes)).isoformat()
 
@@ -191,3 +197,47 @@ def test_html_export_for_a_browser(changed, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "Status changed from Recruiting" in html
     assert "nothing to deliver" not in cli("digest", "--now", "--dry-run")  # --html delivered nothing
     assert "No such file or directory" in cli("digest", "--now", "--html", str(tmp_path / "no" / "x.html"), code=2)
+
+
+def test_two_delivery_runs_at_once_send_each_change_once(changed, smtp, tmp_path):
+    """The daemon's poll job (immediate watches) and digest job are threads: they may overlap."""
+    cli = changed(smtp=smtp)
+    service = make_service(load_config(cli.config))
+    at = datetime(2026, 11, 21, 10, 1, tzinfo=UTC)
+    smtp.mode = "hold"
+    first = threading.Thread(target=service.deliver, args=(at,), kwargs={"everything": True})
+    first.start()
+    assert smtp.wait_for_data(1)  # the first run is inside its SMTP transaction
+    second = threading.Thread(target=service.deliver, args=(at,), kwargs={"everything": True})
+    second.start()
+    overlapped = smtp.wait_for_data(3, timeout=1.0)  # would be reached if the second run sent too
+    smtp.release.set()
+    first.join(30)
+    second.join(30)
+    assert not overlapped
+    received = smtp.wait_for(2)
+    assert sorted(r.rcpt_tos[0] for r in received) == ["coordinator@example.org", "onc@example.org"]
+    assert len({r.message["Message-ID"] for r in received}) == 2 and len(smtp.received) == 2
+
+
+def test_a_crash_after_sending_resends_with_the_same_message_id(changed, smtp, tmp_path):
+    """The documented window: killed after the server has the message, before `sent` is recorded."""
+    cli = changed(smtp=smtp)
+    smtp.mode = "hold"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", str(cli.config), "digest", "--now"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert smtp.wait_for_data(1)
+    process.kill()
+    process.wait(30)
+    smtp.release.set()
+    (crashed,) = smtp.wait_for(1)
+    smtp.mode = "accept"
+    assert "delivered to" in cli("digest", "--now")
+    received = smtp.wait_for(3)
+    resent = [r for r in received[1:] if r.rcpt_tos == crashed.rcpt_tos]
+    assert [r.message["Message-ID"] for r in resent] == [crashed.message["Message-ID"]]
+    assert "nothing to deliver" in cli("digest", "--now")
+    assert len(smtp.received) == 3

@@ -12,6 +12,7 @@ most mail clients show it once).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from watcher.store.models import Delivery
 
 log = logging.getLogger(__name__)
 
+_ONE_RUN_AT_A_TIME = threading.Lock()
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 
@@ -86,7 +88,20 @@ def deliver(
     """Send every pending change of `watches` in one message per recipient, plus messages left
     pending by earlier runs whose backoff has passed (all of them with `retry_now`). Watches in
     `scheduled` that have `send_empty` and nothing new get a short "nothing new" note."""
-    watch_names = list(watches)
+    with _ONE_RUN_AT_A_TIME:  # the poll job's immediate sends and the digest job are threads
+        pending = _promise(engine=engine, config=config, watches=list(watches), now=now, scheduled=scheduled,
+                           retry_now=retry_now)  # fmt: skip
+        report = DeliveryReport()
+        for delivery in pending:
+            _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
+    return report
+
+
+def _promise(
+    *, engine: Engine, config: Config, watches: list[str], now: datetime, scheduled: Iterable[str], retry_now: bool
+) -> list[Delivery]:
+    """Create this run's messages (one per recipient) and return every message due to be sent."""
+    watch_names = watches
     schedules = {watch.name: watch for watch in config.watch}
     with transaction(engine) as session:
         owed = repo.undelivered(session=session, watches=watch_names)
@@ -95,7 +110,7 @@ def deliver(
         )
         for recipient in sorted(set(owed) | set(quiet)):
             message_id = new_message_id(config.email.sender, uuid.uuid4().hex)
-            delivery = repo.create_delivery(
+            delivery, claimed = repo.create_delivery(
                 session=session,
                 recipient=recipient,
                 notification_ids=owed.get(recipient, []),
@@ -103,14 +118,12 @@ def deliver(
                 now=now,
             )
             delivery.quiet_watches = quiet.get(recipient, [])
+            if not claimed and not delivery.quiet_watches:
+                session.delete(delivery)  # another run promised them first
         for name in watch_names:
             if name in schedules and schedules[name].digest != "immediate":
                 repo.get_watch_state(session=session, name=name).last_digest_at = now
-        pending = repo.pending_deliveries(session=session, now=None if retry_now else now)
-    report = DeliveryReport()
-    for delivery in pending:
-        _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
-    return report
+        return repo.pending_deliveries(session=session, now=None if retry_now else now)
 
 
 def _quiet_recipients(config: Config, scheduled: Iterable[str], owed_watches: set[str]) -> dict[str, list[str]]:

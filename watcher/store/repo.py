@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeKind, ChangeRecord, FieldChange, Source, Study
@@ -229,15 +229,22 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
 
 def create_delivery(
     *, session: Session, recipient: str, notification_ids: list[int], message_id: str, now: datetime
-) -> Delivery:
-    """An outbox row, created before sending; its notifications are now promised to it."""
+) -> tuple[Delivery, int]:
+    """An outbox row, created before sending; the notifications still unpromised are now promised
+    to it, atomically (a concurrent run cannot take them too). Returns it and how many it got."""
     delivery = Delivery(recipient=recipient, message_id=message_id, created_at=now)
     session.add(delivery)
     session.flush()
-    for notification in session.exec(select(Notification).where(col(Notification.id).in_(notification_ids))):
-        notification.delivery_id = delivery.id
-        session.add(notification)
-    return delivery
+    claimed = 0
+    if notification_ids:
+        claim = (
+            update(Notification)
+            .where(col(Notification.id).in_(notification_ids), col(Notification.delivery_id).is_(None))
+            .values(delivery_id=delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = int(session.execute(claim).rowcount or 0)  # type: ignore[attr-defined]
+    return delivery, claimed
 
 
 def pending_deliveries(*, session: Session, now: datetime | None = None) -> list[Delivery]:
