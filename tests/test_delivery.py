@@ -46,3 +46,30 @@ def test_dst_transitions_give_exactly_one_slot_a_day(day):
     local_days = sorted(slot.astimezone(PARIS.zone).date() for slot in slots)
     assert len(local_days) == len(set(local_days)) == 4  # the day before plus three days, one slot each
     assert all(slot.astimezone(PARIS.zone).time() == time(7, 0) for slot in slots)
+
+
+@pytest.mark.parametrize("at", [time(2, 30), time(2, 0), time(1, 59), time(3, 0), time(0, 0), time(23, 59)])
+@pytest.mark.parametrize("day", [datetime(2027, 3, 27), datetime(2026, 10, 24)])
+def test_a_time_in_the_skipped_or_repeated_hour_gives_one_slot_a_day(day, at):
+    paris = DigestConfig(time=at, weekday="monday", timezone="Europe/Paris")
+    start = day.replace(tzinfo=UTC)
+    moments = [start + timedelta(minutes=5 * i) for i in range(12 * 24 * 3)]
+    slots = {last_slot("daily", paris, moment) for moment in moments}
+    slots.discard(None)
+    assert all(
+        slot is not None and slot <= moment for slot, moment in ((last_slot("daily", paris, m), m) for m in moments)
+    )
+    local_days = sorted(slot.astimezone(paris.zone).date() for slot in slots if slot is not None)
+    assert len(local_days) == len(set(local_days))  # never two slots on one local day
+    first = day.date() if local_days[0] == day.date() else day.date() - timedelta(days=1)
+    assert local_days == [first + timedelta(days=n) for n in range(len(local_days))]  # and none skipped
+    final = moments[-1].astimezone(paris.zone)
+    assert local_days[-1] == (final.date() if final.time() >= at else final.date() - timedelta(days=1))
+
+
+@pytest.mark.parametrize("weekday", ["sunday", "monday"])
+def test_weekly_across_the_dst_change_gives_one_slot_a_week(weekday):
+    paris = DigestConfig(time=time(2, 30), weekday=weekday, timezone="Europe/Paris")
+    start = utc(2027, 3, 20)
+    slots = {last_slot("weekly", paris, start + timedelta(minutes=10 * i)) for i in range(6 * 24 * 21)}
+    assert len(slots) == 4  # the week before plus three weeks

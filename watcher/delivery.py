@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -37,16 +37,26 @@ RETRY_MAX = timedelta(hours=6)
 
 
 def last_slot(schedule: str, digest: DigestConfig, now: datetime) -> datetime | None:
-    """The most recent scheduled digest time at or before `now` (None for immediate)."""
+    """The most recent scheduled digest time at or before `now`, in UTC (None for immediate).
+
+    The slot is the configured local time on a local day, turned into UTC before any comparison
+    (Python compares two times of one zone by their wall clocks). A time that does not exist on
+    the day clocks go forward (02:30 in Paris) falls an hour later; one that exists twice on the
+    day they go back counts once, the first time.
+    """
     if schedule == "immediate":
         return None
-    local_now = now.astimezone(digest.zone)
-    slot = datetime.combine(local_now.date(), digest.time, tzinfo=digest.zone)
+    today = now.astimezone(digest.zone).date()
     if schedule == "daily":
-        return slot if slot <= local_now else slot - timedelta(days=1)
-    back = (local_now.weekday() - WEEKDAYS.index(digest.weekday)) % 7
-    slot -= timedelta(days=back)
-    return slot if slot <= local_now else slot - timedelta(days=7)
+        candidates = [today, today - timedelta(days=1)]
+    else:
+        back = (today.weekday() - WEEKDAYS.index(digest.weekday)) % 7
+        candidates = [today - timedelta(days=back), today - timedelta(days=back + 7)]
+    for day in candidates:
+        slot = datetime.combine(day, digest.time, tzinfo=digest.zone).astimezone(UTC)
+        if slot <= now:
+            return slot
+    return None
 
 
 def due_watches(config: Config, engine: Engine, now: datetime, *, everything: bool = False) -> list[str]:
