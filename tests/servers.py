@@ -265,6 +265,20 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_MAIL(  # noqa: N802
+        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.sink.mode == "reject_sender":
+            return "550 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.sink.mode == "drop_at_quit" and server.transport is not None:
+            server.transport.abort()  # the client hears nothing after its message was accepted
+        return "221 Bye"
+
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -312,7 +326,8 @@ class SmtpSink:
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
     ) -> None:
-        # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject | hold (queue, delay the 250)
+        # accept | tempfail (at RCPT) | tempfail_data (after DATA) | reject (listed recipients) |
+        # reject_sender (at MAIL) | hold (queue, delay the 250) | drop_at_quit (accept, then cut at QUIT)
         self.mode = "accept"
         self.release = threading.Event()  # ends a "hold"
         self.in_data = 0  # messages whose DATA arrived

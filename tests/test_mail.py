@@ -241,3 +241,35 @@ def test_a_crash_after_sending_resends_with_the_same_message_id(changed, smtp, t
     assert [r.message["Message-ID"] for r in resent] == [crashed.message["Message-ID"]]
     assert "nothing to deliver" in cli("digest", "--now")
     assert len(smtp.received) == 3
+
+
+def test_a_refused_sender_keeps_every_message_for_after_the_fix(changed, smtp):
+    cli = changed(smtp=smtp)
+    smtp.mode = "reject_sender"
+    output = cli("digest", "--now", code=1)
+    assert "refused the sender trialwatch@localhost (550 5.7.1 Sender address rejected" in output
+    assert "check [email] sender" in output
+    assert {d["status"] for d in json.loads(cli("deliveries", "--json"))} == {"pending"}
+    smtp.mode = "accept"
+    cli("digest", "--now")
+    assert len(smtp.wait_for(2)) == 2
+
+
+def test_a_connection_cut_after_the_message_was_accepted_is_not_a_failure(changed, smtp):
+    cli = changed(smtp=smtp)
+    smtp.mode = "drop_at_quit"
+    assert "delivered to onc@example.org" in cli("digest", "--now")
+    assert len(smtp.wait_for(2)) == 2
+    assert "nothing to deliver" in cli("digest", "--now")
+    assert len(smtp.received) == 2
+
+
+def test_failed_messages_can_be_queued_again(changed, smtp):
+    cli = changed(smtp=smtp)
+    smtp.mode, smtp.reject_recipients = "reject", {"coordinator@example.org"}
+    cli("digest", "--now", code=1)
+    smtp.mode = "accept"
+    assert "nothing to deliver" in cli("digest", "--now")  # failed for good: not retried by itself
+    assert "1 failed message(s) queued again" in cli("deliveries", "--retry-failed")
+    assert "delivered to coordinator@example.org" in cli("digest", "--now")
+    assert [r.rcpt_tos[0] for r in smtp.wait_for(2)] == ["onc@example.org", "coordinator@example.org"]

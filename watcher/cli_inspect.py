@@ -25,8 +25,15 @@ def deliveries(
     status: Annotated[str | None, typer.Option(help="Only messages in this state: pending, sent or failed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Put failed messages back in the queue (after fixing the cause).")
+    ] = False,
 ) -> None:
     """List sent, pending and failed messages with the server's answer, newest first.
+
+    A message the server refused for good stays failed; once the cause is fixed (a mailbox, an
+    address in the config), `--retry-failed` queues it again for the next digest run, with the
+    same Message-ID.
 
     Example: trialwatch deliveries --status failed
     """
@@ -35,6 +42,10 @@ def deliveries(
         if status is not None and status not in ("pending", "sent", "failed"):
             fail(f"--status {status!r}: expected pending, sent or failed")
         service = make_service(load_config(State.config_path))
+        if retry_failed:
+            with db.transaction(service.engine) as session:
+                count = repo.requeue_failed(session=session)
+            out.print(f"{count} failed message(s) queued again; `trialwatch digest --now` sends them now", markup=False)
         with db.transaction(service.engine) as session:
             rows = [
                 _delivery_json(row, repo.count_delivery_changes(session=session, delivery_id=row.id or 0))

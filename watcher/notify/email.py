@@ -106,18 +106,39 @@ class SmtpTransport:
         return f"SMTP {self.host}:{self.port} ({self.security})"
 
     def send(self, message: EmailMessage) -> None:
+        """Deliver one message. Once the server has answered 250 to the message, nothing that
+        happens while closing the connection makes it a failure (that would send it twice)."""
         where = f"SMTP {self.host}:{self.port}"
         try:
-            with self._connect() as smtp:
-                if self.username and self.password:
-                    if self.security == "none":
-                        raise DeliveryFailed(f"{where}: refusing to send the password without TLS (security = none)")
-                    smtp.login(self.username, self.password)
-                refused = smtp.send_message(message)
+            smtp = self._connect()
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
+        try:
+            refused = self._transact(smtp, message, where)
+        finally:
+            _close_quietly(smtp)
+        if refused:
+            code, answer = next(iter(refused.values()))
+            raise _smtp_failure(where, code, answer)
+        log.info("sent %s to %s via %s", message["Message-ID"], message["To"], where)
+
+    def _transact(self, smtp: smtplib.SMTP, message: EmailMessage, where: str) -> dict[str, tuple[int, bytes]]:
+        try:
+            if self.username and self.password:
+                if self.security == "none":
+                    raise DeliveryFailed(f"{where}: refusing to send the password without TLS (security = none)")
+                smtp.login(self.username, self.password)
+            return smtp.send_message(message)
         except smtplib.SMTPAuthenticationError as exc:
             # a configuration problem, not the recipient's: keep the message and retry once it is fixed
             raise DeliveryFailed(
                 f"{where}: login refused ({exc.smtp_code}): check TRIALWATCH_SMTP_USERNAME and TRIALWATCH_SMTP_PASSWORD"
+            ) from exc
+        except smtplib.SMTPSenderRefused as exc:
+            # the sender address is refused for every recipient: fix [email] sender, then it is retried
+            raise DeliveryFailed(
+                f"{where} refused the sender {exc.sender} ({exc.smtp_code} {_text(exc.smtp_error)}): "
+                "check [email] sender"
             ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()))
@@ -126,10 +147,6 @@ class SmtpTransport:
             raise _smtp_failure(where, exc.smtp_code, exc.smtp_error) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
-        if refused:
-            code, answer = next(iter(refused.values()))
-            raise _smtp_failure(where, code, answer)
-        log.info("sent %s to %s via %s", message["Message-ID"], message["To"], where)
 
     def _connect(self) -> smtplib.SMTP:
         context = self.ssl_context or ssl.create_default_context()
@@ -141,9 +158,20 @@ class SmtpTransport:
         return smtp
 
 
-def _smtp_failure(where: str, code: int, answer: bytes | str) -> DeliveryFailed:
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (TimeoutError, smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _text(answer: bytes | str) -> str:
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
-    return DeliveryFailed(f"{where} answered {code} {' '.join(text.split())}", permanent=500 <= code < 600)
+    return " ".join(text.split())
+
+
+def _smtp_failure(where: str, code: int, answer: bytes | str) -> DeliveryFailed:
+    return DeliveryFailed(f"{where} answered {code} {_text(answer)}", permanent=500 <= code < 600)
 
 
 def make_transport(config: EmailConfig, secrets: Secrets) -> Transport:

@@ -255,6 +255,15 @@ def pending_deliveries(*, session: Session, now: datetime | None = None) -> list
     return list(session.exec(query.order_by(col(Delivery.id))))
 
 
+def requeue_failed(*, session: Session) -> int:
+    """Failed messages become pending again, due at once. Returns how many."""
+    rows = list(session.exec(select(Delivery).where(Delivery.status == "failed")))
+    for row in rows:
+        row.status, row.next_attempt_at = "pending", None
+        session.add(row)
+    return len(rows)
+
+
 def list_deliveries(*, session: Session, status: str | None = None, limit: int = 100) -> list[Delivery]:
     """Messages, newest first."""
     query = select(Delivery)
