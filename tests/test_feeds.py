@@ -185,10 +185,12 @@ def test_retry_after_backoff_schedules_and_moved_feeds(cli_for, registry, journa
     assert retry_at and abs(retry_at - datetime(2026, 11, 21, 10, 10, tzinfo=UTC)) < timedelta(seconds=5)  # 600 s
     assert states["Moved"].url == journals.url("/new-home.rss")
 
+    cli.now = "2026-11-21T10:02:00+00:00"
+    assert "feed Busy: not due yet" in cli("poll")  # `poll` does not override a Retry-After
     service = make_service(load_config(cli.config))
     early = {r.feed: r.status for r in service.poll_feeds(datetime(2026, 11, 21, 10, 5, tzinfo=UTC)).feeds}
     assert early == {"Busy": "not_due", "Moved": "not_due", "Other": "not_due"}  # backoff; each feed's hour
-    at = datetime(2026, 11, 21, 11, 1, tzinfo=UTC)
+    at = datetime(2026, 11, 21, 11, 3, tzinfo=UTC)  # an hour after the healthy feeds were last polled
     report = {r.feed: r.status for r in service.poll_feeds(at).feeds}
     assert report == {"Busy": "baseline", "Moved": "not_modified", "Other": "not_modified"}
     before = len(journals.requests)
@@ -196,7 +198,7 @@ def test_retry_after_backoff_schedules_and_moved_feeds(cli_for, registry, journa
     assert {r.status for r in report.values()} == {"not_due"}  # each feed waits its own hour
     assert len(journals.requests) == before
     paths = [r.path for r in journals.requests]
-    assert paths.count("/old-home.rss") == 1 and paths.count("/new-home.rss") == 2  # the stored URL is used
+    assert paths.count("/old-home.rss") == 1 and paths.count("/new-home.rss") == 3  # the stored URL is used
 
 
 def test_a_gone_feed_is_no_longer_polled(cli_for, registry, journals, feeds_dir):

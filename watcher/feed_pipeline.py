@@ -3,9 +3,9 @@ store items and changes in one transaction. Reads top to bottom like Miniflux's 
 
 - A feed is due when its own interval (or the feed's `ttl`, whichever is longer) has passed since
   the last poll; after a failure, when its backoff has passed (Retry-After when the server gave
-  one, else the interval doubled per consecutive failure, at most a day). `poll --now` ignores
-  the schedule, never a 410: a feed that answered 410 Gone is not polled again until its URL
-  changes in the config.
+  one, else the interval doubled per consecutive failure, at most a day). `trialwatch poll`
+  ignores the schedule of a healthy feed, never a failing feed's backoff nor a 410: a feed that
+  answered 410 Gone is not polled again until its URL changes in the config.
 - The first successful poll of a feed is a baseline: its items are stored, nothing is alerted
   (feeds carry years of back catalogue).
 - A new item (sources.feeds.item_key, or any of its other keys; a DOI already stored from another
@@ -86,7 +86,8 @@ def backoff(interval: timedelta, failures: int, retry_after: float | None) -> ti
 def poll_feed(
     *, engine: Engine, http: requests.Session, config: Config, feed: FeedConfig, now: datetime, force: bool = False
 ) -> FeedReport:
-    """Poll one feed if it is due (or `force`); never raises SourceError (the report carries it)."""
+    """Poll one feed if it is due (or `force`, unless it is backing off after a failure); never
+    raises SourceError (the report carries it)."""
     report = FeedReport(feed=feed.name)
     started = time.monotonic()
     interval = config.feed_interval(feed)
@@ -94,7 +95,8 @@ def poll_feed(
         state = repo.get_feed_state(session=session, name=feed.name, url=feed.url)
         known = FetchState(url=state.url, etag=state.etag, last_modified=state.last_modified, body_hash=state.body_hash)
         gone, due = state.gone_at is not None, state.next_poll_at is None or state.next_poll_at <= now
-    if gone or not (due or force):
+        backing_off = state.error_count > 0
+    if gone or not (due or (force and not backing_off)):
         report.status = "gone" if gone else "not_due"
         return report
     try:
