@@ -69,6 +69,21 @@ def test_incremental_poll_asks_only_for_recent_updates(cli_for, registry, own_st
     assert "(2 requests," in output  # /version and one page
 
 
+def test_unchanged_days_do_not_move_the_incremental_window(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")  # 2026-11-21
+    for day in range(1, 5):  # the registry's data does not move for four days
+        cli.now = at(timedelta(days=day))
+        assert "registry data unchanged" in cli("poll")
+    mark = len(registry.requests_log)
+    registry.put(posted(own_study("study_NCT09000001_v2"), "2026-11-22"))  # posted during the stall
+    cli.now = at(timedelta(days=5))
+    assert "incremental: 1 studies seen, 3 changes" in cli("poll")
+    (request,) = studies_requests(registry, mark)
+    assert request["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2026-11-18,MAX]"
+
+
 def test_full_reconciliation_on_schedule_finds_studies_that_left(cli_for, registry, own_study):
     registry.put(own_study("study_NCT09000001_v1"))
     registry.put(own_study("study_NCT09000002_v1"))

@@ -288,7 +288,8 @@ def study_fields(record: dict[str, Any]) -> dict[str, str]:
 def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None) -> None:
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
-        state.last_poll_at = state.last_success_at = now
+        # not last_success_at: it anchors the next incremental window on the last poll that fetched
+        state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
         state.failing_since = None
         session.add(state)
