@@ -171,6 +171,29 @@ def test_site_recruiting_status_change_names_the_site(real_study):
     assert site["facility"] in change.summary
 
 
+def test_an_escape_only_edit_of_why_stopped_is_noise():
+    old = own("study_NCT09000001_v1")
+    old["protocolSection"]["statusModule"].update(overallStatus="TERMINATED", whyStopped="Sponsor decision (portfolio)")
+    new = copy.deepcopy(old)
+    new["protocolSection"]["statusModule"]["whyStopped"] = "Sponsor decision \\(portfolio\\)"
+    assert kinds(old, new) == []
+
+
+def test_a_respelt_city_of_the_same_site_is_noise_unless_its_status_moved(real_study):
+    old = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    new = copy.deepcopy(old)
+    site = new["protocolSection"]["contactsLocationsModule"]["locations"][0]
+    site["city"] = site["city"].upper() + " City"
+    assert kinds(old, new) == []
+    site["status"] = "WITHDRAWN"
+    (change,) = diff_records(old, new)
+    assert change.kind is ChangeKind.SITES and change.details["added"] == change.details["removed"] == []
+    moved = copy.deepcopy(old)
+    moved["protocolSection"]["contactsLocationsModule"]["locations"][0]["city"] = "Reykjavik"
+    (change,) = diff_records(old, moved)
+    assert len(change.details["added"]) == len(change.details["removed"]) == 1  # a real move: not paired
+
+
 def test_whitespace_and_markdown_escape_edits_are_noise(real_study):
     record = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
     edited = copy.deepcopy(record)

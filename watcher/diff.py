@@ -77,7 +77,7 @@ def record_fingerprint(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_I
 
 
 def _status_change(old: Study, new: Study) -> list[FieldChange]:
-    if old.status == new.status and old.why_stopped == new.why_stopped:
+    if old.status == new.status and normalize_text(old.why_stopped or "") == normalize_text(new.why_stopped or ""):
         return []
     summary = f"Status changed from {humanize_status(old.status)} to {humanize_status(new.status)}"
     if old.status == new.status:

@@ -2,18 +2,23 @@
 
 A site is facility + city + country; an arm group its label; an intervention its type + name; an
 outcome its measure. Several items with one key ("Research Site", several in one city) are
-counted, so one removed is one change. A respelt facility reads as one site removed and one added:
-identity is only as good as the registry's spelling.
+counted, so one removed is one change. A respelt city of the same facility and country is the
+same site (NLM rewrites city spellings); a respelt facility still reads as one site removed and
+one added: identity is only as good as the registry's spelling.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from watcher.model import ChangeKind, FieldChange, Site, Study
 from watcher.normalize import canonical, canonical_json, get_path, normalize_text
+
+CITY_SIMILARITY = 0.8
 
 
 @dataclass
@@ -57,6 +62,7 @@ def keyed_diff(
 
 def site_changes(old: Study, new: Study) -> list[FieldChange]:
     diff = keyed_diff(old.sites, new.sites, key=lambda s: s.key, same=lambda a, b: a.status == b.status)
+    _pair_respelt_cities(diff)
     if not diff:
         return []
     parts = []
@@ -76,6 +82,34 @@ def site_changes(old: Study, new: Study) -> list[FieldChange]:
         "count": {"before": len(old.sites), "after": len(new.sites)},
     }
     return [FieldChange(ChangeKind.SITES, "; ".join(parts) + ".", details)]
+
+
+def _pair_respelt_cities(diff: KeyedDiff) -> None:
+    """NLM rewrites city spellings ("Koeln" / "Köln", "Birmingham" / "Birmingham City"): a removed
+    and an added site with the same facility and country and a near-identical city are one site
+    (reported only if its recruiting status changed)."""
+    for added in list(diff.added):
+        twin = next((r for r in diff.removed if _same_place(r, added)), None)
+        if twin is None:
+            continue
+        diff.added.remove(added)
+        diff.removed.remove(twin)
+        if twin.status != added.status:
+            diff.changed.append((twin, added))
+
+
+def _same_place(a: Site, b: Site) -> bool:
+    if (a.key[0], a.key[2]) != (b.key[0], b.key[2]):
+        return False
+    city_a, city_b = _plain(a.city), _plain(b.city)
+    if not city_a or not city_b:
+        return False
+    return city_a in city_b or city_b in city_a or SequenceMatcher(None, city_a, city_b).ratio() >= CITY_SIMILARITY
+
+
+def _plain(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum())
 
 
 def _site_status(site: Site) -> str:
