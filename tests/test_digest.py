@@ -121,3 +121,27 @@ def test_message_is_multipart_alternative_with_stable_headers():
     assert message["Message-ID"] == message_id
     assert message["Date"] == "Tue, 24 Nov 2026 07:00:00 +0000"
     assert message["To"] == "onc@example.org"
+
+
+def test_article_fields_from_outside_are_escaped_and_only_http_links_are_kept():
+    details = {
+        "feed": "Evil <Journal> & Co", "title": '<script>alert("t")</script> CAR-T & "RCC"',
+        "link": "javascript:fetch('//evil.example')", "doi": "10.1/<x>", "nct_ids": ["NCT09000001"],
+        "published": None, "why": '"CAR-T" in <b>title</b>',
+    }  # fmt: skip
+    article = ChangeRecord(
+        id=1, watch="RCC", kind=ChangeKind.NEW_ARTICLE, source=Source.FEEDS, nct_id="", title=details["title"],
+        summary="New article in Evil <Journal>: x", details=details, detected_at=WHEN,
+    )  # fmt: skip
+    publication = ChangeRecord(
+        id=2, watch="RCC", kind=ChangeKind.PUBLICATION, source=Source.FEEDS, nct_id="NCT09000001", title="FX-101",
+        summary="New article on NCT09000001 in Evil <Journal>: <i>x</i>",
+        details={**details, "link": "data:text/html,x"}, detected_at=WHEN,
+    )  # fmt: skip
+    html = render_html(build_digest("onc@example.org", [article, publication], WHEN))
+    assert "<script>" not in html and "<Journal>" not in html and "<b>title" not in html and "<i>x" not in html
+    assert "javascript:" not in html and "data:text" not in html
+    assert "&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt; CAR-T &amp; &#34;RCC&#34;" in html
+    assert "Evil &lt;Journal&gt; &amp; Co" in html and "doi:10.1/&lt;x&gt;" in html
+    text = render_text(build_digest("onc@example.org", [article, publication], WHEN))
+    assert "javascript:" not in text and 'Matched: "CAR-T" in <b>title</b>' in text

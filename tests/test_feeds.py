@@ -224,7 +224,7 @@ def test_a_truncated_feed_changes_nothing(cli_for, registry, journals, feeds_dir
     cli.now = "2026-11-21T12:00:00+00:00"
     assert "feed European Urology: FAILED" in cli("poll", code=1)
     assert stored(tmp_path, FeedItemRow) == 51 and cli.changes() == []
-    cli.now = "2026-11-21T13:00:00+00:00"
+    cli.now = "2026-11-21T13:01:00+00:00"  # after the hour of backoff
     assert "1 new items, 1 change" in cli("poll")
 
 

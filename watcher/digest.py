@@ -69,7 +69,7 @@ class ArticleView:
 
     @property
     def link(self) -> str:
-        return str(self.change.details.get("link") or "")
+        return safe_url(self.change.details.get("link"))
 
     @property
     def journal(self) -> str:
@@ -154,6 +154,12 @@ class Digest:
         return one_line(f"[trialwatch] {'; '.join(parts) or 'nothing new'}", SUBJECT_LIMIT)
 
 
+def safe_url(value: object) -> str:
+    """A link from outside, only if it is http(s): never `javascript:` or `data:` in an href."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else ""
+
+
 def one_line(text: str, limit: int) -> str:
     """Collapse all whitespace (CR/LF included) and cut to `limit` characters with an ellipsis."""
     flat = " ".join(text.split())
@@ -212,7 +218,7 @@ def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:
 
 
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("watcher", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
@@ -220,6 +226,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["safe_url"] = safe_url
+    return environment
 
 
 def render_text(digest: Digest) -> str:
