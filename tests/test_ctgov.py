@@ -15,7 +15,7 @@ from sqlmodel import select
 from tests.harness import REAL_0212, REAL_0216, REAL_0218, posted
 from tests.servers import Fault
 from watcher.errors import SourceError
-from watcher.http import HttpClient, make_session
+from watcher.http import HttpClient, Pacer, make_session
 from watcher.store import db
 from watcher.store.models import StudyVersion
 
@@ -243,3 +243,42 @@ def test_user_agent_is_honest(registry):
     session = make_session("trialwatch/0.1 (+mailto:admin@example.org)")
     assert session.get(f"{registry.base_url}/version", timeout=5).ok
     assert registry.server.log[-1][0].headers["User-Agent"] == "trialwatch/0.1 (+mailto:admin@example.org)"
+
+
+def test_many_nct_ids_are_fetched_in_batches_of_one_hundred(cli_for, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    ids = ", ".join(f'"NCT09{n:06d}"' for n in range(1, 151))
+    cli = cli_for(watches=f'[[watch]]\nname = "ids"\nnct_ids = [{ids}]\nrecipients = ["onc@example.org"]\n')
+    assert "ids: baseline: 1 studies stored" in cli("poll")
+    batches = [params["filter.ids"].split(",") for params in studies_requests(registry)]
+    assert [len(batch) for batch in batches] == [100, 50]
+    assert batches[0][0] == "NCT09000001" and batches[1][-1] == "NCT09000150"
+
+
+def test_requests_are_paced():
+    slept: list[float] = []
+    pacer = Pacer(2.0, sleep=slept.append)
+    for _ in range(3):
+        pacer.wait()
+    # the sleeps are not real here, so the schedule shows: the second call waits 1/2 s, the third 1 s
+    assert len(slept) == 2 and 0.4 < slept[0] <= 0.5 and 0.9 < slept[1] <= 1.0
+    unpaced = Pacer(0, sleep=slept.append)
+    unpaced.wait()
+    assert len(slept) == 2
+
+
+def test_connection_errors_are_retried_then_reported(registry):
+    closed = f"http://127.0.0.1:{_closed_port()}/api/v2/version"
+    slept: list[float] = []
+    client = HttpClient(session=make_session(), timeout=2, attempts=3, backoff=0.01, sleep=slept.append)
+    with pytest.raises(SourceError, match=r"cannot connect"):
+        client.get_json(closed)
+    assert client.requests_made == 3 and len(slept) == 2
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

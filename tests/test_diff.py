@@ -88,6 +88,19 @@ def test_removing_one_site_of_the_large_record_is_one_change(real_study):
     assert [site["facility"] for site in changes[0].details["removed"]] == [removed["facility"]]
 
 
+def test_results_first_posted_on_a_real_record(real_study):
+    posted = real_study("study_NCT00554515_rcc_with_results.json")
+    assert posted["hasResults"] is True
+    before = copy.deepcopy(posted)
+    before["hasResults"] = False
+    del before["resultsSection"]
+    before["protocolSection"]["statusModule"].pop("resultsFirstPostDateStruct", None)
+    before["protocolSection"]["statusModule"].pop("resultsFirstSubmitDate", None)
+    (change,) = diff_records(before, posted)
+    assert change.kind is ChangeKind.RESULTS_POSTED and change.summary == "Results were posted."
+    assert diff_records(posted, copy.deepcopy(posted)) == []
+
+
 # --- our own small fixtures -----------------------------------------------------------------
 
 

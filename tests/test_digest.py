@@ -56,7 +56,8 @@ def test_grouped_by_watch_in_config_order_then_most_important_first():
     a = digest.watches[1]
     assert [s.nct_id for s in a.studies] == ["NCT09000003", "NCT09000002"]
     assert [c.kind for c in a.studies[1].changes] == [ChangeKind.DATES, ChangeKind.ENROLLMENT]
-    assert digest.subject() == "[trialwatch] B: 1 site change; A: 1 status change, 1 date change, 1 enrollment change"
+    # the body keeps the config's order; the subject puts the watch with the most important change first
+    assert digest.subject() == "[trialwatch] A: 1 status change, 1 date change, 1 enrollment change; B: 1 site change"
 
 
 def test_text_part_reads_on_its_own():

@@ -148,7 +148,8 @@ class Digest:
         return "all sources healthy" if not count else f"{count} source{'s' if count != 1 else ''} failing"
 
     def subject(self) -> str:
-        parts = [f"{watch.name}: {watch.counts()}" for watch in self.watches]
+        ranked = sorted(self.watches, key=lambda watch: min(change.kind.rank for change in watch.changes))
+        parts = [f"{watch.name}: {watch.counts()}" for watch in ranked]  # what matters most first
         if self.quiet and not parts:
             parts = [f"{', '.join(self.quiet)}: nothing new, {self.health()}"]
         return one_line(f"[trialwatch] {'; '.join(parts) or 'nothing new'}", SUBJECT_LIMIT)
