@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.harness import write_config
 
@@ -107,3 +108,21 @@ def test_json_logs_one_object_per_line(tmp_path: Path, registry: Any, own_study:
     assert entry["message"].startswith("poll RCC CAR-T: baseline: 1 studies stored")
     for earlier in daemon.log:
         assert json.loads(earlier)["time"].endswith("+00:00")
+
+
+def test_daemon_serves_health_and_metrics(tmp_path: Path, registry: Any, own_study: Any):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry)
+    config.write_text(config.read_text() + '\n[server]\nlisten = "127.0.0.1:0"\n')
+    daemon = Daemon(config)
+    url = daemon.wait_for("serving /healthz and /metrics on ").rsplit(" on ", 1)[1].strip()
+    daemon.wait_for("poll RCC CAR-T")
+    health = requests.get(f"{url}/healthz", timeout=5)
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["role"] == "leader"
+    assert set(body["sources"]) == {"RCC bispecifics", "RCC CAR-T"}
+    assert body["sources"]["RCC CAR-T"]["last_success"] is not None
+    assert 'trialwatch_polls_total{result="ok",source="RCC CAR-T"} 1.0' in metrics
