@@ -281,3 +281,35 @@ def test_one_paper_in_its_journal_and_in_pubmed_is_one_item(cli_for, registry, j
     (change,) = cli.changes()
     assert change["doi"] == DOI and change["feed"] == "Int J Cancer" and change["watch"] == "RCC CAR-T"
     assert stored(tmp_path, FeedItemRow) == 66 + 15 + 1
+
+
+# --- our own small feed (runs where ../shared/fixtures is absent) ------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_own_feed_baseline_then_article_and_publication(cli_for, registry, own_study, journals, tmp_path):
+    registry.put(own_study("study_NCT09000001_v1"))
+    body = (DATA / "journal_rss2.xml").read_bytes()
+    url = journals.publish("/juo.rss", body, last_modified="Fri, 20 Nov 2026 07:00:00 GMT")
+    cli = cli_for(feeds=feed_config(("J Fict Urol Oncol", url)))
+    assert "feed J Fict Urol Oncol: baseline: 2 items stored, no alerts" in cli("poll")
+    new_items = (DATA / "journal_rss2_new_items.xml").read_bytes()
+    updated = body.replace(b"    <item>", new_items + b"    <item>", 1)
+    journals.publish("/juo.rss", updated, last_modified="Sat, 21 Nov 2026 07:00:00 GMT")
+    cli.now = "2026-11-21T11:01:00+00:00"
+    assert "feed J Fict Urol Oncol: 2 new items, 3 changes" in cli("poll")
+    assert journals.headers_of()["if-modified-since"] == "Fri, 20 Nov 2026 07:00:00 GMT"
+    changes = {(c["kind"], c["watch"]): c for c in cli.changes()}
+    assert set(changes) == {
+        ("new_article", "RCC CAR-T"),
+        ("publication", "RCC bispecifics"),
+        ("publication", "RCC CAR-T"),
+    }
+    article = changes[("new_article", "RCC CAR-T")]
+    assert article["title"].startswith("CD70-directed CAR T cells") and article["doi"] == "10.5555/juo.1003"
+    assert article["link"] == "https://journal.example/juo/article/1003?utm_source=rss"
+    assert changes[("publication", "RCC bispecifics")]["nct_ids"] == ["NCT09000001"]
+    cli.now = "2026-11-21T12:02:00+00:00"
+    assert "feed J Fict Urol Oncol: not modified" in cli("poll")
+    assert stored(tmp_path, FeedItemRow) == 4
