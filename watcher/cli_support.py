@@ -49,7 +49,7 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
         handlers=[handler],
         force=True,
     )
-    for noisy in ("apscheduler.executors", "urllib3", "alembic.runtime.migration"):
+    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
