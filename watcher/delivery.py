@@ -153,27 +153,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _send_one(
-    *,
-    engine: Engine,
-    config: Config,
-    transport: Transport,
-    delivery: Delivery,
-    report: DeliveryReport,
-    now: datetime,
+    *, engine: Engine, config: Config, transport: Transport, delivery: Delivery, report: DeliveryReport, now: datetime
 ) -> None:
     assert delivery.id is not None
-    with transaction(engine) as session:
-        changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
-        problems = source_problems(session=session, config=config, recipient=delivery.recipient)
-    digest = build_digest(
-        delivery.recipient,
-        changes,
-        delivery.created_at,
-        [watch.name for watch in config.watch],
-        quiet=delivery.quiet_watches,
-        problems=problems,
-        config_name=config.path.name,
-    )
+    digest = _digest_for(engine=engine, config=config, delivery=delivery)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
@@ -183,25 +166,29 @@ def _send_one(
     except DeliveryFailed as exc:
         error = exc.one_line()
         _mark(engine=engine, delivery_id=delivery.id, now=now, error=error, permanent=exc.permanent)
-        log.error(
-            "delivery %s to %s failed (%s): %s",
-            delivery.message_id,
-            delivery.recipient,
-            "permanent" if exc.permanent else "will retry",
-            error,
-        )
+        outcome = "permanent" if exc.permanent else "will retry"
+        log.error("delivery %s to %s failed (%s): %s", delivery.message_id, delivery.recipient, outcome, error)
         report.failed.append(f"{delivery.recipient}: {error}")
         return
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(
-        "delivered %d change(s) to %s via %s in %.2fs (%s)",
-        digest.change_count,
-        delivery.recipient,
-        transport.description,
-        time.monotonic() - started,
-        delivery.message_id,
-    )
+        "delivered %d change(s) to %s via %s in %.2fs (%s)", digest.change_count, delivery.recipient,
+        transport.description, time.monotonic() - started, delivery.message_id,
+    )  # fmt: skip
     report.sent.append(delivery.recipient)
+
+
+def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest:
+    """The digest a stored message carries: its promised changes, its quiet watches, the sources
+    failing now."""
+    assert delivery.id is not None
+    with transaction(engine) as session:
+        changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
+        problems = source_problems(session=session, config=config, recipient=delivery.recipient)
+    return build_digest(
+        delivery.recipient, changes, delivery.created_at, [watch.name for watch in config.watch],
+        quiet=delivery.quiet_watches, problems=problems, config_name=config.path.name,
+    )  # fmt: skip
 
 
 def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:

@@ -184,17 +184,8 @@ def build_digest(
         studies = by_watch.setdefault(change.watch, {})
         if change.kind is ChangeKind.NEW_ARTICLE:
             articles.setdefault(change.watch, []).append(ArticleView(change))
-            continue
-        section = studies.get(change.nct_id)
-        if section is None:
-            section = StudySection(
-                nct_id=change.nct_id,
-                title=change.title,
-                status=humanize_status(change.study_status) if change.study_status else "",
-                phase=change.study_phase,
-            )
-            studies[change.nct_id] = section
-        section.changes.append(change)
+        else:
+            studies.setdefault(change.nct_id, _study_section(change)).changes.append(change)
     watches = [
         WatchSection(
             name=name,
@@ -212,6 +203,11 @@ def build_digest(
         problems=list(problems),
         config_name=config_name,
     )
+
+
+def _study_section(change: ChangeRecord) -> StudySection:
+    status = humanize_status(change.study_status) if change.study_status else ""
+    return StudySection(nct_id=change.nct_id, title=change.title, status=status, phase=change.study_phase)
 
 
 def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from watcher.errors import SourceError
 from watcher.feed_pipeline import FeedReport, poll_feed
 from watcher.http import make_session
 from watcher.notify.email import Transport
-from watcher.pipeline import PollReport, plan_poll, poll_watch, record_failure
+from watcher.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
 from watcher.sources.ctgov import CtgovClient, Page
 from watcher.store import db, repo
 
@@ -95,19 +95,7 @@ class Service:
                 report.polls[0].requests = self.client.requests_made - requests_before
                 report.polls[0].seconds = time.monotonic() - started
             return
-        with db.transaction(self.engine) as session:
-            states = repo.watch_states(session=session)
-            plans = {
-                watch.name: plan_poll(
-                    state=states.get(watch.name),
-                    watch=watch,
-                    settings=self.config.clinicaltrials,
-                    data_timestamp=stamp,
-                    now=now,
-                    force_full=force_full,
-                )
-                for watch in self.config.watch
-            }
+        plans = self._plans(now, stamp, force_full)
         for watch in self.config.watch:
             callback = (lambda page, name=watch.name: on_page(name, page)) if on_page else None
             report.polls.append(
@@ -124,6 +112,22 @@ class Service:
             )
         if report.polls:
             report.polls[0].requests += 1  # the /version request
+
+    def _plans(self, now: datetime, stamp: str | None, force_full: bool) -> dict[str, Plan]:
+        """What kind of poll each watch needs now (baseline, full, incremental or none)."""
+        with db.transaction(self.engine) as session:
+            states = repo.watch_states(session=session)
+            return {
+                watch.name: plan_poll(
+                    state=states.get(watch.name),
+                    watch=watch,
+                    settings=self.config.clinicaltrials,
+                    data_timestamp=stamp,
+                    now=now,
+                    force_full=force_full,
+                )  # fmt: skip
+                for watch in self.config.watch
+            }
 
     def _failed(self, watch: str, error: str, now: datetime) -> PollReport:
         record_failure(engine=self.engine, watch=watch, error=error, now=now)
