@@ -313,3 +313,15 @@ def test_own_feed_baseline_then_article_and_publication(cli_for, registry, own_s
     cli.now = "2026-11-21T12:02:00+00:00"
     assert "feed J Fict Urol Oncol: not modified" in cli("poll")
     assert stored(tmp_path, FeedItemRow) == 4
+
+
+def test_a_feed_ttl_longer_than_the_interval_is_honoured(cli_for, registry, journals):
+    body = (DATA / "journal_rss2.xml").read_bytes().replace(b"<ttl>60</ttl>", b"<ttl>180</ttl>")
+    url = journals.publish("/juo.rss", body)
+    cli = cli_for(feeds=feed_config(("J Fict Urol Oncol", url)))
+    cli("poll")  # 10:00, baseline; its ttl asks for three hours between polls
+    service = make_service(load_config(cli.config))
+    statuses = {
+        hour: service.poll_feeds(datetime(2026, 11, 21, hour, 1, tzinfo=UTC)).feeds[0].status for hour in (11, 12, 13)
+    }
+    assert statuses == {11: "not_due", 12: "not_due", 13: "not_modified"}

@@ -7,6 +7,7 @@ The cli modules are the only ones that read the clock, choose implementations an
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -101,6 +102,8 @@ def check() -> None:
         out.print(f"feeds: {len(config.feed)}", markup=False)
         for feed in config.feed:
             out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
+            if config.feed_interval(feed) < timedelta(hours=1):
+                out.print("    note: publishers ask to be polled at most hourly; keep this for testing", markup=False)
         return 0
 
     guarded(action)
