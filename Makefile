@@ -34,5 +34,8 @@ lint: install
 	$(BIN)/ruff format --check watcher tests
 	$(BIN)/mypy watcher
 
+bench: install
+	$(BIN)/python -m tests.benchmarks.bench
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

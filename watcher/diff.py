@@ -55,7 +55,7 @@ def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str]
     before, after = Study.from_record(old), Study.from_record(new)
     changes = [
         *_status_change(before, after),
-        *_results_change(before, after),
+        *_results_change(before, after, old, new),
         *_date_changes(before, after),
         *_enrollment_change(before, after),
         *site_changes(before, after),
@@ -91,11 +91,23 @@ def _status_change(old: Study, new: Study) -> list[FieldChange]:
     return [FieldChange(ChangeKind.STATUS, summary + ".", details)]
 
 
-def _results_change(old: Study, new: Study) -> list[FieldChange]:
-    if old.has_results or not new.has_results:
+def _results_change(
+    old: Study, new: Study, old_record: dict[str, Any], new_record: dict[str, Any]
+) -> list[FieldChange]:
+    """Results first posted (`results_posted`); later, results updated or withdrawn (`other`)."""
+    details: dict[str, Any]
+    if not old.has_results and new.has_results:
+        details = {"has_results": {"before": False, "after": True}}
+        return [FieldChange(ChangeKind.RESULTS_POSTED, "Results were posted.", details)]
+    if old.has_results and not new.has_results:
+        details = {"has_results": {"before": True, "after": False}}
+        return [FieldChange(ChangeKind.OTHER, "Results are no longer shown in the record.", details)]
+    before, after = old_record.get("resultsSection") or {}, new_record.get("resultsSection") or {}
+    modules = sorted(k for k in set(before) | set(after) if canonical(before.get(k)) != canonical(after.get(k)))
+    if not modules:
         return []
-    details = {"has_results": {"before": False, "after": True}}
-    return [FieldChange(ChangeKind.RESULTS_POSTED, "Results were posted.", details)]
+    details = {"results_modules": modules}
+    return [FieldChange(ChangeKind.OTHER, f"Posted results were updated: {', '.join(modules)}.", details)]
 
 
 def _date_changes(old: Study, new: Study) -> list[FieldChange]:

@@ -13,7 +13,8 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import lru_cache
 from typing import Any
 
 DEFAULT_IGNORE: tuple[str, ...] = (
@@ -34,16 +35,26 @@ _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
 def prune(value: Any, ignore: Sequence[str] = DEFAULT_IGNORE, path: str = "") -> Any:
     """A copy of `value` without the fields whose path matches an ignore pattern."""
+    return _prune(value, _ignore_pattern(tuple(ignore)), path)
+
+
+def _prune(value: Any, ignored: re.Pattern[str] | None, path: str) -> Any:
     if isinstance(value, dict):
         kept = {}
         for key, item in value.items():
             child = f"{path}.{key}" if path else key
-            if not any(fnmatchcase(child, pattern) for pattern in ignore):
-                kept[key] = prune(item, ignore, child)
+            if ignored is None or not ignored.match(child):
+                kept[key] = _prune(item, ignored, child)
         return kept
     if isinstance(value, list):
-        return [prune(item, ignore, path) for item in value]
+        return [_prune(item, ignored, path) for item in value]
     return value
+
+
+@lru_cache(maxsize=32)
+def _ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """All ignore patterns as one compiled regex (fnmatch semantics, case-sensitive)."""
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
 
 
 def normalize_text(text: str) -> str:

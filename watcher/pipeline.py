@@ -157,12 +157,13 @@ class Apply:
 
     def run(self, records: Iterator[dict[str, Any]], data_timestamp: str | None) -> None:
         seen: set[str] = set()
-        for record in records:
-            study = Study.from_record(record)
-            if study.nct_id in seen:
-                continue
-            seen.add(study.nct_id)
-            self._emit(study, self._study_changes(record, study))
+        with self.session.no_autoflush:  # flushed explicitly where ids are needed, not on every lookup
+            for record in records:
+                study = Study.from_record(record)
+                if study.nct_id in seen:
+                    continue
+                seen.add(study.nct_id)
+                self._emit(study, self._study_changes(record, study))
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
         self.report.studies = len(seen)
