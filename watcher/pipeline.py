@@ -39,6 +39,8 @@ from watcher.store.models import WatchState, WatchStudy
 
 log = logging.getLogger(__name__)
 
+FLUSH_EVERY = 500  # studies written and dropped from the session's memory at a time
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -164,6 +166,9 @@ class Apply:
                     continue
                 seen.add(study.nct_id)
                 self._emit(study, self._study_changes(record, study))
+                if len(seen) % FLUSH_EVERY == 0:  # memory bounded by a batch, not by the watch's size
+                    self.session.flush()
+                    self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
         self.report.studies = len(seen)
