@@ -10,13 +10,18 @@ from __future__ import annotations
 import copy
 from email import message_from_bytes
 from email import policy as email_policy
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from tests.harness import REAL_0212, REAL_0216, REAL_0218, WATCHES, Cli, posted, write_config
 from tests.servers import Fault
 from watcher.cli import app
+from watcher.store import db
+from watcher.store.models import ChangeRow, Notification, StudyRow, StudyVersion, WatchState, WatchStudy
 
 
 def test_first_poll_is_a_baseline_and_alerts_nothing(cli_for, registry, own_study):
@@ -109,21 +114,44 @@ def test_permanent_rejection_of_one_recipient_does_not_block_the_other(changed, 
     assert "nothing to deliver" in cli("digest", "--now")
 
 
+def stored_state(path: Path) -> dict[str, Any]:
+    """Every row trialwatch keeps about studies and watches, but the last poll's time and error."""
+    engine = db.make_engine(f"sqlite:///{path}")
+    with db.transaction(engine) as session:
+        dump: dict[str, Any] = {}
+        for model in (StudyRow, StudyVersion, WatchStudy, ChangeRow, Notification):
+            dump[model.__tablename__] = sorted(repr(row.model_dump()) for row in session.exec(select(model)))
+        dump["watch_state"] = sorted(
+            repr(row.model_dump(exclude={"last_poll_at", "last_error", "failing_since"}))
+            for row in session.exec(select(WatchState))
+        )
+    return dump
+
+
 def test_failed_poll_changes_no_stored_state(cli_for, registry, own_study, tmp_path):
+    one_watch = WATCHES.split("[[watch]]")[1]
     registry.put(own_study("study_NCT09000001_v1"))
-    cli = cli_for()
+    cli = cli_for(watches="[[watch]]" + one_watch)
     cli("poll")
     registry.put(own_study("study_NCT09000001_v2"))
     registry.put(posted(own_study("study_NCT09000002_v1"), "2026-11-20"))
-    paged = Cli(write_config(tmp_path, registry, extra_ctgov="page_size = 1"))
-    registry.fail_next(Fault.none(), *[Fault.status(500)] * 3)  # page 1 arrives, page 2 never does
+    before = stored_state(tmp_path / "var" / "trialwatch.db")
+    paged = Cli(write_config(tmp_path, registry, extra_ctgov="page_size = 1", watches="[[watch]]" + one_watch))
+    registry.fail_next(Fault.none(), Fault.none(), *[Fault.status(500)] * 3)  # /version, page 1, then no page 2
     output = paged("poll", code=1)
     assert "RCC bispecifics: FAILED" in output and "HTTP 500" in output
-    assert cli.changes("--watch", "RCC bispecifics") == []  # the failed watch stored nothing
+    assert stored_state(tmp_path / "var" / "trialwatch.db") == before  # not a row, not a field moved
+    assert "HTTP 500" in (stored_watch_error(tmp_path) or "")
 
     cli("poll")
     kinds = sorted(c["kind"] for c in cli.changes("--watch", "RCC bispecifics"))
     assert kinds == ["dates", "new_study", "sites", "status"]
+
+
+def stored_watch_error(tmp_path: Path) -> str | None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        return session.exec(select(WatchState.last_error)).first()
 
 
 def test_truncated_response_is_a_clear_failure(cli_for, registry, own_study):
