@@ -126,3 +126,14 @@ def test_daemon_serves_health_and_metrics(tmp_path: Path, registry: Any, own_stu
     assert set(body["sources"]) == {"RCC bispecifics", "RCC CAR-T"}
     assert body["sources"]["RCC CAR-T"]["last_success"] is not None
     assert 'trialwatch_polls_total{result="ok",source="RCC CAR-T"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("moment", ["watch(es)", "daemon started", "poll RCC bispecifics"])
+def test_a_stop_asked_for_at_any_moment_of_the_start_exits_cleanly(
+    tmp_path: Path, registry: Any, own_study: Any, moment: str
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    daemon = Daemon(write_config(tmp_path, registry))
+    daemon.wait_for(moment)
+    assert daemon.stop(signal.SIGTERM) == 0
+    daemon.wait_for("daemon stopped")

@@ -1,5 +1,19 @@
-"""`python -m watcher` runs the trialwatch command."""
+"""`python -m watcher` and the `trialwatch` script: the command line."""
 
-from watcher.cli import main
+from __future__ import annotations
 
-main()
+import sys
+
+from watcher import early
+
+
+def main() -> None:
+    if "run" in sys.argv[1:]:
+        early.install()  # before the second of imports below (see watcher.early)
+    from watcher.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -236,7 +236,10 @@ def run() -> None:
 
     Example: trialwatch --config config/trialwatch.toml run
     """
-    from watcher.scheduler import Runtime, run_forever, stand_by
+    from watcher import early as early_signals
+    from watcher.scheduler import EarlySignals, Runtime, run_forever, stand_by
+
+    early = EarlySignals(already=early_signals.RECEIVED)
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -247,7 +250,8 @@ def run() -> None:
                 if not lock.allows_standby:
                     lock.acquire()  # raises LockHeld naming the holder
                 monitor.set_leader(leader=False, at=now())
-                if not stand_by(lock):
+                early.restore()
+                if early.stop_requested or not stand_by(lock):
                     return 0
                 monitor.set_leader(leader=True, at=now())
                 config = load_config(State.config_path)  # it may have changed while standing by
@@ -261,14 +265,17 @@ def run() -> None:
                 service.transport.description,
             )
             runtime = Runtime(service=service, clock=now, reload=lambda: _reload(config), lock=lock, monitor=monitor)
-            run_forever(runtime)
+            run_forever(runtime, early)
             return 1 if runtime.lost_leadership else 0
         finally:
             lock.release()
             if server is not None:
                 server.stop()
 
-    guarded(action)
+    try:
+        guarded(action)
+    finally:
+        early.restore()
 
 
 def _reload(running: Config) -> Service:

@@ -18,6 +18,7 @@ restart it as a standby), so a standby that took over never acts alongside this 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -28,7 +29,9 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -46,7 +49,7 @@ FEEDS_CHECK_EVERY = timedelta(minutes=1)  # each feed keeps its own schedule (in
 MISFIRE_GRACE = timedelta(hours=1)
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
-WAKE_SECONDS = 0.5
+START_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Runtime:
     lock: LeaderLock | None = None
     monitor: Monitor | None = None
     lost_leadership: bool = False
+    request_stop: Callable[[str], None] | None = None
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -68,8 +72,8 @@ def poll_trigger(interval: timedelta) -> IntervalTrigger:
     return IntervalTrigger(seconds=interval.total_seconds(), jitter=int(jitter) or None, timezone=UTC)
 
 
-def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
-    scheduler = BackgroundScheduler(timezone=UTC)
+def build_scheduler(runtime: Runtime) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone=UTC)
     common: dict[str, Any] = {
         "max_instances": 1,
         "coalesce": True,
@@ -104,47 +108,91 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     return scheduler
 
 
-def run_forever(runtime: Runtime) -> None:
-    """Run the jobs; return after SIGTERM or SIGINT, or a lost leader lock, once the running job has finished.
+class EarlySignals:
+    """Notes SIGTERM / SIGINT / SIGHUP from the moment `run` begins (config, lock, migrations),
+    so a stop asked for while starting is honoured cleanly instead of killing the process."""
 
-    Signal handlers only note the signal; this thread acts on it (stop, reload), never inside a
-    handler, so a signal that arrives while the scheduler starts or a job runs cannot deadlock it.
-    """
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self, already: list[int] | None = None) -> None:
+        self.received: list[int] = list(already or [])
+        self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    @property
+    def stop_requested(self) -> bool:
+        return any(sig != signal.SIGHUP for sig in self.received)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def run_forever(runtime: Runtime, early: EarlySignals | None = None) -> None:
+    """Run the jobs (a BlockingScheduler in this thread); return after SIGTERM or SIGINT, or a lost
+    leader lock, once the job in hand has finished."""
     scheduler = build_scheduler(runtime)
-    received: list[int] = []
-
-    def note(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)  # list.append takes no lock: safe in a handler
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    control = _Control(runtime, scheduler)
+    runtime.request_stop = control.stop
+    previous = {sig: signal.signal(sig, control.on_signal) for sig in EarlySignals.SIGNALS}
+    for signum in early.received if early else []:
+        control.on_signal(signum, None)  # a stop asked for while starting: the scheduler stops at once
     try:
         log.info(
             "daemon started: polling every %s, checking digests every minute",
             runtime.service.config.clinicaltrials.poll_interval,
         )
-        scheduler.start()
-        while _carry_on(runtime, scheduler, received):
-            time.sleep(WAKE_SECONDS)
-        scheduler.shutdown(wait=True)
+        scheduler.start()  # returns once _Control has shut it down
+        control.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("daemon stopped")
 
 
-def _carry_on(runtime: Runtime, scheduler: BackgroundScheduler, received: list[int]) -> bool:
-    """Act on the signals noted since the last look; False once it is time to stop."""
-    while received:
-        signum = received.pop(0)
+class _Control:
+    """Acts on signals and on a lost leader lock from threads of its own. A signal handler only
+    starts one: nothing that takes the scheduler's locks or waits for a job runs inside the handler,
+    so a signal that arrives while the scheduler starts or a job runs cannot deadlock the daemon."""
+
+    def __init__(self, runtime: Runtime, scheduler: BlockingScheduler) -> None:
+        self.runtime, self.scheduler = runtime, scheduler
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
-            reload_config(runtime, scheduler)
+            self._spawn(reload_config, self.runtime, self.scheduler)
         else:
-            log.info("received %s: stopping after the job in hand", signal.Signals(signum).name)
-            return False
-    return not runtime.lost_leadership
+            self.stop(f"received {signal.Signals(signum).name}")
+
+    def stop(self, why: str) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        log.info("%s: stopping after the job in hand", why)
+        self._spawn(self._shut_down)
+
+    def _shut_down(self) -> None:
+        deadline = time.monotonic() + START_GRACE_SECONDS
+        while self.scheduler.state != STATE_RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)  # a signal that came while the scheduler was still starting
+        with contextlib.suppress(SchedulerNotRunningError):  # it never started
+            self.scheduler.shutdown(wait=True)  # waits for the job in hand
+
+    def _spawn(self, target: Callable[..., object], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name="trialwatch-control", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        for thread in list(self.threads):
+            thread.join()
 
 
-def reload_config(runtime: Runtime, scheduler: BackgroundScheduler) -> bool:
+def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
     """Re-read the config; on success the next jobs use it, on failure the old one stays."""
     if runtime.reload is None:
         return False
@@ -183,7 +231,7 @@ def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) ->
 
 
 def _leading(runtime: Runtime) -> bool:
-    """Still the leader? If not, no job runs again: run_forever stops within WAKE_SECONDS."""
+    """Still the leader? If not, no job runs again and the daemon stops."""
     if runtime.lock is None or runtime.lock.check():
         return True
     if not runtime.lost_leadership:
@@ -191,6 +239,8 @@ def _leading(runtime: Runtime) -> bool:
         runtime.lost_leadership = True
         if runtime.monitor is not None:
             runtime.monitor.set_leader(leader=False, at=runtime.clock())
+        if runtime.request_stop is not None:
+            runtime.request_stop("leadership lost")
     return False
 
 
