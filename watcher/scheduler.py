@@ -103,6 +103,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         args=(runtime,),
         id="digest",
         name="deliver due digests",
+        next_run_time=runtime.clock(),  # a new leader (or a restart) sends what is overdue at once
         **common,
     )
     return scheduler
