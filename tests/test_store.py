@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from watcher.errors import StoreError
@@ -29,6 +29,32 @@ def test_migrate_empty_to_head_and_back(database_url):
     assert not TABLES & set(inspect(engine).get_table_names())
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
+
+
+REVISIONS = ["0001", "0002", "0003", "0004"]
+
+
+def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
+    engine = db.make_engine(database_url)
+    assert db.head_revision() == REVISIONS[-1]
+    db.upgrade(engine, "0002")
+    with engine.begin() as connection:  # a message stored before 0003 added its columns
+        connection.execute(
+            text("INSERT INTO delivery (recipient, message_id, status, subject, attempts, created_at) "
+                 "VALUES ('a@example.org', '<m@x>', 'sent', 's', 1, :at)"),
+            {"at": datetime(2026, 11, 1)},
+        )  # fmt: skip
+    for revision in REVISIONS[2:]:
+        db.upgrade(engine, revision)
+        assert db.current_revision(engine) == revision
+    with db.transaction(engine) as session:
+        assert [d.quiet_watches for d in repo.list_deliveries(session=session)] == [[]]
+    for previous in reversed(REVISIONS[:-1]):  # head to previous, one step at a time
+        db.downgrade(engine, "-1")
+        assert db.current_revision(engine) == previous
+    assert "feed_item" not in inspect(engine).get_table_names()
+    db.upgrade(engine)
+    assert {"feed_item", "feed_state"} <= set(inspect(engine).get_table_names())
 
 
 def test_models_and_migrations_agree(database_url):
