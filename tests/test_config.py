@@ -141,3 +141,34 @@ def test_parse_interval(text, expected):
 def test_parse_interval_refuses(text):
     with pytest.raises(ValueError):
         parse_interval(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg://tw:s3cret@127.0.0.1:54x2/tw", "[database] url: not a database URL (ValueError): "
+         "postgresql+psycopg://tw:***@127.0.0.1:54x2/tw"),
+        ("mysql://tw:s3cret@db/tw", "[database] url: 'mysql' databases are not supported"),
+    ],
+)  # fmt: skip
+def test_unusable_database_url_is_one_line_without_the_password(tmp_path, url, expected):
+    message = error_of(tmp_path, VALID.replace('url = "sqlite:///var/tw.db"', f'url = "{url}"'))
+    assert expected in message and "s3cret" not in message
+
+
+def test_unusable_database_url_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIALWATCH_DATABASE_URL", "postgresql+psycopg://tw:s3cret@db:port/tw")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, VALID))
+    assert info.value.one_line().startswith("TRIALWATCH_DATABASE_URL: not a database URL") and "s3cret" not in str(
+        info.value
+    )
+
+
+def test_feed_errors_name_the_feed(tmp_path):
+    feed = '\n[[feed]]\nname = "European Urology"\nurl = "ftp://example.org/feed"\n'
+    assert error_of(tmp_path, VALID + feed).endswith("feed 'European Urology': key 'url': not an http(s) URL: "
+                                                     "'ftp://example.org/feed'")  # fmt: skip
+    unknown = '\n[[feed]]\nname = "European Urology"\nurl = "https://example.org/feed"\npol_interval = "3h"\n'
+    assert error_of(tmp_path, VALID + unknown).endswith("feed 'European Urology': unknown key 'pol_interval'")
+    assert error_of(tmp_path, VALID + "\n[sever]\nlisten = '1'\n").endswith("unknown section")

@@ -6,9 +6,22 @@ import sys
 
 from watcher import early
 
+OPTIONS_WITH_VALUE = ("--config", "-c", "--log-format")
+
+
+def command(argv: list[str]) -> str | None:
+    """The subcommand named on a command line (`run` in `trialwatch -c x.toml run`)."""
+    words = iter(argv)
+    for word in words:
+        if word in OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
 
 def main() -> None:
-    if "run" in sys.argv[1:]:
+    if command(sys.argv[1:]) == "run":
         early.install()  # before the second of imports below (see watcher.early)
     from watcher.cli import main as cli_main
 

@@ -244,14 +244,13 @@ def run() -> None:
     def action() -> int:
         config = load_config(State.config_path)
         lock = leader_lock(engine_url=config.database.url)
-        monitor, server = _health(config)
+        leading = lock.try_acquire()
+        if not leading and not lock.allows_standby:
+            lock.acquire()  # raises LockHeld naming the holder (SQLite: one daemon per database)
+        monitor, server = _health(config, leading=leading)
         try:
-            if not lock.try_acquire():
-                if not lock.allows_standby:
-                    lock.acquire()  # raises LockHeld naming the holder
-                monitor.set_leader(leader=False, at=now())
-                early.restore()
-                if early.stop_requested or not stand_by(lock):
+            if not leading:
+                if early.stop_requested or not stand_by(lock):  # stand_by restores early's handlers
                     return 0
                 monitor.set_leader(leader=True, at=now())
                 config = load_config(State.config_path)  # it may have changed while standing by
@@ -264,7 +263,9 @@ def run() -> None:
                 db.redact_url(service.config.database.url),
                 service.transport.description,
             )
-            runtime = Runtime(service=service, clock=now, reload=lambda: _reload(config), lock=lock, monitor=monitor)
+            runtime = Runtime(
+                service=service, clock=now, reload=lambda: _reload(service), lock=lock, monitor=monitor
+            )  # fmt: skip
             run_forever(runtime, early)
             return 1 if runtime.lost_leadership else 0
         finally:
@@ -278,20 +279,24 @@ def run() -> None:
         early.restore()
 
 
-def _reload(running: Config) -> Service:
-    """A service from the re-read config; the database cannot change under the leader lock."""
+def _reload(running: Service) -> Service:
+    """A service from the re-read config, on the same database engine (the leader lock is held on
+    that database: a changed [database] url needs a restart, as does a changed [server])."""
     config = load_config(State.config_path)
-    if config.database.url != running.database.url:
+    if config.database.url != running.config.database.url:
         raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
-    return make_service(config)
+    if config.server != running.config.server:
+        log.warning("%s: [server] changed: it takes effect at the next restart", config.path)
+    return make_service(config, engine=running.engine)
 
 
-def _health(config: Config) -> tuple[Monitor, HealthServer | None]:
+def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | None]:
     """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
     sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
     monitor = Monitor(
         metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now(), sources=sources
     )
+    monitor.set_leader(leader=leading, at=now())
     if not config.server.listen:
         return monitor, None
     server = HealthServer(

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from watcher.config import Config, Secrets
 from watcher.errors import TrialwatchError
@@ -95,8 +96,9 @@ def guarded(action: Callable[[], int | None]) -> None:
         raise typer.Exit(code)
 
 
-def make_service(config: Config, *, migrate: bool = True) -> Service:
-    engine = db.make_engine(config.database.url)
+def make_service(config: Config, *, migrate: bool = True, engine: Engine | None = None) -> Service:
+    """Everything a command needs; `engine` reuses a running one (a reload keeps its connections)."""
+    engine = engine or db.make_engine(config.database.url)
     if migrate:
         db.upgrade(engine)
     return Service(

@@ -317,6 +317,7 @@ def load_config(path: str | Path | None = None) -> Config:
 def _resolve_paths(config: Config, secrets: Secrets) -> Config:
     base = config.path.resolve().parent
     url = secrets.database_url or config.database.url
+    check_database_url(url, "TRIALWATCH_DATABASE_URL" if secrets.database_url else f"{config.path}: [database] url")
     ca_file = config.email.ca_file
     return config.model_copy(
         update={
@@ -333,6 +334,29 @@ def _resolve_paths(config: Config, secrets: Secrets) -> Config:
 
 def _against(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else Path(os.path.normpath(base / path))
+
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def check_database_url(url: str, where: str) -> None:
+    """Refuse, in one line without the password, a URL trialwatch cannot use."""
+    from sqlalchemy.engine import make_url  # here: config stays importable without the database stack
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 (a port that is not a number fails here)
+    except Exception as exc:  # noqa: BLE001 (make_url raises several kinds; all mean "not a URL")
+        raise ConfigError(f"{where}: not a database URL ({exc.__class__.__name__}): {_redacted(url)}") from exc
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ConfigError(
+            f"{where}: {parsed.get_backend_name()!r} databases are not supported: use sqlite:/// or "
+            "postgresql+psycopg://"
+        )
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def resolve_sqlite_url(url: str, base: Path) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 DIGEST_CHECK_EVERY = timedelta(minutes=1)
 FEEDS_CHECK_EVERY = timedelta(minutes=1)  # each feed keeps its own schedule (interval, ttl, backoff)
-MISFIRE_GRACE = timedelta(hours=1)
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
@@ -77,7 +77,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     common: dict[str, Any] = {
         "max_instances": 1,
         "coalesce": True,
-        "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+        "misfire_grace_time": None,  # a late job always runs (once: coalesce), however late
     }
     scheduler.add_job(
         _poll_job,
@@ -166,6 +166,9 @@ class _Control:
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self._spawn(reload_config, self.runtime, self.scheduler)
+        elif self.stopping.is_set():  # asked twice: do not wait for the job in hand
+            log.warning("received %s again: exiting now; unfinished work is rolled back", signal.Signals(signum).name)
+            os._exit(1)
         else:
             self.stop(f"received {signal.Signals(signum).name}")
 
@@ -215,15 +218,19 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
 
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) -> bool:
-    """Wait for the leader lock (PostgreSQL replicas); False once SIGTERM or SIGINT asked to stop first."""
+    """Wait for the leader lock (PostgreSQL replicas); False once SIGTERM or SIGINT asked to stop
+    first. The handlers in place before (EarlySignals') are put back on return, so a signal that
+    comes right after the takeover is still acted on."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("received SIGHUP while standing by: the config is read when this daemon takes over")
+            return
         log.info("received %s while standing by: stopping", signal.Signals(signum).name)
         stop.set()
 
-    handlers: dict[int, Any] = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: signal.SIG_IGN}
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    previous = {sig: signal.signal(sig, on_signal) for sig in EarlySignals.SIGNALS}
     try:
         return wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop)
     finally:

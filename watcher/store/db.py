@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 from alembic import command
@@ -33,8 +33,9 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; a SQLite file's folder is created, WAL and a busy timeout are set."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"database url {redact_url(url)!r} is not valid: {exc}") from exc
+        parsed.get_dialect()  # an unknown driver fails here, not in the middle of a command
+    except (ArgumentError, ValueError, NoSuchModuleError) as exc:
+        raise StoreError(f"database url {redact_url(url)!r} is not valid: {_first_line(exc)}") from exc
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -120,3 +121,8 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else exc.__class__.__name__
