@@ -287,7 +287,7 @@ def _reload(running: Service) -> Service:
         raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
     if config.server != running.config.server:
         log.warning("%s: [server] changed: it takes effect at the next restart", config.path)
-    return make_service(config, engine=running.engine)
+    return make_service(config, engine=running.engine, stopping=running.stopping)
 
 
 def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,15 +97,20 @@ def guarded(action: Callable[[], int | None]) -> None:
         raise typer.Exit(code)
 
 
-def make_service(config: Config, *, migrate: bool = True, engine: Engine | None = None) -> Service:
-    """Everything a command needs; `engine` reuses a running one (a reload keeps its connections)."""
+def make_service(
+    config: Config, *, migrate: bool = True, engine: Engine | None = None, stopping: threading.Event | None = None
+) -> Service:
+    """Everything a command needs; `engine` reuses a running one (a reload keeps its connections),
+    `stopping` is the daemon's stop flag (set, no new work starts and retry waits end at once)."""
     engine = engine or db.make_engine(config.database.url)
+    stopping = stopping or threading.Event()
     if migrate:
         db.upgrade(engine)
     return Service(
         config=config,
         engine=engine,
-        client=CtgovClient(config.clinicaltrials),
+        client=CtgovClient(config.clinicaltrials, stopping=stopping),
         transport=make_transport(config.email, Secrets()),
         feed_http=make_session(config.feeds.user_agent),
+        stopping=stopping,
     )

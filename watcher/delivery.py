@@ -94,15 +94,22 @@ def deliver(
     now: datetime,
     retry_now: bool = False,
     scheduled: Iterable[str] = (),
+    stopping: threading.Event | None = None,
 ) -> DeliveryReport:
     """Send every pending change of `watches` in one message per recipient, plus messages left
     pending by earlier runs whose backoff has passed (all of them with `retry_now`). Watches in
-    `scheduled` that have `send_empty` and nothing new get a short "nothing new" note."""
+    `scheduled` that have `send_empty` and nothing new get a short "nothing new" note. Once
+    `stopping` is set no further message is sent (the rest stay pending)."""
     with _ONE_RUN_AT_A_TIME:  # the poll job's immediate sends and the digest job are threads
         pending = _promise(engine=engine, config=config, watches=list(watches), now=now, scheduled=scheduled,
                            retry_now=retry_now)  # fmt: skip
         report = DeliveryReport()
         for delivery in pending:
+            if stopping is not None and stopping.is_set():
+                log.info(
+                    "stopping: %d message(s) left for the next run", len(pending) - len(report.sent + report.failed)
+                )
+                break
             _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
     return report
 

@@ -43,6 +43,21 @@ def make_session(user_agent: str = DEFAULT_USER_AGENT) -> requests.Session:
     return session
 
 
+class Stopping(SourceError):
+    """The daemon is stopping: the request in hand is abandoned, nothing is stored."""
+
+
+def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, raising Stopping, once `stopping` is set (a retry wait or the
+    pacing pause never holds up a daemon asked to stop)."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise Stopping("stopping: the poll in hand was abandoned, nothing from it is stored")
+
+    return sleep
+
+
 class Pacer:
     """Keeps at least 1/rate seconds between requests (rate 0 = no pacing). Thread-safe."""
 

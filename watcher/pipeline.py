@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from sqlmodel import Session
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.diff import diff_records, record_fingerprint
 from watcher.errors import SourceError
+from watcher.http import Stopping
 from watcher.matching import match_text
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.normalize import get_path
@@ -114,6 +116,7 @@ def poll_watch(
     data_timestamp: str | None = None,
     ignore: Sequence[str] = (),
     on_page: Callable[[Page], None] | None = None,
+    stopping: threading.Event | None = None,
 ) -> PollReport:
     """Carry out one plan for one watch; never raises SourceError (the report carries it)."""
     report = PollReport(watch=watch.name, mode=plan.mode)
@@ -129,6 +132,8 @@ def poll_watch(
                     if on_page:
                         on_page(page)
                 spool.seek(0)
+                if stopping is not None and stopping.is_set():  # asked to stop: store nothing half-way
+                    raise Stopping("stopping: the poll in hand was abandoned, nothing from it is stored")
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(_spooled(spool), data_timestamp)

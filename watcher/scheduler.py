@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -50,6 +50,7 @@ FEEDS_CHECK_EVERY = timedelta(minutes=1)  # each feed keeps its own schedule (in
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
+WATCHDOG_SECONDS = 3.0
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Runtime:
     monitor: Monitor | None = None
     lost_leadership: bool = False
     request_stop: Callable[[str], None] | None = None
+    lock_mutex: threading.Lock = field(default_factory=threading.Lock)
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -138,6 +140,7 @@ def run_forever(runtime: Runtime, early: EarlySignals | None = None) -> None:
     control = _Control(runtime, scheduler)
     runtime.request_stop = control.stop
     previous = {sig: signal.signal(sig, control.on_signal) for sig in EarlySignals.SIGNALS}
+    control.watch_leadership()
     for signum in early.received if early else []:
         control.on_signal(signum, None)  # a stop asked for while starting: the scheduler stops at once
     try:
@@ -176,8 +179,22 @@ class _Control:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        self.runtime.service.stopping.set()  # the job in hand stores nothing more and sends nothing more
         log.info("%s: stopping after the job in hand", why)
         self._spawn(self._shut_down)
+
+    def watch_leadership(self) -> None:
+        """Check the leader lock every few seconds, also while a long job runs: once it is lost,
+        the job in hand stops before storing or sending anything more."""
+        if self.runtime.lock is None:
+            return
+
+        def watchdog() -> None:
+            while not self.stopping.wait(WATCHDOG_SECONDS):
+                if not _leading(self.runtime):
+                    return
+
+        self._spawn(watchdog)
 
     def _shut_down(self) -> None:
         deadline = time.monotonic() + START_GRACE_SECONDS
@@ -192,6 +209,7 @@ class _Control:
         thread.start()
 
     def join(self) -> None:
+        self.stopping.set()  # ends the watchdog
         for thread in list(self.threads):
             thread.join()
 
@@ -240,15 +258,19 @@ def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) ->
 
 def _leading(runtime: Runtime) -> bool:
     """Still the leader? If not, no job runs again and the daemon stops."""
-    if runtime.lock is None or runtime.lock.check():
+    if runtime.lock is None:
         return True
-    if not runtime.lost_leadership:
-        log.error("%s: leadership lost; stopping so that only the new leader acts", runtime.lock.description)
+    with runtime.lock_mutex:  # the jobs and the watchdog share the lock's one connection
+        if runtime.lost_leadership:
+            return False
+        if runtime.lock.check():
+            return True
         runtime.lost_leadership = True
-        if runtime.monitor is not None:
-            runtime.monitor.set_leader(leader=False, at=runtime.clock())
-        if runtime.request_stop is not None:
-            runtime.request_stop("leadership lost")
+    log.error("%s: leadership lost; stopping so that only the new leader acts", runtime.lock.description)
+    if runtime.monitor is not None:
+        runtime.monitor.set_leader(leader=False, at=runtime.clock())
+    if runtime.request_stop is not None:
+        runtime.request_stop("leadership lost")
     return False
 
 

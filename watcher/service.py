@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class Service:
     client: CtgovClient
     transport: Transport
     feed_http: requests.Session = field(default_factory=make_session)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set: finish nothing new
 
     def poll(
         self,
@@ -77,10 +79,14 @@ class Service:
         return report
 
     def _poll_feeds(self, now: datetime, *, force: bool) -> list[FeedReport]:
-        return [
-            poll_feed(engine=self.engine, http=self.feed_http, config=self.config, feed=feed, now=now, force=force)
-            for feed in self.config.feed
-        ]
+        reports = []
+        for feed in self.config.feed:
+            if self.stopping.is_set():
+                break
+            reports.append(
+                poll_feed(engine=self.engine, http=self.feed_http, config=self.config, feed=feed, now=now, force=force)
+            )
+        return reports
 
     def _poll_registry(
         self, report: CycleReport, now: datetime, on_page: Callable[[str, Page], None] | None, force_full: bool
@@ -97,6 +103,9 @@ class Service:
             return
         plans = self._plans(now, stamp, force_full)
         for watch in self.config.watch:
+            if self.stopping.is_set():
+                log.info("stopping: the remaining watches are polled next time")
+                break
             callback = (lambda page, name=watch.name: on_page(name, page)) if on_page else None
             report.polls.append(
                 poll_watch(
@@ -108,6 +117,7 @@ class Service:
                     data_timestamp=stamp,
                     ignore=self.config.clinicaltrials.ignore_fields,
                     on_page=callback,
+                    stopping=self.stopping,
                 )
             )
         if report.polls:
@@ -138,7 +148,10 @@ class Service:
         """Deliver what is due by schedule (or the given watches); `everything`: every pending change
         now, and retry failed sends at once whatever their backoff (`digest --now`)."""
         if watches is not None:
-            return deliver(engine=self.engine, config=self.config, transport=self.transport, watches=watches, now=now)
+            return deliver(
+                engine=self.engine, config=self.config, transport=self.transport, watches=watches, now=now,
+                stopping=self.stopping,
+            )  # fmt: skip
         scheduled = due_watches(self.config, self.engine, now)
         names = [watch.name for watch in self.config.watch] if everything else scheduled
         return deliver(
@@ -149,4 +162,5 @@ class Service:
             now=now,
             retry_now=everything,
             scheduled=scheduled,
+            stopping=self.stopping,
         )

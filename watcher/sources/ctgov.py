@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +21,7 @@ from urllib.parse import urlencode
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
-from watcher.http import HttpClient, Pacer, make_session
+from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
 
 IDS_PER_REQUEST = 100
 
@@ -74,15 +76,19 @@ def query_signature(watch: WatchConfig) -> str:
 class CtgovClient:
     """Talks to ClinicalTrials.gov API v2 (or a server that answers like it)."""
 
-    def __init__(self, config: ClinicalTrialsConfig, http: HttpClient | None = None) -> None:
+    def __init__(
+        self, config: ClinicalTrialsConfig, http: HttpClient | None = None, stopping: threading.Event | None = None
+    ) -> None:
         self.base_url = config.base_url
         self.page_size = config.page_size
+        sleep = interruptible_sleep(stopping) if stopping is not None else time.sleep
         self.http = http or HttpClient(
             session=make_session(config.user_agent),
             timeout=config.timeout,
-            pacer=Pacer(config.requests_per_second),
+            pacer=Pacer(config.requests_per_second, sleep=sleep),
             attempts=config.max_attempts,
             backoff=config.backoff_seconds,
+            sleep=sleep,
         )
 
     @property
