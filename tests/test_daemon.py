@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from tests.harness import write_config
+from tests.servers import Fault
+from watcher.store import db, repo
 
 
 class Daemon:
@@ -137,3 +139,21 @@ def test_a_stop_asked_for_at_any_moment_of_the_start_exits_cleanly(
     daemon.wait_for(moment)
     assert daemon.stop(signal.SIGTERM) == 0
     daemon.wait_for("daemon stopped")
+
+
+def test_sigterm_during_a_long_retry_wait_stops_at_once_and_stores_nothing(
+    tmp_path: Path, registry: Any, own_study: Any
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry)
+    config.write_text(config.read_text().replace("backoff_seconds = 0.01", "backoff_seconds = 600"))
+    registry.fail_next(Fault.none(), Fault.status(503))  # /version answers; the first page fails
+    daemon = Daemon(config)
+    daemon.wait_for("retrying in")  # about to wait ten minutes before the next try
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0  # well before the retry wait would have ended
+    daemon.wait_for("nothing from it is stored")
+    daemon.wait_for("daemon stopped")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        assert repo.count_studies(session=session, watch="RCC bispecifics") == 0
