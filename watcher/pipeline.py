@@ -117,10 +117,12 @@ def poll_watch(
     ignore: Sequence[str] = (),
     on_page: Callable[[Page], None] | None = None,
     stopping: threading.Event | None = None,
+    counted_from: tuple[float, int] | None = None,
 ) -> PollReport:
     """Carry out one plan for one watch; never raises SourceError (the report carries it)."""
     report = PollReport(watch=watch.name, mode=plan.mode)
-    started, requests_before = time.monotonic(), client.requests_made
+    # `counted_from`: the time and request count to charge this watch from (the shared /version)
+    started, requests_before = counted_from or (time.monotonic(), client.requests_made)
     try:
         if plan.mode == "unchanged":
             _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)

@@ -118,10 +118,9 @@ class Service:
                     ignore=self.config.clinicaltrials.ignore_fields,
                     on_page=callback,
                     stopping=self.stopping,
+                    counted_from=None if report.polls else (started, requests_before),
                 )
             )
-        if report.polls:
-            report.polls[0].requests += 1  # the /version request
 
     def _plans(self, now: datetime, stamp: str | None, force_full: bool) -> dict[str, Plan]:
         """What kind of poll each watch needs now (baseline, full, incremental or none)."""

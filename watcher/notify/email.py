@@ -88,7 +88,7 @@ class FileTransport:
             os.replace(tmp.name, target)
         except OSError as exc:
             raise DeliveryFailed(f"{target}: cannot write message: {exc}") from exc
-        log.info("wrote %s for %s", target, message["To"])
+        log.debug("wrote %s for %s", target, message["To"])
 
 
 @dataclass
@@ -120,7 +120,7 @@ class SmtpTransport:
         if refused:
             code, answer = next(iter(refused.values()))
             raise _smtp_failure(where, code, answer)
-        log.info("sent %s to %s via %s", message["Message-ID"], message["To"], where)
+        log.debug("sent %s to %s via %s", message["Message-ID"], message["To"], where)
 
     def _transact(self, smtp: smtplib.SMTP, message: EmailMessage, where: str) -> dict[str, tuple[int, bytes]]:
         try:
