@@ -58,3 +58,20 @@ def test_postgres_only_the_leader_polls_a_standby_takes_over_and_nothing_is_sent
     assert "registry data unchanged" in third.wait_for("poll RCC bispecifics")
     assert third.stop(signal.SIGTERM) == 0
     assert len(smtp.received) == 2
+
+
+def test_postgres_a_stop_asked_for_as_the_standby_takes_over_is_honoured(
+    tmp_path: Path, registry: Any, own_study: Any, postgres_url: str
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry, database_url=postgres_url)
+    first = Daemon(config)
+    first.wait_for("daemon started")
+    second = Daemon(config)
+    second.wait_for("standing by")
+    first.process.kill()
+    first.process.wait(timeout=30)
+    second.wait_for("acquired, this process leads")
+    second.process.send_signal(signal.SIGTERM)  # at the moment of the takeover
+    assert second.process.wait(timeout=60) == 0
+    second.wait_for("daemon stopped")
