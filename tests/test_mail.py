@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
@@ -107,7 +107,7 @@ def test_permanent_failure_is_listed_with_the_server_answer(changed, smtp):
     text = cli("deliveries")
     assert "failed  coordinator@example.org 3 change(s) — SMTP" in text
     assert "sent    onc@example.org" in text
-    assert "expected pending, sent or failed" in cli("deliveries", "--status", "lost", code=2)
+    assert "expected pending, sending, sent or failed" in cli("deliveries", "--status", "lost", code=2)
 
 
 QUIET = WATCHES.replace('digest = "weekly"', 'digest = "daily"\nsend_empty = true')
@@ -169,8 +169,6 @@ def test_daily_digests_across_daylight_saving_changes(cli_for, registry, own_stu
 
 
 def _utc(slot: str, minutes: int) -> str:
-    from datetime import timedelta
-
     return (datetime.fromisoformat(slot + "+00:00") + timedelta(minutes=minutes)).isoformat()
 
 
@@ -273,3 +271,31 @@ def test_failed_messages_can_be_queued_again(changed, smtp):
     assert "1 failed message(s) queued again" in cli("deliveries", "--retry-failed")
     assert "delivered to coordinator@example.org" in cli("digest", "--now")
     assert [r.rcpt_tos[0] for r in smtp.wait_for(2)] == ["onc@example.org", "coordinator@example.org"]
+
+
+def test_a_message_left_sending_by_a_dead_process_waits_then_goes_once(changed, smtp):
+    """Another process may still be sending it: a daemon leaves it alone for 15 minutes."""
+    cli = changed(smtp=smtp)
+    smtp.mode = "hold"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", str(cli.config), "digest", "--now"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert smtp.wait_for_data(1)
+    process.kill()
+    process.wait(30)
+    smtp.release.set()
+    (crashed,) = smtp.wait_for(1)
+    smtp.mode = "accept"
+    sending = [d for d in json.loads(cli("deliveries", "--json")) if d["status"] == "sending"]
+    assert [d["recipient"] for d in sending] == crashed.rcpt_tos
+    started = datetime.now(UTC)  # the killed process ran on the real clock
+    cli.now = (started + timedelta(minutes=5)).isoformat()
+    cli("digest")  # the other recipient's message goes; the one "sending" is left alone
+    assert [r.rcpt_tos for r in smtp.wait_for(2)][1] != crashed.rcpt_tos
+    cli.now = (started + timedelta(minutes=20)).isoformat()
+    assert f"delivered to {crashed.rcpt_tos[0]}" in cli("digest")
+    resent = smtp.wait_for(3)[2]
+    assert resent.message["Message-ID"] == crashed.message["Message-ID"]
+    assert "nothing to deliver" in cli("digest", "--now") and len(smtp.received) == 3

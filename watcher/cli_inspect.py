@@ -22,7 +22,9 @@ app = typer.Typer()
 
 @app.command()
 def deliveries(
-    status: Annotated[str | None, typer.Option(help="Only messages in this state: pending, sent or failed.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only messages in this state: pending, sending, sent or failed.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     retry_failed: Annotated[
@@ -39,8 +41,8 @@ def deliveries(
     """
 
     def action() -> int:
-        if status is not None and status not in ("pending", "sent", "failed"):
-            fail(f"--status {status!r}: expected pending, sent or failed")
+        if status is not None and status not in ("pending", "sending", "sent", "failed"):
+            fail(f"--status {status!r}: expected pending, sending, sent or failed")
         service = make_service(load_config(State.config_path))
         if retry_failed:
             with db.transaction(service.engine) as session:

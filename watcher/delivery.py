@@ -2,7 +2,8 @@
 
 Exactly once per change and recipient: every change is owed to each subscribed recipient as a
 `Notification` row. Delivering first creates a `Delivery` row (status pending, stable Message-ID)
-and ties the notifications to it in one transaction; then the message is sent; then the delivery
+and ties the notifications to it in one transaction; then the delivery is claimed ("sending",
+atomically, so two processes never both send it); then the message is sent; then the delivery
 is marked sent. A failure keeps it pending with the server's answer and the next run sends the
 same message again, with the same Message-ID. The window: a crash after the server accepted the
 message and before `sent` is committed makes the next run send it again (same Message-ID, so
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 _ONE_RUN_AT_A_TIME = threading.Lock()
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
+# A message "sending" for longer belongs to a process that died mid-send; it is sent again (same
+# Message-ID). `digest --now` does not wait: it holds the leader lock, nobody else is sending.
+SENDING_STALE_AFTER = timedelta(minutes=15)
 
 
 def last_slot(schedule: str, digest: DigestConfig, now: datetime) -> datetime | None:
@@ -140,7 +144,9 @@ def _promise(
         for name in watch_names:
             if name in schedules and schedules[name].digest != "immediate":
                 repo.get_watch_state(session=session, name=name).last_digest_at = now
-        return repo.pending_deliveries(session=session, now=None if retry_now else now)
+        return repo.pending_deliveries(
+            session=session, now=None if retry_now else now, stale_before=now - SENDING_STALE_AFTER
+        )
 
 
 def _quiet_recipients(config: Config, scheduled: Iterable[str], owed_watches: set[str]) -> dict[str, list[str]]:
@@ -163,6 +169,10 @@ def _send_one(
     *, engine: Engine, config: Config, transport: Transport, delivery: Delivery, report: DeliveryReport, now: datetime
 ) -> None:
     assert delivery.id is not None
+    with transaction(engine) as session:
+        if not repo.claim_delivery(session=session, delivery=delivery, now=now):
+            log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
+            return
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
@@ -238,6 +248,7 @@ def _mark(
         row = session.get(Delivery, delivery_id)
         assert row is not None
         row.attempts += 1
+        row.claimed_at = None
         if error is None:
             row.status, row.sent_at, row.subject, row.last_error = "sent", now, subject, None
             row.next_attempt_at = None

@@ -154,6 +154,7 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
     next_attempt_at: datetime | None = _when(nullable=True)
+    claimed_at: datetime | None = _when(nullable=True)  # status "sending" since then
     quiet_watches: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeKind, ChangeRecord, FieldChange, Source, Study
@@ -247,12 +247,34 @@ def create_delivery(
     return delivery, claimed
 
 
-def pending_deliveries(*, session: Session, now: datetime | None = None) -> list[Delivery]:
-    """Messages not yet sent; with `now`, only those whose retry backoff has passed."""
-    query = select(Delivery).where(Delivery.status == "pending")
+def pending_deliveries(
+    *, session: Session, now: datetime | None = None, stale_before: datetime | None = None
+) -> list[Delivery]:
+    """Messages to send: pending ones (with `now`, only those whose retry backoff has passed), and
+    ones left "sending" by a process that died (claimed before `stale_before`; all of them
+    without `now`, for the caller holds the leader lock)."""
+    pending = col(Delivery.status) == "pending"
     if now is not None:
-        query = query.where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
-    return list(session.exec(query.order_by(col(Delivery.id))))
+        pending = and_(pending, or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
+    abandoned = col(Delivery.status) == "sending"
+    if now is not None:
+        abandoned = and_(abandoned, col(Delivery.claimed_at) < (stale_before or now))
+    return list(session.exec(select(Delivery).where(or_(pending, abandoned)).order_by(col(Delivery.id))))
+
+
+def claim_delivery(*, session: Session, delivery: Delivery, now: datetime) -> bool:
+    """Mark a message "sending", atomically: False when another process claimed it first."""
+    claim = (
+        update(Delivery)
+        .where(
+            col(Delivery.id) == delivery.id,
+            col(Delivery.status) == delivery.status,
+            or_(col(Delivery.claimed_at).is_(None), col(Delivery.claimed_at) == delivery.claimed_at),
+        )
+        .values(status="sending", claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(claim).rowcount == 1)  # type: ignore[attr-defined]
 
 
 def requeue_failed(*, session: Session) -> int:
