@@ -22,9 +22,10 @@ from watcher.store import db, repo
 class Daemon:
     """A `trialwatch run` subprocess whose log lines can be awaited."""
 
-    def __init__(self, config: Path, *options: str) -> None:
+    def __init__(self, config: Path, *options: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "watcher", "--config", str(config), *options, "run"],
+            env=env,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from tests.harness import WATCHES, posted, write_config
 from tests.test_daemon import Daemon
@@ -75,3 +78,26 @@ def test_postgres_a_stop_asked_for_as_the_standby_takes_over_is_honoured(
     second.process.send_signal(signal.SIGTERM)  # at the moment of the takeover
     assert second.process.wait(timeout=60) == 0
     second.wait_for("daemon stopped")
+
+
+def test_secrets_never_reach_logs_or_endpoints(tmp_path: Path, registry: Any, own_study: Any, postgres_url: str):
+    """PostgreSQL here trusts any password: one in the URL exercises every place a URL is shown."""
+    registry.put(own_study("study_NCT09000001_v1"))
+    with_password = postgres_url.replace("postgres@", "postgres:db-s3cret@", 1)
+    assert "db-s3cret" in with_password
+    config = write_config(tmp_path, registry, database_url=with_password)
+    config.write_text(config.read_text() + '\n[server]\nlisten = "127.0.0.1:0"\n')
+    environment = {**os.environ, "TRIALWATCH_SMTP_USERNAME": "alice", "TRIALWATCH_SMTP_PASSWORD": "mail-s3cret"}
+    daemon = Daemon(config, "--verbose", env=environment)
+    url = daemon.wait_for("serving /healthz and /metrics on ").rsplit(" on ", 1)[1].strip()
+    daemon.wait_for("poll RCC CAR-T")
+    served = requests.get(f"{url}/healthz", timeout=5).text + requests.get(f"{url}/metrics", timeout=5).text
+    assert daemon.stop(signal.SIGTERM) == 0
+    daemon.wait_for("daemon stopped")
+    check = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(config), "check"],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )  # fmt: skip
+    shown = "".join(daemon.log) + served + check.stdout + check.stderr
+    assert "postgres:***@" in shown  # the URL is shown, redacted
+    assert "db-s3cret" not in shown and "mail-s3cret" not in shown
