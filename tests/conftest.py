@@ -33,6 +33,15 @@ def real_fixtures_dir() -> Path:
 
 
 @pytest.fixture
+def feeds_dir(real_fixtures_dir: Path) -> Path:
+    """The real journal feeds (../shared/fixtures/feeds)."""
+    path = real_fixtures_dir / "feeds"
+    if not path.is_dir():
+        pytest.skip(f"real feed fixtures not found at {path}")
+    return path
+
+
+@pytest.fixture
 def real_study(real_fixtures_dir: Path) -> Callable[[str], dict[str, Any]]:
     """Load a real API v2 record from ../shared/fixtures/ctgov (a fresh copy each call)."""
 

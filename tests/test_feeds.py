@@ -40,14 +40,6 @@ TRIAL_ITEM = (
 
 
 @pytest.fixture
-def feeds_dir(real_fixtures_dir: Path) -> Path:
-    path = real_fixtures_dir / "feeds"
-    if not path.is_dir():
-        pytest.skip(f"real feed fixtures not found at {path}")
-    return path
-
-
-@pytest.fixture
 def journals() -> Any:
     """A second HTTP server (the registry answers every path of the default one)."""
     server = HTTPServer(host="127.0.0.1", port=0)
@@ -66,6 +58,18 @@ def with_items(body: bytes, *items: str) -> bytes:
     """A copy of a real RSS 2.0 feed with these items first, as a journal adds new articles."""
     head, tail = body.split(b"<item>", 1)
     return head + "".join(items).encode() + b"<item>" + tail
+
+
+def article_and_publications(cli: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The changes by (kind, watch); an RCC CAR-T article and one naming the watched trial give
+    exactly: a new article for the CAR-T watch, a publication for each watch holding the trial."""
+    changes = {(c["kind"], c["watch"]): c for c in cli.changes()}
+    assert set(changes) == {
+        ("new_article", "RCC CAR-T"),
+        ("publication", "RCC bispecifics"),
+        ("publication", "RCC CAR-T"),
+    }
+    return changes
 
 
 def stored(tmp_path: Path, model: Any) -> int:
@@ -91,12 +95,7 @@ def test_new_articles_and_publications_reach_the_mail(
     assert "feed European Urology: 2 new items, 3 changes" in output
     assert journals.headers_of()["user-agent"] == "trialwatch-tests (+mailto:tests@example.org)"
 
-    changes = {(c["kind"], c["watch"]): c for c in cli.changes()}
-    assert set(changes) == {
-        ("new_article", "RCC CAR-T"),
-        ("publication", "RCC bispecifics"),
-        ("publication", "RCC CAR-T"),
-    }
+    changes = article_and_publications(cli)
     article = changes[("new_article", "RCC CAR-T")]
     assert article["source"] == "feeds" and article["feed"] == "European Urology"
     assert article["title"].startswith("CD70-directed CAR T cells in metastatic")  # HTML stripped
@@ -300,12 +299,7 @@ def test_own_feed_baseline_then_article_and_publication(cli_for, registry, own_s
     cli.now = "2026-11-21T11:01:00+00:00"
     assert "feed J Fict Urol Oncol: 2 new items, 3 changes" in cli("poll")
     assert journals.headers_of()["if-modified-since"] == "Fri, 20 Nov 2026 07:00:00 GMT"
-    changes = {(c["kind"], c["watch"]): c for c in cli.changes()}
-    assert set(changes) == {
-        ("new_article", "RCC CAR-T"),
-        ("publication", "RCC bispecifics"),
-        ("publication", "RCC CAR-T"),
-    }
+    changes = article_and_publications(cli)
     article = changes[("new_article", "RCC CAR-T")]
     assert article["title"].startswith("CD70-directed CAR T cells") and article["doi"] == "10.5555/juo.1003"
     assert article["link"] == "https://journal.example/juo/article/1003?utm_source=rss"

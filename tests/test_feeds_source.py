@@ -55,14 +55,6 @@ RCC_ITEM = """
 
 
 @pytest.fixture
-def feeds_dir(real_fixtures_dir: Path) -> Path:
-    path = real_fixtures_dir / "feeds"
-    if not path.is_dir():
-        pytest.skip(f"real feed fixtures not found at {path}")
-    return path
-
-
-@pytest.fixture
 def feed_server(httpserver: HTTPServer) -> FeedServer:
     return FeedServer(httpserver)
 

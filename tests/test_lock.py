@@ -197,15 +197,24 @@ def test_check_reports_a_deleted_lock_file_as_lost_leadership(sqlite_url: str):
     assert not lock.held
 
 
+def standing_by(
+    lock: LeaderLock, *, poll_seconds: float, stop: threading.Event, result: list[bool]
+) -> threading.Thread:
+    """A thread in the standby loop; what wait_for_leadership returns lands in `result`."""
+    waiter = threading.Thread(
+        target=lambda: result.append(wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop)),
+        daemon=True,
+    )
+    waiter.start()
+    return waiter
+
+
 def test_standby_loop_takes_over_when_the_leader_releases(sqlite_url: str):
     leader, standby = leader_lock(engine_url=sqlite_url), leader_lock(engine_url=sqlite_url)
     leader.acquire()
     stop = threading.Event()
     result: list[bool] = []
-    waiter = threading.Thread(
-        target=lambda: result.append(wait_for_leadership(standby, poll_seconds=0.02, stop_event=stop)), daemon=True
-    )
-    waiter.start()
+    waiter = standing_by(standby, poll_seconds=0.02, stop=stop, result=result)
     assert not standby.held
     leader.release()
     waiter.join(timeout=DEADLINE)
@@ -218,10 +227,7 @@ def test_standby_loop_returns_false_when_stopped(sqlite_url: str):
     leader.acquire()
     stop = threading.Event()
     result: list[bool] = []
-    waiter = threading.Thread(
-        target=lambda: result.append(wait_for_leadership(standby, poll_seconds=60, stop_event=stop)), daemon=True
-    )
-    waiter.start()
+    waiter = standing_by(standby, poll_seconds=60, stop=stop, result=result)
     stop.set()
     waiter.join(timeout=DEADLINE)
     assert result == [False] and not standby.held

@@ -236,10 +236,10 @@ def run() -> None:
 
     Example: trialwatch --config config/trialwatch.toml run
     """
-    from watcher import early as early_signals
-    from watcher.scheduler import EarlySignals, Runtime, run_forever, stand_by
+    from watcher import early
+    from watcher.scheduler import Runtime, run_forever, stand_by
 
-    early = EarlySignals(already=early_signals.RECEIVED)
+    early.install()  # already done by the entry point; again for callers that start here
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -250,23 +250,15 @@ def run() -> None:
         monitor, server = _health(config, leading=leading)
         try:
             if not leading:
-                if early.stop_requested or not stand_by(lock):  # stand_by restores early's handlers
+                if early.stop_requested() or not stand_by(lock):  # stand_by restores early's handlers
                     return 0
                 monitor.set_leader(leader=True, at=now())
                 config = load_config(State.config_path)  # it may have changed while standing by
-            service = make_service(config)  # migrates: only the leader does
-            log.info(
-                "config %s: %d watch(es), %d feed(s); database %s; mail to %s",
-                service.config.path,
-                len(service.config.watch),
-                len(service.config.feed),
-                db.redact_url(service.config.database.url),
-                service.transport.description,
-            )
+            service = _leader_service(config)
             runtime = Runtime(
                 service=service, clock=now, reload=lambda: _reload(service), lock=lock, monitor=monitor
             )  # fmt: skip
-            run_forever(runtime, early)
+            run_forever(runtime, early.RECEIVED)
             return 1 if runtime.lost_leadership else 0
         finally:
             lock.release()
@@ -277,6 +269,17 @@ def run() -> None:
         guarded(action)
     finally:
         early.restore()
+
+
+def _leader_service(config: Config) -> Service:
+    """The daemon's service (migrating the database: only the leader does), said in one line."""
+    service = make_service(config)
+    log.info(
+        "config %s: %d watch(es), %d feed(s); database %s; mail to %s",
+        config.path, len(config.watch), len(config.feed), db.redact_url(config.database.url),
+        service.transport.description,
+    )  # fmt: skip
+    return service
 
 
 def _reload(running: Service) -> Service:

@@ -49,25 +49,28 @@ def deliveries(
                 count = repo.requeue_failed(session=session)
             out.print(f"{count} failed message(s) queued again; `trialwatch digest --now` sends them now", markup=False)
         with db.transaction(service.engine) as session:
-            rows = [
-                _delivery_json(row, repo.count_delivery_changes(session=session, delivery_id=row.id or 0))
-                for row in repo.list_deliveries(session=session, status=status, limit=limit)
-            ]
+            listed = repo.list_deliveries(session=session, status=status, limit=limit)
+            counts = repo.delivery_change_counts(session=session, delivery_ids=[row.id for row in listed if row.id])
+        rows = [_delivery_json(row, counts.get(row.id or 0, 0)) for row in listed]
         if as_json:
             out.print(json.dumps(rows, indent=2, ensure_ascii=False), markup=False)
             return 0
         if not rows:
             out.print("no deliveries", markup=False)
         for row in rows:
-            line = f"{row['created_at'][:16]} {row['status']:<7} {row['recipient']} {row['changes']} change(s)"
-            if row["status"] == "pending" and row["next_attempt_at"]:
-                line += f", next try {row['next_attempt_at'][:16]}"
-            if row["last_error"]:
-                line += f" — {row['last_error']}"
-            out.print(line, markup=False)
+            out.print(_delivery_line(row), markup=False)
         return 0
 
     guarded(action)
+
+
+def _delivery_line(row: dict[str, Any]) -> str:
+    line = f"{row['created_at'][:16]} {row['status']:<7} {row['recipient']} {row['changes']} change(s)"
+    if row["status"] == "pending" and row["next_attempt_at"]:
+        line += f", next try {row['next_attempt_at'][:16]}"
+    if row["last_error"]:
+        line += f" — {row['last_error']}"
+    return line
 
 
 def _delivery_json(row: Any, changes: int) -> dict[str, Any]:
@@ -207,19 +210,7 @@ def preview(
         if watch is not None:
             chosen = config.watch_named(watch)
         elif conditions or terms or nct_ids:
-            try:
-                chosen = WatchConfig(
-                    name="preview",
-                    conditions=conditions or [],
-                    terms=terms or [],
-                    exclude=exclude or [],
-                    nct_ids=nct_ids or [],
-                    recipients=["preview@localhost"],
-                )
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                option = {"nct_ids": "nct-id"}.get(str(first["loc"][0]), str(first["loc"][0]))
-                fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
+            chosen = _adhoc_watch(conditions or [], terms or [], exclude or [], nct_ids or [])
         else:
             fail("give a watch name, or --conditions / --terms / --nct-id")
         for line in preview_lines.registry_lines(CtgovClient(config.clinicaltrials), chosen):
@@ -230,3 +221,16 @@ def preview(
         return 0
 
     guarded(action)
+
+
+def _adhoc_watch(conditions: list[str], terms: list[str], exclude: list[str], nct_ids: list[str]) -> WatchConfig:
+    """A watch from `preview`'s options, checked like one in the config file."""
+    try:
+        return WatchConfig(
+            name="preview", conditions=conditions, terms=terms, exclude=exclude, nct_ids=nct_ids,
+            recipients=["preview@localhost"],
+        )  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = {"nct_ids": "nct-id"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")

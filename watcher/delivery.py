@@ -122,13 +122,10 @@ def _promise(
     *, engine: Engine, config: Config, watches: list[str], now: datetime, scheduled: Iterable[str], retry_now: bool
 ) -> list[Delivery]:
     """Create this run's messages (one per recipient) and return every message due to be sent."""
-    watch_names = watches
     schedules = {watch.name: watch for watch in config.watch}
     with transaction(engine) as session:
-        owed = repo.undelivered(session=session, watches=watch_names)
-        quiet = _quiet_recipients(
-            config, scheduled, owed_watches=repo.watches_owing(session=session, watches=watch_names)
-        )
+        owed = repo.undelivered(session=session, watches=watches)
+        quiet = _quiet_recipients(config, scheduled, owed_watches=repo.watches_owing(session=session, watches=watches))
         for recipient in sorted(set(owed) | set(quiet)):
             message_id = new_message_id(config.email.sender, uuid.uuid4().hex)
             delivery, claimed = repo.create_delivery(
@@ -141,7 +138,7 @@ def _promise(
             delivery.quiet_watches = quiet.get(recipient, [])
             if not claimed and not delivery.quiet_watches:
                 session.delete(delivery)  # another run promised them first
-        for name in watch_names:
+        for name in watches:
             if name in schedules and schedules[name].digest != "immediate":
                 repo.get_watch_state(session=session, name=name).last_digest_at = now
         return repo.pending_deliveries(

@@ -41,7 +41,7 @@ class Timeline:
         """The timeline as plain text, oldest first."""
         if not self.versions:
             return [f"{self.nct_id}: never seen by trialwatch (no watch has matched it yet)"]
-        out = [f"{self.nct_id}: {self.title}", f"first seen {self.versions[0].seen_at:%Y-%m-%d %H:%M} UTC"]
+        out = [f"{self.nct_id}: {self.title}", f"first seen {self.first_seen:%Y-%m-%d %H:%M} UTC"]
         for entry in self.versions:
             posted = f", registry update posted {entry.last_update_posted}" if entry.last_update_posted else ""
             out.append(f"version {entry.number}: seen {entry.seen_at:%Y-%m-%d %H:%M} UTC{posted} ({entry.status})")

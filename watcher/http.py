@@ -46,6 +46,9 @@ def make_session(user_agent: str = DEFAULT_USER_AGENT) -> requests.Session:
 class Stopping(SourceError):
     """The daemon is stopping: the request in hand is abandoned, nothing is stored."""
 
+    def __init__(self) -> None:
+        super().__init__("stopping: the poll in hand was abandoned, nothing from it is stored")
+
 
 def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
     """A sleep that ends early, raising Stopping, once `stopping` is set (a retry wait or the
@@ -53,7 +56,7 @@ def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
 
     def sleep(seconds: float) -> None:
         if stopping.wait(seconds):
-            raise Stopping("stopping: the poll in hand was abandoned, nothing from it is stored")
+            raise Stopping
 
     return sleep
 
@@ -61,7 +64,7 @@ def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
 class Pacer:
     """Keeps at least 1/rate seconds between requests (rate 0 = no pacing). Thread-safe."""
 
-    def __init__(self, requests_per_second: float, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, requests_per_second: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
         self._sleep = sleep
         self._next = 0.0

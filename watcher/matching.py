@@ -28,6 +28,10 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from watcher.config import WatchConfig
+from watcher.normalize import get_path
 
 EXCERPT_CHARS = 80
 
@@ -173,3 +177,37 @@ def extract_doi(text: str) -> str | None:
     while doi and (doi[-1] in _DOI_TRAILING or (doi[-1] == ")" and doi.count("(") < doi.count(")"))):
         doi = doi[:-1]
     return doi.lower() if "/" in doi and not doi.endswith("/") else None
+
+
+# --- registry records ---------------------------------------------------------------------------
+
+
+def why_study_matches(record: Mapping[str, Any], nct_id: str, watch: WatchConfig) -> str:
+    """Why a study the registry returned for a watch matches it: its NCT id, or where the watch's
+    words occur ("" when only the registry's own search, with its synonyms, found it)."""
+    if nct_id in watch.nct_ids:
+        return "by its NCT id"
+    match = match_text(fields=study_fields(record), conditions=watch.conditions, terms=watch.terms, exclude=())
+    return match.describe() if match.reasons else ""
+
+
+def study_fields(record: Mapping[str, Any]) -> dict[str, str]:
+    """The texts of a registry record the matcher reads, by field name."""
+    protocol = record.get("protocolSection") or {}
+
+    def joined(path: str, key: str | None = None) -> str:
+        value = get_path(protocol, path) or []
+        items = [item.get(key, "") if key and isinstance(item, dict) else item for item in value]
+        return "; ".join(str(item) for item in items if item)
+
+    titles = (
+        get_path(protocol, "identificationModule.briefTitle"),
+        get_path(protocol, "identificationModule.officialTitle"),
+    )
+    return {
+        "title": " / ".join(str(title) for title in titles if title),
+        "conditions": joined("conditionsModule.conditions"),
+        "keywords": joined("conditionsModule.keywords"),
+        "interventions": joined("armsInterventionsModule.interventions", "name"),
+        "summary": str(get_path(protocol, "descriptionModule.briefSummary") or ""),
+    }

@@ -26,7 +26,6 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     "protocolSection.statusModule.studyFirstSubmitQcDate",
     "protocolSection.statusModule.resultsFirstSubmitQcDate",
     "protocolSection.statusModule.dispFirstSubmitQcDate",
-    "protocolSection.statusModule.lastUpdateSubmitDate",
     "*.versionHolder",
 )
 

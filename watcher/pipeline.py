@@ -31,9 +31,8 @@ from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.diff import diff_records, record_fingerprint
 from watcher.errors import SourceError
 from watcher.http import Stopping
-from watcher.matching import match_text
+from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
-from watcher.normalize import get_path
 from watcher.sources.ctgov import CtgovClient, Page, query_signature
 from watcher.store import repo
 from watcher.store.db import transaction
@@ -135,7 +134,7 @@ def poll_watch(
                         on_page(page)
                 spool.seek(0)
                 if stopping is not None and stopping.is_set():  # asked to stop: store nothing half-way
-                    raise Stopping("stopping: the poll in hand was abandoned, nothing from it is stored")
+                    raise Stopping
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(_spooled(spool), data_timestamp)
@@ -255,47 +254,11 @@ class Apply:
 def new_study_change(record: dict[str, Any], study: Study, watch: WatchConfig) -> FieldChange:
     """`new_study`, saying why it matched: the registry searched, our matcher explains where the
     watch's words occur (an id-only match says so)."""
-    why = why_study_matches(record, watch)
+    why = why_study_matches(record, study.nct_id, watch)
     summary = f"New study matches this watch: {study.title} ({study.status_label}, {study.phase_label})"
     summary += f"; matched {why}." if why else "."
     details = {"status": study.status, "phases": list(study.phases), "why": why or None}
     return FieldChange(ChangeKind.NEW_STUDY, summary, details)
-
-
-def why_study_matches(record: dict[str, Any], watch: WatchConfig) -> str:
-    if study_nct_id(record) in watch.nct_ids:
-        return "by its NCT id"
-    match = match_text(fields=study_fields(record), conditions=watch.conditions, terms=watch.terms, exclude=())
-    return match.describe() if match.reasons else ""
-
-
-def study_nct_id(record: dict[str, Any]) -> str:
-    return str(get_path(record, "protocolSection.identificationModule.nctId") or "")
-
-
-def study_fields(record: dict[str, Any]) -> dict[str, str]:
-    """The texts of a registry record the matcher reads, by field name."""
-    protocol = record.get("protocolSection") or {}
-
-    def joined(path: str, key: str | None = None) -> str:
-        value = get_path(protocol, path) or []
-        items = [item.get(key, "") if key and isinstance(item, dict) else item for item in value]
-        return "; ".join(str(item) for item in items if item)
-
-    return {
-        "title": " / ".join(
-            str(t)
-            for t in (
-                get_path(protocol, "identificationModule.briefTitle"),
-                get_path(protocol, "identificationModule.officialTitle"),
-            )
-            if t
-        ),  # fmt: skip
-        "conditions": joined("conditionsModule.conditions"),
-        "keywords": joined("conditionsModule.keywords"),
-        "interventions": joined("armsInterventionsModule.interventions", "name"),
-        "summary": str(get_path(protocol, "descriptionModule.briefSummary") or ""),
-    }
 
 
 def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None) -> None:

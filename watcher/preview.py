@@ -15,9 +15,8 @@ import requests
 
 from watcher.config import Config, WatchConfig
 from watcher.errors import SourceError
-from watcher.matching import match_text
+from watcher.matching import match_text, why_study_matches
 from watcher.model import Study
-from watcher.pipeline import why_study_matches
 from watcher.sources.ctgov import CtgovClient
 from watcher.sources.feeds import FeedState, fetch_feed
 
@@ -31,7 +30,7 @@ def registry_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
         for record in page.studies:
             study = Study.from_record(record)
             yield f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}"
-            why = why_study_matches(record, watch)
+            why = why_study_matches(record, study.nct_id, watch)
             if why:
                 yield f"      matched {why}"
         if total > len(page.studies):

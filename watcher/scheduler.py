@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.base import STATE_RUNNING
@@ -36,6 +35,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from watcher import early
 from watcher.errors import TrialwatchError
 from watcher.health import Monitor
 from watcher.lock import LeaderLock, wait_for_leadership
@@ -45,8 +45,7 @@ from watcher.store.db import transaction
 
 log = logging.getLogger(__name__)
 
-DIGEST_CHECK_EVERY = timedelta(minutes=1)
-FEEDS_CHECK_EVERY = timedelta(minutes=1)  # each feed keeps its own schedule (interval, ttl, backoff)
+CHECK_EVERY = timedelta(minutes=1)  # digests due, feeds due (each feed keeps its own schedule)
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
@@ -75,73 +74,37 @@ def poll_trigger(interval: timedelta) -> IntervalTrigger:
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
+    """Three jobs, each first run at once (a new leader or a restart does what is overdue), never
+    two at a time, missed runs collapsed into one, however late."""
     scheduler = BlockingScheduler(timezone=UTC)
-    common: dict[str, Any] = {
-        "max_instances": 1,
-        "coalesce": True,
-        "misfire_grace_time": None,  # a late job always runs (once: coalesce), however late
-    }
-    scheduler.add_job(
-        _poll_job,
-        poll_trigger(runtime.service.config.clinicaltrials.poll_interval),
-        args=(runtime,),
-        id="poll",
-        name="poll ClinicalTrials.gov",
-        next_run_time=runtime.clock(),
-        **common,
-    )
-    scheduler.add_job(
-        _feeds_job,
-        IntervalTrigger(seconds=FEEDS_CHECK_EVERY.total_seconds(), timezone=UTC),
-        args=(runtime,),
-        id="feeds",
-        name="poll the journal feeds that are due",
-        next_run_time=runtime.clock(),
-        **common,
-    )
-    scheduler.add_job(
-        _digest_job,
-        IntervalTrigger(seconds=DIGEST_CHECK_EVERY.total_seconds(), timezone=UTC),
-        args=(runtime,),
-        id="digest",
-        name="deliver due digests",
-        next_run_time=runtime.clock(),  # a new leader (or a restart) sends what is overdue at once
-        **common,
-    )
+    every_minute = IntervalTrigger(seconds=CHECK_EVERY.total_seconds(), timezone=UTC)
+    jobs: list[tuple[str, str, Callable[[Runtime], None], IntervalTrigger]] = [
+        (
+            "poll",
+            "poll ClinicalTrials.gov",
+            _poll_job,
+            poll_trigger(runtime.service.config.clinicaltrials.poll_interval),
+        ),
+        ("feeds", "poll the journal feeds that are due", _feeds_job, every_minute),
+        ("digest", "deliver due digests", _digest_job, every_minute),
+    ]
+    for job_id, name, job, trigger in jobs:
+        scheduler.add_job(
+            job, trigger, args=(runtime,), id=job_id, name=name, next_run_time=runtime.clock(),
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )  # fmt: skip
     return scheduler
 
 
-class EarlySignals:
-    """Notes SIGTERM / SIGINT / SIGHUP from the moment `run` begins (config, lock, migrations),
-    so a stop asked for while starting is honoured cleanly instead of killing the process."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self, already: list[int] | None = None) -> None:
-        self.received: list[int] = list(already or [])
-        self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
-
-    def _note(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
-
-    @property
-    def stop_requested(self) -> bool:
-        return any(sig != signal.SIGHUP for sig in self.received)
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def run_forever(runtime: Runtime, early: EarlySignals | None = None) -> None:
+def run_forever(runtime: Runtime, noted: list[int] | None = None) -> None:
     """Run the jobs (a BlockingScheduler in this thread); return after SIGTERM or SIGINT, or a lost
     leader lock, once the job in hand has finished."""
     scheduler = build_scheduler(runtime)
     control = _Control(runtime, scheduler)
     runtime.request_stop = control.stop
-    previous = {sig: signal.signal(sig, control.on_signal) for sig in EarlySignals.SIGNALS}
+    previous = {sig: signal.signal(sig, control.on_signal) for sig in early.SIGNALS}
     control.watch_leadership()
-    for signum in early.received if early else []:
+    for signum in noted or []:
         control.on_signal(signum, None)  # a stop asked for while starting: the scheduler stops at once
     try:
         log.info(
@@ -237,7 +200,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) -> bool:
     """Wait for the leader lock (PostgreSQL replicas); False once SIGTERM or SIGINT asked to stop
-    first. The handlers in place before (EarlySignals') are put back on return, so a signal that
+    first. The handlers in place before (watcher.early's) are put back on return, so a signal that
     comes right after the takeover is still acted on."""
     stop = threading.Event()
 
@@ -248,7 +211,7 @@ def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) ->
         log.info("received %s while standing by: stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in EarlySignals.SIGNALS}
+    previous = {sig: signal.signal(sig, on_signal) for sig in early.SIGNALS}
     try:
         return wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop)
     finally:

@@ -294,9 +294,14 @@ def list_deliveries(*, session: Session, status: str | None = None, limit: int =
     return list(session.exec(query.order_by(col(Delivery.id).desc()).limit(limit)))
 
 
-def count_delivery_changes(*, session: Session, delivery_id: int) -> int:
-    query = select(func.count()).select_from(Notification).where(Notification.delivery_id == delivery_id)
-    return int(session.exec(query).one())
+def delivery_change_counts(*, session: Session, delivery_ids: list[int]) -> dict[int, int]:
+    """How many changes each of these messages carries (one query)."""
+    query = (
+        select(Notification.delivery_id, func.count())
+        .where(col(Notification.delivery_id).in_(delivery_ids))
+        .group_by(col(Notification.delivery_id))
+    )
+    return {delivery_id: int(count) for delivery_id, count in session.exec(query) if delivery_id is not None}
 
 
 def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
