@@ -10,7 +10,7 @@ from typing import Any
 import time_machine
 from typer.testing import CliRunner
 
-from watcher.cli import app
+from watcher.cli.operating import app
 
 REAL_0212 = "study_NCT05805501_rcc_bispecific_2026-02-12.json"
 REAL_0216 = "study_NCT05805501_rcc_bispecific_2026-02-16.json"

@@ -107,7 +107,7 @@ def test_json_logs_one_object_per_line(tmp_path: Path, registry: Any, own_study:
     line = daemon.wait_for("poll RCC CAR-T")
     assert daemon.stop(signal.SIGTERM) == 0
     entry = json.loads(line)
-    assert entry["level"] == "info" and entry["logger"] == "watcher.pipeline"
+    assert entry["level"] == "info" and entry["logger"] == "watcher.registry.pipeline"
     assert entry["message"].startswith("poll RCC CAR-T: baseline: 1 studies stored")
     for earlier in daemon.log:
         assert json.loads(earlier)["time"].endswith("+00:00")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from watcher.config import DigestConfig
-from watcher.delivery import last_slot
+from watcher.mail.delivery import last_slot
 
 PARIS = DigestConfig(time=time(7, 0), weekday="monday", timezone="Europe/Paris")
 

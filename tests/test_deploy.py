@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import REPO
 from watcher.config import load_config
-from watcher.health import HealthServer, HealthStatus, Metrics, parse_listen
+from watcher.daemon.health import HealthServer, HealthStatus, Metrics, parse_listen
 
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "trialwatch.service"

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.diff import diff_records, record_fingerprint
 from watcher.model import ChangeKind
-from watcher.normalize import DEFAULT_IGNORE, canonical, get_path, prune
+from watcher.registry.diff import diff_records, record_fingerprint
+from watcher.registry.normalize import DEFAULT_IGNORE, canonical, get_path, prune
 
 DATA = Path(__file__).parent / "data"
 

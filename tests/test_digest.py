@@ -1,4 +1,4 @@
-"""digest.py and notify/email.py: grouping, subjects, escaping, the built message."""
+"""mail/digest.py and mail/transport.py: grouping, subjects, escaping, the built message."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from email import policy as email_policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.digest import SUBJECT_LIMIT, SourceProblem, build_digest, render_html, render_text
+from watcher.mail.digest import SUBJECT_LIMIT, SourceProblem, build_digest, render_html, render_text
+from watcher.mail.transport import build_message, new_message_id
 from watcher.model import ChangeKind, ChangeRecord, Source
-from watcher.notify.email import build_message, new_message_id
 
 WHEN = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 

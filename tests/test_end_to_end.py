@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from tests.harness import REAL_0212, REAL_0216, REAL_0218, WATCHES, Cli, posted, write_config
 from tests.servers import Fault
-from watcher.cli import app
+from watcher.cli.operating import app
 from watcher.store import db
 from watcher.store.models import ChangeRow, Notification, StudyRow, StudyVersion, WatchState, WatchStudy
 

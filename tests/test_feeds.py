@@ -14,7 +14,7 @@ from sqlmodel import func, select
 
 from tests.feed_server import FeedFault, FeedServer
 from tests.harness import REAL_0216, WATCHES
-from watcher.cli import make_service
+from watcher.cli.operating import make_service
 from watcher.config import load_config
 from watcher.store import db
 from watcher.store.models import FeedItemRow, FeedState

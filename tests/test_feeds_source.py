@@ -19,9 +19,9 @@ from pytest_httpserver import HTTPServer
 from tests.feed_server import FeedFault, FeedServer
 from watcher.errors import SourceError
 from watcher.http import DEFAULT_USER_AGENT, make_session
+from watcher.literature.fetch import FeedRetryLater, FeedState, FetchResult, classify_bozo, fetch_feed, parse_feed
+from watcher.literature.items import clean_link, item_key, item_keys
 from watcher.matching import match_text
-from watcher.sources.feed_items import clean_link, item_key, item_keys
-from watcher.sources.feeds import FeedRetryLater, FeedState, FetchResult, classify_bozo, fetch_feed, parse_feed
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 PUBMED_1, PUBMED_2 = "pubmed_search_rss2_2021-11-23.xml", "pubmed_search_rss2_2021-11-24.xml"

@@ -9,8 +9,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from watcher.daemon.health import HealthServer, HealthStatus, Metrics, Monitor, parse_listen
 from watcher.errors import ConfigError
-from watcher.health import HealthServer, HealthStatus, Metrics, Monitor, parse_listen
 
 START = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
 INTERVAL = timedelta(hours=6)

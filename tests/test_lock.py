@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import REPO
-from watcher.errors import StoreError
-from watcher.lock import (
+from watcher.daemon.lock import (
     ADVISORY_KEY,
     AdvisoryLock,
     FileLock,
@@ -29,12 +28,13 @@ from watcher.lock import (
     leadership,
     wait_for_leadership,
 )
+from watcher.errors import StoreError
 
 DEADLINE = 20.0
 
 HOLDER_SCRIPT = """
 import sys
-from watcher.lock import leader_lock
+from watcher.daemon.lock import leader_lock
 lock = leader_lock(engine_url=sys.argv[1])
 try:
     lock.acquire()

@@ -19,7 +19,7 @@ import pytest
 
 from tests.harness import WATCHES
 from tests.servers import Fault, SmtpSink, self_signed_certificate
-from watcher.cli_support import make_service
+from watcher.cli.shared import make_service
 from watcher.config import load_config
 
 GOLDEN = Path(__file__).parent / "golden"

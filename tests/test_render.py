@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.digest import SourceProblem, build_digest, render_html
+from watcher.mail.digest import SourceProblem, build_digest, render_html
 from watcher.model import ChangeKind, ChangeRecord, Source
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -9,9 +9,9 @@ from typing import Any
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tests.harness import write_config
-from watcher.cli_support import make_service
+from watcher.cli.shared import make_service
 from watcher.config import load_config
-from watcher.scheduler import Runtime, build_scheduler, poll_trigger
+from watcher.daemon.scheduler import Runtime, build_scheduler, poll_trigger
 
 NOW = datetime(2026, 11, 21, 10, tzinfo=UTC)
 

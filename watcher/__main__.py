@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from watcher import early
+from watcher.daemon import signals
 
 OPTIONS_WITH_VALUE = ("--config", "-c", "--log-format")
 
@@ -22,8 +22,8 @@ def command(argv: list[str]) -> str | None:
 
 def main() -> None:
     if command(sys.argv[1:]) == "run":
-        early.install()  # before the second of imports below (see watcher.early)
-    from watcher.cli import main as cli_main
+        signals.install()  # before the second of imports below (see watcher.daemon.signals)
+    from watcher.cli.operating import main as cli_main
 
     cli_main()
 

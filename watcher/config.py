@@ -18,25 +18,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watcher.errors import ConfigError
-from watcher.normalize import DEFAULT_IGNORE
+from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
+
+__all__ = ["NCT_ID", "Address", "WatchConfig", "check_address"]  # defined in watcher.watch, used from here too
+
+# Registry bookkeeping that is never a change (watcher.registry.normalize prunes it); the default of
+# [clinicaltrials] ignore_fields, so it lives with the config.
+DEFAULT_IGNORE: tuple[str, ...] = (
+    "derivedSection",
+    "*.geoPoint",
+    "protocolSection.statusModule.statusVerifiedDate",
+    "protocolSection.statusModule.lastUpdateSubmitDate",
+    "protocolSection.statusModule.lastUpdatePostDateStruct",
+    "protocolSection.statusModule.studyFirstSubmitQcDate",
+    "protocolSection.statusModule.resultsFirstSubmitQcDate",
+    "protocolSection.statusModule.dispFirstSubmitQcDate",
+    "*.versionHolder",
+)
 
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
-NCT_ID = re.compile(r"^NCT\d{8}$")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIN_INTERVAL = timedelta(minutes=1)
@@ -59,29 +69,11 @@ def parse_interval(value: Any) -> timedelta:
 Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
 
 
-def check_address(value: str) -> str:
-    """A syntactically valid mail address; user@localhost is allowed for local delivery."""
-    local, _, domain = value.strip().rpartition("@")
-    probe = f"{local}@example.org" if domain.lower() == "localhost" else value.strip()
-    try:
-        validate_email(probe, check_deliverability=False, globally_deliverable=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"{value!r} is not a valid mail address: {exc}") from exc
-    return value.strip()
-
-
-Address = Annotated[str, AfterValidator(check_address)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseConfig(_Section):
+class DatabaseConfig(Section):
     url: str = "sqlite:///var/trialwatch.db"
 
 
-class ClinicalTrialsConfig(_Section):
+class ClinicalTrialsConfig(Section):
     base_url: str = "https://clinicaltrials.gov/api/v2"
     poll_interval: Interval = timedelta(hours=6)
     requests_per_second: float = Field(default=1.0, ge=0)
@@ -105,7 +97,7 @@ class ClinicalTrialsConfig(_Section):
         return value.rstrip("/")
 
 
-class EmailConfig(_Section):
+class EmailConfig(Section):
     sender: str = "trialwatch <trialwatch@localhost>"
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -121,7 +113,7 @@ class EmailConfig(_Section):
         return value
 
 
-class DigestConfig(_Section):
+class DigestConfig(Section):
     time: Time = Time(7, 0)
     weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     timezone: str = "UTC"
@@ -145,7 +137,7 @@ class DigestConfig(_Section):
         return ZoneInfo(self.timezone)
 
 
-class FeedsConfig(_Section):
+class FeedsConfig(Section):
     """[feeds]: how journal feeds are polled."""
 
     poll_interval: Interval = Field(default=timedelta(hours=1), description="default for every feed")
@@ -158,7 +150,7 @@ class FeedsConfig(_Section):
         return int(self.max_megabytes * 1024 * 1024)
 
 
-class FeedConfig(_Section):
+class FeedConfig(Section):
     """[[feed]]: one journal's RSS / RDF / Atom feed."""
 
     name: str = Field(min_length=1)
@@ -173,41 +165,6 @@ class FeedConfig(_Section):
         return value.strip()
 
 
-class WatchConfig(_Section):
-    name: str = Field(min_length=1)
-    conditions: list[str] = []
-    terms: list[str] = []
-    exclude: list[str] = []
-    nct_ids: list[str] = []
-    recipients: list[Address] = Field(min_length=1)
-    digest: Literal["immediate", "daily", "weekly"] = "daily"
-    send_empty: bool = Field(default=False, description='a short "nothing new" mail when a digest has no changes')
-    feeds: bool = Field(default=True, description="match journal feed items against this watch")
-
-    @field_validator("conditions", "terms", "exclude")
-    @classmethod
-    def _no_blank_words(cls, values: list[str]) -> list[str]:
-        cleaned = [" ".join(v.split()) for v in values]
-        if any(not v for v in cleaned):
-            raise ValueError("empty word in list")
-        return cleaned
-
-    @field_validator("nct_ids")
-    @classmethod
-    def _nct_ids(cls, values: list[str]) -> list[str]:
-        upper = [v.strip().upper() for v in values]
-        bad = [v for v in upper if not NCT_ID.match(v)]
-        if bad:
-            raise ValueError(f"not an NCT id: {', '.join(bad)} (expected NCT and 8 digits)")
-        return list(dict.fromkeys(upper))
-
-    @model_validator(mode="after")
-    def _something_to_watch(self) -> WatchConfig:
-        if not (self.conditions or self.terms or self.nct_ids):
-            raise ValueError("give at least one of conditions, terms or nct_ids")
-        return self
-
-
 def parse_listen(value: str) -> tuple[str, int]:
     """'127.0.0.1:9464', '0.0.0.0:9464', '[::1]:9464' or ':9464' -> (host, port); ValueError if not."""
     host, sep, port_text = value.strip().rpartition(":")
@@ -219,7 +176,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     """[server]: the optional /healthz and /metrics endpoints."""
 
     listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
@@ -232,7 +189,7 @@ class ServerConfig(_Section):
         return value
 
 
-class Config(_Section):
+class Config(Section):
     path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
     database: DatabaseConfig = DatabaseConfig()
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()

@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from watcher.config import WatchConfig
-from watcher.normalize import get_path
+from watcher.model import get_path
 
 EXCERPT_CHARS = 80
 

@@ -14,6 +14,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+
+def get_path(record: Any, path: str) -> Any:
+    """The value at a dotted path of dicts, or None."""
+    value = record
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 CTGOV_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 CTGOV_HISTORY_URL = "https://clinicaltrials.gov/study/{nct_id}?tab=history"
 

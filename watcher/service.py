@@ -13,13 +13,13 @@ import requests
 from sqlalchemy import Engine
 
 from watcher.config import Config
-from watcher.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.errors import SourceError
-from watcher.feed_pipeline import FeedReport, poll_feed
 from watcher.http import make_session
-from watcher.notify.email import Transport
-from watcher.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
-from watcher.sources.ctgov import CtgovClient, Page
+from watcher.literature.pipeline import FeedReport, poll_feed
+from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
+from watcher.mail.transport import Transport
+from watcher.registry.client import CtgovClient, Page
+from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
 from watcher.store import db, repo
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from pytest_httpserver import HTTPServer
 
 from tests.servers import FakeRegistry
 from watcher.config import load_config
-from watcher.diff import diff_records
-from watcher.notify.email import FileTransport
+from watcher.mail.transport import FileTransport
+from watcher.registry.client import CtgovClient
+from watcher.registry.diff import diff_records
 from watcher.service import Service
-from watcher.sources.ctgov import CtgovClient
 from watcher.store import db
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def bench_feed() -> None:
     if not path.exists():
         print("feed: real fixtures absent, skipped")
         return
-    from watcher.sources.feeds import parse_feed
+    from watcher.literature.fetch import parse_feed
 
     body = path.read_bytes()
     print(f"parse + key the Nature feed (75 items, {len(body) / 1e3:.0f} KB): "

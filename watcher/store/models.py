@@ -124,7 +124,7 @@ class FeedState(SQLModel, table=True):
 
 
 class FeedItemRow(SQLModel, table=True):
-    """One article, once, whichever feeds carried it (identity: sources.feed_items.item_key)."""
+    """One article, once, whichever feeds carried it (identity: literature.items.item_key)."""
 
     __tablename__ = "feed_item"
 

@@ -16,7 +16,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from watcher.model import ChangeKind, FieldChange, Site, Study
-from watcher.normalize import canonical, canonical_json, get_path, normalize_text
+from watcher.registry.normalize import canonical, canonical_json, get_path, normalize_text
 
 CITY_SIMILARITY = 0.8
 

@@ -1,6 +1,6 @@
 """Pure: two versions of a study record -> the meaningful changes between them.
 
-Both records are first pruned of noise (normalize.DEFAULT_IGNORE, configurable): bookkeeping the
+Both records are first pruned of noise (config.DEFAULT_IGNORE, configurable): bookkeeping the
 registry rewrites every day (`versionHolder`, last-update and status-verified dates, `geoPoint`,
 the whole `derivedSection`) never produces a change, nor does an edit that changes only
 whitespace or CommonMark escapes, nor the order of any list. Lists are keyed by identity
@@ -13,9 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from watcher.diff_lists import arm_changes, eligibility_changes, outcome_changes, site_changes
 from watcher.model import ChangeKind, DatePoint, FieldChange, Study, humanize_status
-from watcher.normalize import DEFAULT_IGNORE, canonical, fingerprint, get_path, leaf_paths, normalize_text, prune
+from watcher.registry.diff_lists import arm_changes, eligibility_changes, outcome_changes, site_changes
+from watcher.registry.normalize import (
+    DEFAULT_IGNORE,
+    canonical,
+    fingerprint,
+    get_path,
+    leaf_paths,
+    normalize_text,
+    prune,
+)
 
 DATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("start", "start"),

@@ -28,12 +28,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
-from watcher.diff import diff_records, record_fingerprint
 from watcher.errors import SourceError
 from watcher.http import Stopping
 from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
-from watcher.sources.ctgov import CtgovClient, Page, query_signature
+from watcher.registry.client import CtgovClient, Page, query_signature
+from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import WatchState, WatchStudy

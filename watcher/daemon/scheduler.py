@@ -2,7 +2,7 @@
 
 The poll job runs at start and then every `[clinicaltrials] poll_interval` (with a little
 jitter). The feeds job runs every minute and polls the feeds that are due by their own schedule
-(interval, `ttl`, backoff after failures: all stored, see feed_pipeline). The digest job runs
+(interval, `ttl`, backoff after failures: all stored, see literature.pipeline). The digest job runs
 every minute and asks the outbox what is due (delivery.due_watches):
 schedules are computed from stored state and the configured time zone, so a late or restarted
 daemon neither skips nor doubles a digest, and a failed delivery is retried on a later run.
@@ -11,7 +11,7 @@ Jobs keep no state of their own (memory job store; our tables hold everything), 
 (`misfire_grace_time`). SIGTERM / SIGINT stop the daemon after the job in hand; SIGHUP re-reads
 the config file, and a bad file is refused with one line while the old config keeps running.
 
-Only the holder of the leader lock (watcher.lock) runs jobs. Each job checks the lock first; once
+Only the holder of the leader lock (watcher.daemon.lock) runs jobs. Each job checks the lock first; once
 it is lost the scheduler stops at once (and `trialwatch run` exits 1 for its supervisor to
 restart it as a standby), so a standby that took over never acts alongside this process.
 """
@@ -35,10 +35,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from watcher import early
+from watcher.daemon import signals
+from watcher.daemon.health import Monitor
+from watcher.daemon.lock import LeaderLock, wait_for_leadership
 from watcher.errors import TrialwatchError
-from watcher.health import Monitor
-from watcher.lock import LeaderLock, wait_for_leadership
 from watcher.service import CycleReport, Service
 from watcher.store import repo
 from watcher.store.db import transaction
@@ -102,7 +102,7 @@ def run_forever(runtime: Runtime, noted: list[int] | None = None) -> None:
     scheduler = build_scheduler(runtime)
     control = _Control(runtime, scheduler)
     runtime.request_stop = control.stop
-    previous = {sig: signal.signal(sig, control.on_signal) for sig in early.SIGNALS}
+    previous = {sig: signal.signal(sig, control.on_signal) for sig in signals.SIGNALS}
     control.watch_leadership()
     for signum in noted or []:
         control.on_signal(signum, None)  # a stop asked for while starting: the scheduler stops at once
@@ -200,7 +200,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) -> bool:
     """Wait for the leader lock (PostgreSQL replicas); False once SIGTERM or SIGINT asked to stop
-    first. The handlers in place before (watcher.early's) are put back on return, so a signal that
+    first. The handlers in place before (watcher.daemon.signals's) are put back on return, so a signal that
     comes right after the takeover is still acted on."""
     stop = threading.Event()
 
@@ -211,7 +211,7 @@ def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) ->
         log.info("received %s while standing by: stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in early.SIGNALS}
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals.SIGNALS}
     try:
         return wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop)
     finally:

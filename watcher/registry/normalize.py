@@ -17,17 +17,20 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Any
 
-DEFAULT_IGNORE: tuple[str, ...] = (
-    "derivedSection",
-    "*.geoPoint",
-    "protocolSection.statusModule.statusVerifiedDate",
-    "protocolSection.statusModule.lastUpdateSubmitDate",
-    "protocolSection.statusModule.lastUpdatePostDateStruct",
-    "protocolSection.statusModule.studyFirstSubmitQcDate",
-    "protocolSection.statusModule.resultsFirstSubmitQcDate",
-    "protocolSection.statusModule.dispFirstSubmitQcDate",
-    "*.versionHolder",
-)
+from watcher.config import DEFAULT_IGNORE
+from watcher.model import get_path
+
+__all__ = [
+    "DEFAULT_IGNORE",
+    "canonical",
+    "canonical_json",
+    "fingerprint",
+    "get_path",
+    "leaf_paths",
+    "normalize_text",
+    "prune",
+]
+
 
 _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
@@ -80,16 +83,6 @@ def canonical_json(value: Any) -> str:
 def fingerprint(pruned_record: dict[str, Any]) -> str:
     """Equal for two records exactly when the diff finds no change between them."""
     return hashlib.sha256(canonical_json(pruned_record).encode()).hexdigest()
-
-
-def get_path(record: Any, path: str) -> Any:
-    """The value at a dotted path of dicts, or None."""
-    value = record
-    for key in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def leaf_paths(value: Any, path: str = "", depth: int = 3) -> dict[str, Any]:

@@ -8,7 +8,7 @@ store items and changes in one transaction. Reads top to bottom like Miniflux's 
   answered 410 Gone is not polled again until its URL changes in the config.
 - The first successful poll of a feed is a baseline: its items are stored, nothing is alerted
   (feeds carry years of back catalogue).
-- A new item (sources.feed_items.item_key, or any of its other keys; a DOI already stored from another
+- A new item (literature.items.item_key, or any of its other keys; a DOI already stored from another
   feed is the same item)
   that mentions a study a watch holds is a `publication` change on that study for that watch,
   whatever its words; otherwise, if it matches the watch's words (matching.match_text), a
@@ -31,11 +31,11 @@ from sqlmodel import Session
 
 from watcher.config import Config, FeedConfig, WatchConfig
 from watcher.errors import SourceError
+from watcher.literature.fetch import FeedRetryLater, FetchResult, fetch_feed
+from watcher.literature.fetch import FeedState as FetchState
+from watcher.literature.items import FeedItem
 from watcher.matching import match_text
 from watcher.model import ChangeKind, Source
-from watcher.sources.feed_items import FeedItem
-from watcher.sources.feeds import FeedRetryLater, FetchResult, fetch_feed
-from watcher.sources.feeds import FeedState as FetchState
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow, FeedState

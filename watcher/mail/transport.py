@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from watcher.config import EmailConfig, Secrets
-from watcher.digest import Digest, render_html, render_text
 from watcher.errors import NotifyError
+from watcher.mail.digest import Digest, render_html, render_text
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from watcher.diff import diff_records
 from watcher.model import FieldChange, Study
+from watcher.registry.diff import diff_records
 from watcher.store import repo
 
 

@@ -1,5 +1,5 @@
 """The `trialwatch` command: the operating commands (check, poll, digest, run, db upgrade,
-version); the inspecting ones live in cli_inspect, what they share in cli_support.
+version); the inspecting ones live in cli.inspecting, what they share in cli.shared.
 
 The cli modules are the only ones that read the clock, choose implementations and print.
 """
@@ -15,8 +15,8 @@ import typer
 from rich.progress import Progress
 
 from watcher import __version__
-from watcher.cli_inspect import app as inspect_app
-from watcher.cli_support import (
+from watcher.cli.inspecting import app as inspect_app
+from watcher.cli.shared import (
     State,
     configure_logging,
     err,
@@ -28,13 +28,13 @@ from watcher.cli_support import (
     out,
 )
 from watcher.config import Config, load_config
-from watcher.delivery import due_watches, preview_digests
-from watcher.digest import Digest, render_html, render_text
+from watcher.daemon.health import HealthServer, Metrics, Monitor
+from watcher.daemon.lock import leader_lock, leadership
 from watcher.errors import ConfigError
-from watcher.health import HealthServer, Metrics, Monitor
-from watcher.lock import leader_lock, leadership
+from watcher.mail.delivery import due_watches, preview_digests
+from watcher.mail.digest import Digest, render_html, render_text
+from watcher.registry.client import Page
 from watcher.service import Service
-from watcher.sources.ctgov import Page
 from watcher.store import db
 
 app = typer.Typer(
@@ -236,10 +236,10 @@ def run() -> None:
 
     Example: trialwatch --config config/trialwatch.toml run
     """
-    from watcher import early
-    from watcher.scheduler import Runtime, run_forever, stand_by
+    from watcher.daemon import signals
+    from watcher.daemon.scheduler import Runtime, run_forever, stand_by
 
-    early.install()  # already done by the entry point; again for callers that start here
+    signals.install()  # already done by the entry point; again for callers that start here
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -250,7 +250,7 @@ def run() -> None:
         monitor, server = _health(config, leading=leading)
         try:
             if not leading:
-                if early.stop_requested() or not stand_by(lock):  # stand_by restores early's handlers
+                if signals.stop_requested() or not stand_by(lock):  # stand_by restores the early signal handlers
                     return 0
                 monitor.set_leader(leader=True, at=now())
                 config = load_config(State.config_path)  # it may have changed while standing by
@@ -258,7 +258,7 @@ def run() -> None:
             runtime = Runtime(
                 service=service, clock=now, reload=lambda: _reload(service), lock=lock, monitor=monitor
             )  # fmt: skip
-            run_forever(runtime, early.RECEIVED)
+            run_forever(runtime, signals.RECEIVED)
             return 1 if runtime.lost_leadership else 0
         finally:
             lock.release()
@@ -268,7 +268,7 @@ def run() -> None:
     try:
         guarded(action)
     finally:
-        early.restore()
+        signals.restore()
 
 
 def _leader_service(config: Config) -> Service:

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from watcher import preview as preview_lines
-from watcher.cli_support import State, fail, guarded, make_service, now, out
+from watcher.cli.shared import State, fail, guarded, make_service, now, out
 from watcher.config import NCT_ID, WatchConfig, load_config
 from watcher.http import make_session
-from watcher.sources.ctgov import CtgovClient, watch_queries
+from watcher.literature import preview as feed_preview
+from watcher.registry import preview as registry_preview
+from watcher.registry.client import CtgovClient, watch_queries
 from watcher.store import db, repo
 
 app = typer.Typer()
@@ -167,7 +168,7 @@ def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g.
 
     Example: trialwatch history NCT05805501
     """
-    from watcher.history import study_timeline
+    from watcher.registry.history import study_timeline
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -213,10 +214,10 @@ def preview(
             chosen = _adhoc_watch(conditions or [], terms or [], exclude or [], nct_ids or [])
         else:
             fail("give a watch name, or --conditions / --terms / --nct-id")
-        for line in preview_lines.registry_lines(CtgovClient(config.clinicaltrials), chosen):
+        for line in registry_preview.registry_lines(CtgovClient(config.clinicaltrials), chosen):
             out.print(line, markup=False)
         if feeds and chosen.feeds and (chosen.conditions or chosen.terms):
-            for line in preview_lines.feed_lines(make_session(config.feeds.user_agent), config, chosen, now()):
+            for line in feed_preview.feed_lines(make_session(config.feeds.user_agent), config, chosen, now()):
                 out.print(line, markup=False)
         return 0
 

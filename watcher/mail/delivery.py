@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
-from watcher.digest import Digest, SourceProblem, build_digest
-from watcher.notify.email import DeliveryFailed, Transport, build_message, new_message_id
+from watcher.mail.digest import Digest, SourceProblem, build_digest
+from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery

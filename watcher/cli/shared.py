@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from watcher.config import Config, Secrets
 from watcher.errors import TrialwatchError
 from watcher.http import make_session
-from watcher.notify.email import make_transport
+from watcher.mail.transport import make_transport
+from watcher.registry.client import CtgovClient
 from watcher.service import Service
-from watcher.sources.ctgov import CtgovClient
 from watcher.store import db
 
 out = Console(highlight=False, soft_wrap=True)

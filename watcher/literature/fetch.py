@@ -25,8 +25,8 @@ import requests
 
 from watcher.errors import SourceError
 from watcher.http import RetryableError, connection_reason, parse_retry_after
+from watcher.literature.items import FeedItem, make_item
 from watcher.matching import strip_html
-from watcher.sources.feed_items import FeedItem, make_item
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5

@@ -1,7 +1,7 @@
 """Group one recipient's pending changes by watch, then study; render subject, text and HTML.
 
 Rendering is pure: the same changes give the same message. Templates live in
-watcher/templates (Jinja2, autoescaped for HTML: every title and site name came from outside).
+watcher/mail/templates (Jinja2, autoescaped for HTML: every title and site name came from outside).
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("watcher", "templates"),
+        loader=PackageLoader("watcher.mail", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -1,9 +1,6 @@
-"""`trialwatch preview`: what a watch would match right now, and why; stores nothing.
-
-Registry: the watch's own queries with pageSize 20 and countTotal, so the user sees the total,
-the first twenty studies with status and phase, and the exact request. Feeds: every configured
-feed fetched now (no conditional GET, nothing stored), its items run through the same matcher
-the poller uses, each match shown with the words that made it.
+"""`trialwatch preview`, the journal-feed part: every configured feed fetched now (no conditional
+GET, nothing stored), its items run through the same matcher the poller uses, each match shown
+with the words that made it. (The registry part is watcher.registry.preview.)
 """
 
 from __future__ import annotations
@@ -15,26 +12,10 @@ import requests
 
 from watcher.config import Config, WatchConfig
 from watcher.errors import SourceError
-from watcher.matching import match_text, why_study_matches
-from watcher.model import Study
-from watcher.sources.ctgov import CtgovClient
-from watcher.sources.feeds import FeedState, fetch_feed
+from watcher.literature.fetch import FeedState, fetch_feed
+from watcher.matching import match_text
 
 SHOWN = 20
-
-
-def registry_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
-    for url, page in client.preview(watch, limit=SHOWN):
-        total = page.total if page.total is not None else len(page.studies)
-        yield f"{total} studies match: GET {url}"
-        for record in page.studies:
-            study = Study.from_record(record)
-            yield f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}"
-            why = why_study_matches(record, study.nct_id, watch)
-            if why:
-                yield f"      matched {why}"
-        if total > len(page.studies):
-            yield f"  … and {total - len(page.studies)} more"
 
 
 def feed_lines(http: requests.Session, config: Config, watch: WatchConfig, now: datetime) -> Iterator[str]:

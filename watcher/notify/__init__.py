@@ -1,1 +1,0 @@
-"""Notification: build messages apart from the transports that send them."""

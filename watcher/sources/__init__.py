@@ -1,1 +1,0 @@
-"""Sources fetch and normalise; no database, no email."""
