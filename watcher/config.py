@@ -226,6 +226,10 @@ class Config(Section):
     def watches(self) -> list[WatchConfig]:
         return list(self.watch)
 
+    def with_watches(self, watches: list[WatchConfig]) -> Config:
+        """This config working on `watches` (the file's and the database's, see store.watches)."""
+        return self.model_copy(update={"watch": list(watches)})
+
     def watch_named(self, name: str) -> WatchConfig:
         for watch in self.watch:
             if watch.name == name:

@@ -168,3 +168,34 @@ class Notification(SQLModel, table=True):
     change_id: int = Field(foreign_key="change.id", index=True)
     recipient: str = Field(index=True, max_length=320)
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+
+
+class WatchRow(SQLModel, table=True):
+    """Every watch, wherever it is defined: `source` "config" (provisioned from the TOML file at
+    start and on SIGHUP, read-only elsewhere) or "web" (created in the browser or the API).
+    `definition` holds the WatchConfig fields as JSON; archived watches keep their changes."""
+
+    __tablename__ = "watch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    source: str = Field(default="web", max_length=16)
+    owner: str | None = Field(default=None, max_length=320)  # the creating user's address (web)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    archived_at: datetime | None = _when(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who created, edited, archived or provisioned a watch, when, and what changed
+    (`changes`: field -> [before, after])."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=16)  # create | update | archive | provision | restore
+    watch: str = Field(index=True, max_length=200)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,163 @@
+"""Watches in the database, and the audit of every change to them.
+
+The TOML file's `[[watch]]` entries are *provisioned*: `provision_watches` syncs them into the
+`watch` table (source "config") at start and on SIGHUP; watches created in the browser or the API
+are stored with source "web" and an owner. `active_watches` is the one list every job works on.
+Names are unique across both kinds. Deleting a watch archives it (polling and mail stop, its
+changes stay readable). Every create, update, archive and provision is one `AuditEntry`.
+
+Small keyword-only functions that take the session; no commits here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from watcher.errors import ConfigError
+from watcher.store.models import AuditEntry, WatchRow
+from watcher.watch import WatchConfig
+
+CONFIG_ACTOR = "trialwatch.toml"
+
+
+class WatchNameTaken(ConfigError):
+    """A watch of that name exists already (the other kind, or not archived)."""
+
+
+class WatchNotFound(ConfigError):
+    """No active watch of that name."""
+
+
+def definition_of(watch: WatchConfig) -> dict[str, Any]:
+    """The JSON stored for a watch: every field but the name, as WatchConfig dumps it."""
+    return watch.model_dump(mode="json", exclude={"name"})
+
+
+def watch_of(row: WatchRow) -> WatchConfig:
+    return WatchConfig.model_validate({"name": row.name, **row.definition})
+
+
+def field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """field -> [before, after] for every field that differs."""
+    keys = sorted(set(before) | set(after))
+    return {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}
+
+
+def watch_rows(*, session: Session, include_archived: bool = False) -> list[WatchRow]:
+    query = select(WatchRow).order_by(col(WatchRow.name))
+    if not include_archived:
+        query = query.where(col(WatchRow.archived_at).is_(None))
+    return list(session.exec(query))
+
+
+def get_watch_row(*, session: Session, name: str) -> WatchRow | None:
+    return session.exec(select(WatchRow).where(WatchRow.name == name)).first()
+
+
+def active_watches(*, session: Session) -> list[WatchConfig]:
+    """Every watch that is polled and mailed now, config and web alike, by name."""
+    return [watch_of(row) for row in watch_rows(session=session)]
+
+
+def web_name_conflicts(*, session: Session, names: Sequence[str]) -> list[str]:
+    """Those of `names` (the config file's watches) already taken by an active web watch."""
+    if not names:
+        return []
+    query = select(WatchRow.name).where(
+        col(WatchRow.name).in_(list(names)), WatchRow.source == "web", col(WatchRow.archived_at).is_(None)
+    )
+    return sorted(session.exec(query))
+
+
+def provision_watches(*, session: Session, watches: Sequence[WatchConfig], now: datetime, where: str) -> list[str]:
+    """Make the config watches of the database those of the file: insert new ones, update the
+    changed ones, archive the ones no longer in the file. Returns the names that changed.
+    `where` (the config file's path) names the file in the error when a config watch takes the
+    name of an active web watch; nothing is written then."""
+    taken = web_name_conflicts(session=session, names=[watch.name for watch in watches])
+    if taken:
+        raise WatchNameTaken(
+            f"{where}: watch {taken[0]!r}: the name is taken by a watch created in the browser; rename one of them"
+        )
+    rows = {row.name: row for row in session.exec(select(WatchRow).where(WatchRow.source == "config"))}
+    touched = []
+    for watch in watches:
+        row = rows.pop(watch.name, None)
+        wanted = definition_of(watch)
+        if row is not None and row.definition == wanted and row.archived_at is None:
+            continue
+        before = {} if row is None or row.archived_at is not None else row.definition
+        if row is None:
+            row = WatchRow(name=watch.name, source="config", definition=wanted, created_at=now, updated_at=now)
+        row.definition, row.updated_at, row.archived_at = wanted, now, None
+        session.add(row)
+        _audit(session, now, CONFIG_ACTOR, "provision", watch.name, field_changes(before, wanted))
+        touched.append(watch.name)
+    for row in rows.values():
+        if row.archived_at is None:
+            row.archived_at = row.updated_at = now
+            session.add(row)
+            _audit(session, now, CONFIG_ACTOR, "archive", row.name, {})
+            touched.append(row.name)
+    return touched
+
+
+def create_watch(*, session: Session, watch: WatchConfig, owner: str, now: datetime) -> WatchRow:
+    """A new web watch. An archived watch of the same name (any kind) gives its name up."""
+    existing = get_watch_row(session=session, name=watch.name)
+    if existing is not None and existing.archived_at is None:
+        raise WatchNameTaken(f"watch {watch.name!r} exists already")
+    if existing is not None:  # archived: the name is free again; its changes keep the name
+        session.delete(existing)
+        session.flush()
+    row = WatchRow(
+        name=watch.name, source="web", owner=owner, definition=definition_of(watch), created_at=now, updated_at=now
+    )
+    session.add(row)
+    _audit(session, now, owner, "create", watch.name, field_changes({}, row.definition))
+    return row
+
+
+def update_watch(*, session: Session, name: str, watch: WatchConfig, actor: str, now: datetime) -> WatchRow:
+    """Replace a web watch's definition (its name may change if the new one is free)."""
+    row = _active_web_row(session, name)
+    if watch.name != name and get_watch_row(session=session, name=watch.name) is not None:
+        raise WatchNameTaken(f"watch {watch.name!r} exists already")
+    before = {"name": row.name, **row.definition}
+    row.name, row.definition, row.updated_at = watch.name, definition_of(watch), now
+    session.add(row)
+    _audit(session, now, actor, "update", watch.name, field_changes(before, {"name": watch.name, **row.definition}))
+    return row
+
+
+def archive_watch(*, session: Session, name: str, actor: str, now: datetime) -> WatchRow:
+    row = _active_web_row(session, name)
+    row.archived_at = row.updated_at = now
+    session.add(row)
+    _audit(session, now, actor, "archive", name, {})
+    return row
+
+
+def audit_entries(*, session: Session, watch: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    """Newest first."""
+    query = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc()).limit(limit)
+    if watch is not None:
+        query = query.where(AuditEntry.watch == watch)
+    return list(session.exec(query))
+
+
+def _active_web_row(session: Session, name: str) -> WatchRow:
+    row = get_watch_row(session=session, name=name)
+    if row is None or row.archived_at is not None:
+        raise WatchNotFound(f"no watch named {name!r}")
+    if row.source != "web":
+        raise ConfigError(f"watch {name!r} is managed in trialwatch.toml; edit it there")
+    return row
+
+
+def _audit(session: Session, now: datetime, actor: str, action: str, watch: str, changes: dict[str, Any]) -> None:
+    session.add(AuditEntry(at=now, actor=actor, action=action, watch=watch, changes=changes))
