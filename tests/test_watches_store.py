@@ -53,9 +53,8 @@ def test_provisioning_inserts_updates_and_archives_the_files_watches(engine):
 def test_web_watches_are_created_edited_archived_and_audited(engine):
     with db.transaction(engine) as session:
         stored.create_watch(session=session, watch=watch("Mine"), owner="ann@example.org", now=NOW)
-    with db.transaction(engine) as session:
-        with pytest.raises(stored.WatchNameTaken):
-            stored.create_watch(session=session, watch=watch("Mine"), owner="bob@example.org", now=NOW)
+    with db.transaction(engine) as session, pytest.raises(stored.WatchNameTaken):
+        stored.create_watch(session=session, watch=watch("Mine"), owner="bob@example.org", now=NOW)
     with db.transaction(engine) as session:
         stored.update_watch(session=session, name="Mine", watch=watch("Mine", digest="weekly"),
                             actor="ann@example.org", now=NOW)  # fmt: skip
@@ -75,13 +74,13 @@ def test_web_watches_are_created_edited_archived_and_audited(engine):
 def test_names_are_unique_across_the_file_and_the_browser(engine):
     with db.transaction(engine) as session:
         stored.create_watch(session=session, watch=watch("Shared"), owner="ann@example.org", now=NOW)
-    with pytest.raises(
-        ConfigError, match=r"t\.toml: watch 'Shared': the name is taken by a watch created in the browser"
+    with (
+        pytest.raises(
+            ConfigError, match=r"t\.toml: watch 'Shared': the name is taken by a watch created in the browser"
+        ),
+        db.transaction(engine) as session,
     ):
-        with db.transaction(engine) as session:
-            stored.provision_watches(
-                session=session, watches=[watch("Shared"), watch("Other")], now=NOW, where="t.toml"
-            )
+        stored.provision_watches(session=session, watches=[watch("Shared"), watch("Other")], now=NOW, where="t.toml")
     with db.transaction(engine) as session:  # refused whole: "Other" was not written either
         assert [w.name for w in stored.active_watches(session=session)] == ["Shared"]
         stored.provision_watches(session=session, watches=[watch("Filed")], now=NOW, where="t.toml")
