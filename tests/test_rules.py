@@ -384,3 +384,18 @@ def test_a_bad_rule_gives_the_same_error_from_toml_and_json(tmp_path, toml_text,
     with pytest.raises(ConfigError) as config_error:
         from_toml(tmp_path, toml_text + "\n")
     assert config_error.value.one_line().endswith(f"watch 'w': key '{key}': {message}")
+
+
+def test_the_shipped_config_shows_one_working_example_of_each_rule(tmp_path):
+    path = Path(__file__).resolve().parent.parent / "config" / "trialwatch.toml"
+    shipped = path.read_text()
+    examples = [line.removeprefix("#").strip() for line in shipped.splitlines() if line.startswith("#   ")]
+    examples = [line.split("  #")[0] for line in examples if " = " in line]
+    keys = [line.split(" = ")[0] for line in examples]
+    rule_keys = ["alert_on", "min_slip_days", "min_enrollment_change_percent", "statuses", "phases",
+                 "countries", "states", "cities", "near"]  # fmt: skip
+    assert keys == rule_keys
+    watches = load_config(path).watch  # the three shipped watches stay unfiltered
+    assert len(watches) == 3 and all(describe_rules(w) == "mails: every kind of change" for w in watches)
+    uncommented = from_toml(tmp_path, "\n".join(examples) + "\n")
+    assert describe_rules(uncommented).startswith("mails: status, results posted, new study, dates; dates only")
