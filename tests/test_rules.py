@@ -9,12 +9,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from watcher.config import load_config
@@ -399,3 +402,36 @@ def test_the_shipped_config_shows_one_working_example_of_each_rule(tmp_path):
     assert len(watches) == 3 and all(describe_rules(w) == "mails: every kind of change" for w in watches)
     uncommented = from_toml(tmp_path, "\n".join(examples) + "\n")
     assert describe_rules(uncommented).startswith("mails: status, results posted, new study, dates; dates only")
+
+
+# --- properties --------------------------------------------------------------------------------
+
+OWN_V1 = json.loads((Path(__file__).parent / "data" / "study_NCT09000001_v1.json").read_text(encoding="utf-8"))
+latitudes, longitudes = st.floats(-90, 90), st.floats(-180, 180)
+
+
+@given(st.sampled_from(list(ChangeKind)))
+def test_without_rules_or_with_every_kind_judge_changes_nothing(kind):
+    change = FieldChange(kind, "Something changed.", {"count": {"before": 1, "after": 2}})
+    assert judge(watch(), change) == change
+    assert judge(watch(alert_on=[str(k) for k in ChangeKind]), change) == change
+
+
+@given(st.integers(-3000, 3000).filter(bool), st.integers(1, 4000))
+def test_a_slip_is_held_exactly_when_it_is_shorter_than_the_threshold(days, threshold):
+    rule = verdicts(watch(min_slip_days=threshold), OWN_V1, slipped_own(days))["dates"]
+    assert (rule is not None) == (abs(days) < threshold)
+
+
+def slipped_own(days: int) -> dict[str, Any]:
+    moved = copy.deepcopy(OWN_V1)
+    struct = status_of(moved)["primaryCompletionDateStruct"]
+    struct["date"] = date.fromordinal(date.fromisoformat(struct["date"]).toordinal() + days).isoformat()
+    return moved
+
+
+@given(latitudes, longitudes, latitudes, longitudes)
+def test_haversine_is_symmetric_and_bounded(lat1, lon1, lat2, lon2):
+    distance = haversine_km(lat1, lon1, lat2, lon2)
+    assert distance == pytest.approx(haversine_km(lat2, lon2, lat1, lon1), abs=1e-6)
+    assert 0 <= distance <= math.pi * 6371.0088 + 1e-6
