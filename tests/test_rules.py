@@ -1,16 +1,13 @@
-"""rules.py and the rule keys of a watch, pure: on the real version pairs in ../shared/fixtures (the
+"""watcher.rules, pure: on the real version pairs in ../shared/fixtures (the
 92-day slip and the removed Seoul site of NCT05805501, the 18 -> 8 enrollment of NCT04514484) and
 on records derived from them in memory. Each rule alone, in combination, at its boundaries; the
-rules from a TOML file and from a JSON body (as the API takes it) give the same watch, the same
-errors and the same verdicts; the registry query carries what the registry can filter."""
+keys themselves, the query and TOML / JSON parity are in test_rules_config.py."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
-from watcher.config import load_config
-from watcher.errors import ConfigError
 from watcher.model import ChangeKind, FieldChange, Study
-from watcher.registry.client import query_signature, updated_since, watch_queries, with_advanced
 from watcher.registry.diff import diff_records
 from watcher.rules import (
     article_rule,
@@ -32,7 +25,6 @@ from watcher.rules import (
     join_rule,
     judge,
     judge_all,
-    registry_geo_filter,
     site_in_scope,
 )
 from watcher.watch import WatchConfig
@@ -278,130 +270,6 @@ def test_check_describes_the_rules_in_words():
         "mails: every kind of change; enrollment only when it changes 10% or more, or becomes actual; "
         "studies recruiting; studies in phase 1 or phase 2; sites within 100 km of 32.78, -96.8"
     )
-
-
-# --- the registry query ------------------------------------------------------------------------
-
-
-def test_the_registry_query_carries_statuses_phases_and_near():
-    rules = watch(statuses=["RECRUITING", "NOT_YET_RECRUITING"], phases=["PHASE1", "PHASE2"], near=DALLAS)
-    (scoped,) = watch_queries(rules)
-    assert scoped["filter.overallStatus"] == "RECRUITING,NOT_YET_RECRUITING"
-    assert scoped["filter.advanced"] == "AREA[Phase](PHASE1 OR PHASE2)"
-    assert scoped["filter.geo"] == "distance(32.78,-96.8,62.76mi)"  # 100 km = 62.14 mi, 1 % wider
-    assert registry_geo_filter(watch()) is None
-    (plain,) = watch_queries(rules, scoped=False)
-    assert not {"filter.overallStatus", "filter.advanced", "filter.geo"} & set(plain)
-    since = with_advanced(scoped, updated_since(date(2026, 11, 1)))
-    assert since["filter.advanced"] == "AREA[Phase](PHASE1 OR PHASE2) AND AREA[LastUpdatePostDate]RANGE[2026-11-01,MAX]"
-    (one_phase,) = watch_queries(watch(phases=["PHASE3"]))
-    assert one_phase["filter.advanced"] == "AREA[Phase]PHASE3"
-    (with_ids,) = watch_queries(watch(nct_ids=["NCT05805501"], statuses=["RECRUITING"]))[1:]
-    assert with_ids["filter.ids"] == "NCT05805501" and "filter.overallStatus" not in with_ids  # ids ignore filters
-
-
-def test_join_rules_change_the_signature_alert_rules_do_not():
-    plain = watch()
-    before_rules = hashlib.sha256(json.dumps(watch_queries(plain), sort_keys=True).encode()).hexdigest()[:16]
-    assert query_signature(plain) == before_rules  # a watch without rules keeps its baseline
-    for alerting in ({"alert_on": ["status"]}, {"min_slip_days": 30}, {"min_enrollment_change_percent": 10}):
-        assert query_signature(watch(**alerting)) == query_signature(plain)
-    joining = [{"statuses": ["RECRUITING"]}, {"phases": ["PHASE2"]}, {"near": DALLAS}, {"countries": ["Germany"]},
-               {"states": ["Texas"]}, {"cities": ["Dallas"]}]  # fmt: skip
-    signatures = {query_signature(watch(**keys)) for keys in joining}
-    assert len(signatures) == len(joining) and query_signature(plain) not in signatures
-
-
-# --- one definition: the TOML file and the API's JSON body ----------------------------------------
-
-RULES_TOML = """
-alert_on = ["status", "results_posted", "new_study", "dates", "sites"]
-min_slip_days = 30
-min_enrollment_change_percent = 10
-statuses = ["RECRUITING", "ACTIVE_NOT_RECRUITING"]
-phases = ["PHASE1", "PHASE2"]
-countries = ["United States"]
-near = { lat = 32.78, lon = -96.80, radius_km = 100 }
-"""
-RULES_JSON = {
-    "alert_on": ["status", "results_posted", "new_study", "dates", "sites"],
-    "min_slip_days": 30,
-    "min_enrollment_change_percent": 10,
-    "statuses": ["RECRUITING", "ACTIVE_NOT_RECRUITING"],
-    "phases": ["PHASE1", "PHASE2"],
-    "countries": ["United States"],
-    "near": {"lat": 32.78, "lon": -96.80, "radius_km": 100},
-}
-WATCH_HEAD = '[[watch]]\nname = "w"\nterms = ["RCC"]\nrecipients = ["a@example.org"]\n'
-
-
-def from_toml(tmp_path: Path, body: str) -> WatchConfig:
-    path = tmp_path / "trialwatch.toml"
-    path.write_text(WATCH_HEAD + body)
-    return load_config(path).watch[0]
-
-
-def from_json(body: dict[str, Any]) -> WatchConfig:
-    """As the API validates its body: JSON text -> WatchConfig.model_validate."""
-    return WatchConfig.model_validate(json.loads(json.dumps({"name": "w", "terms": ["RCC"],
-                                                             "recipients": ["a@example.org"], **body})))  # fmt: skip
-
-
-def test_toml_and_json_give_the_same_watch_and_the_same_verdicts(tmp_path, real_study):
-    toml_watch, json_watch = from_toml(tmp_path, RULES_TOML), from_json(RULES_JSON)
-    assert toml_watch == json_watch
-    assert tomllib.loads(RULES_TOML) == RULES_JSON
-    for old, new in ((R0212, R0216), (E0205, E0210)):
-        assert verdicts(toml_watch, real_study(old), real_study(new)) == verdicts(
-            json_watch, real_study(old), real_study(new)
-        )
-    assert verdicts(toml_watch, real_study(R0212), real_study(R0216)) == {"dates": None, "sites": "geography"}
-    assert verdicts(toml_watch, real_study(E0205), real_study(E0210)) == {"dates": None, "enrollment": "alert_on"}
-
-
-BAD_RULES = [  # the TOML line; its JSON twin is the same table as the API's body
-    ('alert_on = ["status", "recruitment"]', "alert_on", "'recruitment'"),
-    ("alert_on = []", "alert_on", "alert_on is empty"),
-    ("min_slip_days = 0", "min_slip_days", "not 0"),
-    ("min_slip_days = -3", "min_slip_days", "not -3"),
-    ('min_slip_days = "30"', "min_slip_days", "not '30'"),
-    ("min_slip_days = 2.5", "min_slip_days", "not 2.5"),
-    ("min_enrollment_change_percent = 0", "min_enrollment_change_percent", "not 0"),
-    ('statuses = ["RECRUITING", "OPEN"]', "statuses", "'OPEN'"),
-    ('phases = ["PHASE5"]', "phases", "'PHASE5'"),
-    ('countries = ["Texas", ""]', "countries", "['Texas', '']"),
-    ("near = { lat = 95, lon = 0, radius_km = 10 }", "near.lat", "not 95"),
-    ("near = { lat = 1, lon = 2, radius_km = -5 }", "near.radius_km", "not -5"),
-    ('near = "Dallas"', "near", "not 'Dallas'"),
-]
-
-
-@pytest.mark.parametrize(("toml_text", "key", "bad"), BAD_RULES)
-def test_a_bad_rule_gives_the_same_error_from_toml_and_json(tmp_path, toml_text, key, bad):
-    with pytest.raises(ValidationError) as api_error:
-        from_json(tomllib.loads(toml_text))
-    (error,) = api_error.value.errors()
-    message = str(error["msg"]).removeprefix("Value error, ")
-    assert ".".join(map(str, error["loc"])) == key
-    assert key.split(".")[-1] in message and bad in message  # the key and the bad value, for the API alone
-    with pytest.raises(ConfigError) as config_error:
-        from_toml(tmp_path, toml_text + "\n")
-    assert config_error.value.one_line().endswith(f"watch 'w': key '{key}': {message}")
-
-
-def test_the_shipped_config_shows_one_working_example_of_each_rule(tmp_path):
-    path = Path(__file__).resolve().parent.parent / "config" / "trialwatch.toml"
-    shipped = path.read_text()
-    examples = [line.removeprefix("#").strip() for line in shipped.splitlines() if line.startswith("#   ")]
-    examples = [line.split("  #")[0] for line in examples if " = " in line]
-    keys = [line.split(" = ")[0] for line in examples]
-    rule_keys = ["alert_on", "min_slip_days", "min_enrollment_change_percent", "statuses", "phases",
-                 "countries", "states", "cities", "near"]  # fmt: skip
-    assert keys == rule_keys
-    watches = load_config(path).watch  # the three shipped watches stay unfiltered
-    assert len(watches) == 3 and all(describe_rules(w) == "mails: every kind of change" for w in watches)
-    uncommented = from_toml(tmp_path, "\n".join(examples) + "\n")
-    assert describe_rules(uncommented).startswith("mails: status, results posted, new study, dates; dates only")
 
 
 # --- properties --------------------------------------------------------------------------------
