@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from watcher.model import ChangeKind, FieldChange, Site, Study, humanize_status
@@ -55,10 +56,15 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=256)
+def _folded(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_fold(name) for name in names)
+
+
 def site_in_scope(watch: WatchConfig, site: Site) -> bool:
     """Whether a site lies in the watch's geography (always, when the watch sets none)."""
     for names, value in ((watch.countries, site.country), (watch.states, site.state), (watch.cities, site.city)):
-        if names and _fold(value) not in {_fold(name) for name in names}:
+        if names and _fold(value) not in _folded(tuple(names)):
             return False
     if watch.near is not None:
         if site.lat is None or site.lon is None:
@@ -182,8 +188,10 @@ def _sites_in_scope(watch: WatchConfig, change: FieldChange, *, new: Study | Non
     for name in SITE_LISTS:
         items = change.details.get(name) or []
         version = known[name]
-        sites = version.sites if version is not None else ()
-        in_scope[name] = [item for item in items if _listed_site_in_scope(watch, item, sites)]
+        by_key: dict[tuple[str, str, str], list[Site]] = {}
+        for site in version.sites if version is not None else ():
+            by_key.setdefault(site.key, []).append(site)
+        in_scope[name] = [item for item in items if _listed_site_in_scope(watch, item, by_key)]
         outside += len(items) - len(in_scope[name])
     if not any(in_scope.values()):
         return replace(change, suppressed_by="geography")
@@ -193,12 +201,13 @@ def _sites_in_scope(watch: WatchConfig, change: FieldChange, *, new: Study | Non
     return replace(change, summary=summary, details={**change.details, "in_scope": in_scope})
 
 
-def _listed_site_in_scope(watch: WatchConfig, item: dict[str, Any], sites: Sequence[Site]) -> bool:
+def _listed_site_in_scope(
+    watch: WatchConfig, item: dict[str, Any], by_key: Mapping[tuple[str, str, str], Sequence[Site]]
+) -> bool:
     """A site as a change lists it (facility, city, country), looked up in the record for its
     state and geoPoint; several sites with one key: in scope when any is."""
     listed = Site(facility=item.get("facility", ""), city=item.get("city", ""), country=item.get("country", ""))
-    twins = [site for site in sites if site.key == listed.key] or [listed]
-    return any(site_in_scope(watch, site) for site in twins)
+    return any(site_in_scope(watch, site) for site in by_key.get(listed.key) or [listed])
 
 
 def _describe_sites(in_scope: dict[str, list[dict[str, Any]]]) -> str:
