@@ -34,6 +34,7 @@ from watcher.errors import ConfigError
 from watcher.mail.delivery import due_watches, preview_digests
 from watcher.mail.digest import Digest, render_html, render_text
 from watcher.registry.client import Page
+from watcher.rules import describe_rules
 from watcher.service import Service
 from watcher.store import db
 
@@ -99,6 +100,7 @@ def check() -> None:
                 f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s)",
                 markup=False,
             )
+            out.print(f"    rules: {describe_rules(watch)}", markup=False)
         out.print(f"feeds: {len(config.feed)}", markup=False)
         for feed in config.feed:
             out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
