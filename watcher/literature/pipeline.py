@@ -36,7 +36,7 @@ from watcher.literature.fetch import FeedState as FetchState
 from watcher.literature.items import FeedItem
 from watcher.matching import match_text
 from watcher.model import ChangeKind, Source
-from watcher.store import repo
+from watcher.store import articles, repo
 from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow, FeedState
 
@@ -154,18 +154,20 @@ def _take_item(
     keys = stored_keys(feed.name, item)
     if repo.known_feed_item(session=session, keys=keys, doi=item.doi) is not None:
         return
-    session.add(
-        FeedItemRow(
-            key=keys[0], feed=feed.name, doi=item.doi, title=item.title, link=item.link,
-            published=item.published, nct_ids=list(item.nct_ids), first_seen_at=now,
-        )
+    row = FeedItemRow(
+        key=keys[0], feed=feed.name, doi=item.doi, title=item.title, link=item.link,
+        published=item.published, nct_ids=list(item.nct_ids), first_seen_at=now,
     )  # fmt: skip
+    session.add(row)
     session.flush()
     report.items += 1
     if baseline:
         return
     for watch in watches:
-        report.changes += _item_changes(session=session, feed=feed, item=item, watch=watch, now=now)
+        told = _item_changes(session=session, feed=feed, item=item, watch=watch, now=now)
+        if told and row.id is not None:  # told once: PubMed will not tell this watch again
+            articles.mark_seen(session=session, item_id=row.id, watch=watch.name, now=now)
+        report.changes += told
 
 
 def stored_keys(feed: str, item: FeedItem) -> list[str]:
