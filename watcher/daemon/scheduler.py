@@ -1,11 +1,12 @@
 """APScheduler 3 wiring only: a poll job and a digest job, rebuilt from the config at start.
 
 The poll job runs at start and then every `[clinicaltrials] poll_interval` (with a little
-jitter); the PubMed job, when [pubmed] is enabled, likewise every `[pubmed] poll_interval`. The feeds job runs every minute and polls the feeds that are due by their own schedule
-(interval, `ttl`, backoff after failures: all stored, see literature.pipeline). The digest job runs
-every minute and asks the outbox what is due (delivery.due_watches):
-schedules are computed from stored state and the configured time zone, so a late or restarted
-daemon neither skips nor doubles a digest, and a failed delivery is retried on a later run.
+jitter); the PubMed job, when [pubmed] is enabled, likewise every `[pubmed] poll_interval`.
+The feeds job runs every minute and polls the feeds that are due by their own schedule (interval,
+`ttl`, backoff after failures: all stored, see literature.pipeline). The digest job runs every
+minute and asks the outbox what is due (delivery.due_watches): schedules are computed from
+stored state and the configured time zone, so a late or restarted daemon neither skips nor
+doubles a digest, and a failed delivery is retried on a later run.
 Jobs keep no state of their own (memory job store; our tables hold everything), never overlap
 (`max_instances=1`), collapse missed runs into one (`coalesce`) and still run when late
 (`misfire_grace_time`). SIGTERM / SIGINT stop the daemon after the job in hand; SIGHUP re-reads
