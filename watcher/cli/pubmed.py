@@ -15,12 +15,13 @@ def pubmed_query_lines(config: Config, watch: WatchConfig) -> Iterator[str]:
         why = "[pubmed] enabled = false" if not config.pubmed.enabled else "pubmed = false in this watch"
         yield f"  PubMed: not searched ({why})"
         return
-    base = f"{config.pubmed.base_url}/esearch.fcgi db=pubmed datetype=edat"
+    method = "POST" if Secrets().ncbi_api_key is not None else "GET"  # the key travels only in a form
+    base = f"{method} {config.pubmed.base_url}/esearch.fcgi db=pubmed datetype=edat"
     query = word_query(watch)
     if query:
-        yield f"  GET {base} term={query!r}"
+        yield f"  {base} term={query!r}"
     for trial_query in nct_queries(watch.nct_ids):
-        yield f"  GET {base} term={trial_query!r}"
+        yield f"  {base} term={trial_query!r}"
     yield "  (and NCT…[si] OR NCT…[tiab] over every study the watch holds, each poll)"
 
 
