@@ -172,6 +172,32 @@ def test_a_paper_in_its_journal_feed_and_in_pubmed_is_one_item_told_once(
     assert "pubmed RCC CAR-T: 1 found, 0 fetched, 0 new, 0 changes" in cli("poll")
 
 
+def test_a_paper_pubmed_brought_first_is_told_by_the_feed_only_to_the_other_watches(
+    cli_for, registry, own_study, eutils, journals, key, tmp_path
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    body = (DATA / "journal_rss2.xml").read_bytes()
+    url = journals.publish("/juo.rss", body)
+    watches = WATCHES.replace('nct_ids = ["NCT05805501"]', "nct_ids = [\"NCT05805501\"]\npubmed_query = 'CD70[tiab]'")
+    watches = watches.replace('digest = "weekly"', 'digest = "weekly"\npubmed = false')
+    database_url = f"sqlite:///{tmp_path / 'tw.db'}"
+    cli = cli_for(database_url=database_url, feeds=f'[[feed]]\nname = "JFUO"\nurl = "{url}"\n',
+                  pubmed=pubmed_config(eutils), watches=watches)  # fmt: skip
+    cli("poll")
+    eutils.add_file(RCC, date(2026, 11, 21), pmids={"99000002"})
+    cli.now = "2026-11-21T11:01:00+00:00"
+    assert "pubmed RCC bispecifics: 1 found, 1 fetched, 1 new, 1 change " in cli("poll")
+    new_items = (DATA / "journal_rss2_new_items.xml").read_bytes()
+    journals.publish("/juo.rss", body.replace(b"    <item>", new_items + b"    <item>", 1))
+    cli.now = "2026-11-21T12:02:00+00:00"
+    assert "feed JFUO: 1 new items, 3 changes" in cli("poll")  # the CAR-T paper: only RCC CAR-T is told now
+    about_it = sorted((c["watch"], c["source"], c["kind"]) for c in cli.changes() if c["doi"] == "10.5555/juo.1003")
+    assert about_it == [("RCC CAR-T", "feeds", "new_article"), ("RCC bispecifics", "pubmed", "new_article")]
+    assert [c["why"] for c in cli.changes() if c["source"] == "pubmed"] == ["the watch's pubmed_query"]
+    (paper,) = stored(database_url, FeedItemRow, doi="10.5555/juo.1003")
+    assert (paper.feed, paper.pmid) == ("PubMed", "99000002")
+
+
 FAULTS = [
     (EutilsFault("esearch", "error_in_200"), "NCBI answered ERROR: Invalid query syntax near 'NOT'"),
     (EutilsFault("esearch", "extra_ids"), "NCBI returned 10001 ids where at most 10000 were asked for"),

@@ -44,6 +44,10 @@ def mark_seen(*, session: Session, item_id: int, watch: str, now: datetime) -> b
     return True
 
 
+def watches_that_saw(*, session: Session, item_id: int) -> set[str]:
+    return set(session.exec(select(ArticleWatch.watch).where(ArticleWatch.item_id == item_id)))
+
+
 def held_nct_ids(*, session: Session, watch: str) -> list[str]:
     """The NCT ids of the studies a watch holds now."""
     query = select(WatchStudy.nct_id).where(WatchStudy.watch == watch).order_by(col(WatchStudy.nct_id))
