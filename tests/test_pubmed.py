@@ -21,7 +21,7 @@ from tests.feed_server import FeedServer
 from tests.harness import WATCHES
 from watcher.cli.shared import make_service
 from watcher.config import load_config
-from watcher.daemon.scheduler import Runtime, build_scheduler
+from watcher.daemon.scheduler import Runtime, build_scheduler, reload_config
 from watcher.store import db
 from watcher.store.models import ArticleWatch, ChangeRow, FeedItemRow, PubmedState
 
@@ -303,8 +303,22 @@ def test_changing_the_words_makes_a_new_baseline(cli_for, registry, own_study, e
 
 def test_the_daemon_polls_pubmed_on_its_own_interval(cli_for, eutils, key):
     cli = cli_for(pubmed=pubmed_config(eutils, extra='poll_interval = "12h"\n'))
-    scheduler = build_scheduler(Runtime(service=make_service(load_config(cli.config)), clock=lambda: NOW))
+    config = load_config(cli.config)
+    scheduler = build_scheduler(Runtime(service=make_service(config), clock=lambda: NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"poll", "feeds", "digest", "pubmed"}
     assert jobs["pubmed"].trigger.interval.total_seconds() == 12 * 3600
     assert (jobs["pubmed"].max_instances, jobs["pubmed"].coalesce) == (1, True)
+    assert config.health_interval().total_seconds() == 12 * 3600  # /healthz waits for the slower source
+
+
+def test_a_reload_that_enables_pubmed_adds_its_job(cli_for, eutils, key):
+    cli = cli_for()
+    runtime = Runtime(service=make_service(load_config(cli.config)), clock=lambda: NOW)
+    scheduler = build_scheduler(runtime)
+    assert scheduler.get_job("pubmed") is None
+    enabled = cli_for(pubmed=pubmed_config(eutils))
+    runtime.reload = lambda: make_service(load_config(enabled.config))
+    assert reload_config(runtime, scheduler)
+    job = scheduler.get_job("pubmed")
+    assert job is not None and job.next_run_time == NOW and runtime.service.pubmed is not None

@@ -225,6 +225,11 @@ class Config(Section):
         """The watches polled in PubMed: all but those with `pubmed = false`, when [pubmed] is enabled."""
         return [watch for watch in self.watch if watch.pubmed] if self.pubmed.enabled else []
 
+    def health_interval(self) -> timedelta:
+        """The poll interval /healthz judges staleness by: the registry's, or PubMed's when longer."""
+        intervals = [self.clinicaltrials.poll_interval] + ([self.pubmed.poll_interval] if self.pubmed.enabled else [])
+        return max(intervals)
+
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.poll_interval or self.feeds.poll_interval
 

@@ -299,9 +299,7 @@ def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | N
     """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
     sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
     sources += [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
-    monitor = Monitor(
-        metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now(), sources=sources
-    )
+    monitor = Monitor(metrics=Metrics(), poll_interval=config.health_interval(), started_at=now(), sources=sources)
     monitor.set_leader(leader=leading, at=now())
     if not config.server.listen:
         return monitor, None

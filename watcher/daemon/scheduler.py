@@ -195,7 +195,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
     new_interval = service.config.clinicaltrials.poll_interval
     if runtime.monitor is not None:
         sources = [w.name for w in service.config.watch] + [f"pubmed:{w.name}" for w in service.config.pubmed_watches()]
-        runtime.monitor.reconfigure(sources=sources, poll_interval=new_interval)
+        runtime.monitor.reconfigure(sources=sources, poll_interval=service.config.health_interval())
     if new_interval != old_interval:
         scheduler.reschedule_job("poll", trigger=poll_trigger(new_interval))
     _pubmed_schedule(runtime, scheduler, old_pubmed)
