@@ -11,9 +11,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
-from tests.eutils_server import EutilsFault, EutilsServer
+from tests.eutils_server import EutilsFault, EutilsServer, Held, _fold, _matches
 from watcher.config import WatchConfig
 from watcher.errors import SourceError
 from watcher.literature.pubmed import PubmedClient, nct_queries, query_signature, tiab, word_query
@@ -156,6 +158,20 @@ def test_the_query_built_from_a_watchs_words() -> None:
     assert word_query(own) == '"Carcinoma, Renal Cell"[mh] AND bispecific[tiab]'
     assert query_signature(own) != query_signature(watch(conditions=["RCC"]))
     assert tiab('say "no" [x]') == '"say no x"[tiab]'
+
+
+WORD = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 \-/]{0,14}", fullmatch=True).map(lambda w: " ".join(w.split()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(conditions=st.lists(WORD, min_size=1, max_size=4), terms=st.lists(WORD, max_size=4))
+def test_a_built_query_is_well_formed_and_finds_a_text_with_its_words(conditions: list[str], terms: list[str]):
+    query = word_query(watch(conditions=conditions, terms=terms))
+    assert query is not None and query.count("(") == query.count(")") and query.count('"') % 2 == 0
+    assert query.count("[tiab]") == len(dict.fromkeys(conditions)) + len(dict.fromkeys(terms))
+    text = " ".join([conditions[-1], *terms[:1]])
+    held = Held("1", "", date(2026, 11, 20), _fold(text), frozenset())
+    assert _matches(query, held)  # PubMed's Boolean reading (left to right) of our query
 
 
 def test_trial_queries_are_batched_to_keep_urls_short() -> None:

@@ -44,7 +44,7 @@ def tiab(word: str) -> str:
 
 
 def _any(words: Sequence[str]) -> str:
-    parts = [tiab(word) for word in words]
+    parts = list(dict.fromkeys(tiab(word) for word in words))
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
