@@ -81,6 +81,14 @@ class Pacer:
         if delay > 0:
             self._sleep(delay)
 
+    def finished(self) -> None:
+        """The request in hand has had its answer: the next starts a full interval after it, so
+        the server never sees two closer than that, however long the first took to arrive."""
+        if not self.interval:
+            return
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + self.interval)
+
 
 class RetryableError(SourceError):
     """A failure worth trying again (429, 5xx, timeout, connection, truncated body)."""
@@ -149,6 +157,8 @@ class HttpClient:
             raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
+        finally:
+            self.pacer.finished()
 
     def _wait(self, state: RetryCallState) -> float:
         exponential = self.backoff * 2 ** (state.attempt_number - 1)
