@@ -116,11 +116,11 @@ def make_service(
     if migrate:
         db.upgrade(engine)
     return Service(
-        pubmed=make_pubmed_client(config, stopping=stopping),
         config=config,
         engine=engine,
         client=CtgovClient(config.clinicaltrials, stopping=stopping),
         transport=make_transport(config.email, Secrets()),
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
+        pubmed=make_pubmed_client(config, stopping=stopping),
     )
