@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watcher.errors import ConfigError
+from watcher.pubmed_config import NCBI_RATE_WITHOUT_KEY, PubmedConfig
 from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
 
 __all__ = ["NCT_ID", "Address", "WatchConfig", "check_address"]  # defined in watcher.watch, used from here too
@@ -198,6 +199,7 @@ class Config(Section):
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
     feed: list[FeedConfig] = []
+    pubmed: PubmedConfig = PubmedConfig()
     watch: list[WatchConfig] = []
 
     @field_validator("watch")
@@ -218,6 +220,15 @@ class Config(Section):
         if twice:
             raise ValueError(f"two feeds are named {twice[0]!r}")
         return feeds
+
+    def pubmed_watches(self) -> list[WatchConfig]:
+        """The watches polled in PubMed: all but those with `pubmed = false`, when [pubmed] is enabled."""
+        return [watch for watch in self.watch if watch.pubmed] if self.pubmed.enabled else []
+
+    def health_interval(self) -> timedelta:
+        """The poll interval /healthz judges staleness by: the registry's, or PubMed's when longer."""
+        intervals = [self.clinicaltrials.poll_interval] + ([self.pubmed.poll_interval] if self.pubmed.enabled else [])
+        return max(intervals)
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.poll_interval or self.feeds.poll_interval
@@ -246,6 +257,7 @@ class Secrets(BaseSettings):
     database_url: str | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    ncbi_api_key: SecretStr | None = None  # TRIALWATCH_NCBI_API_KEY; never logged
 
 
 def resolve_config_path(path: str | Path | None) -> Path:
@@ -275,7 +287,19 @@ def load_config(path: str | Path | None = None) -> Config:
     return _resolve_paths(config, Secrets())
 
 
+def check_pubmed_rate(config: Config, secrets: Secrets) -> None:
+    """NCBI's limit: 3 requests a second without an API key, 10 with one."""
+    rate, has_key = config.pubmed.requests_per_second, secrets.ncbi_api_key is not None
+    if config.pubmed.enabled and not has_key and rate > NCBI_RATE_WITHOUT_KEY:
+        raise ConfigError(
+            f"{config.path}: [pubmed]: key 'requests_per_second': {rate:g} is more than NCBI allows without an "
+            f"API key ({NCBI_RATE_WITHOUT_KEY:g})",
+            hint="set TRIALWATCH_NCBI_API_KEY for up to 10 a second, or lower requests_per_second",
+        )
+
+
 def _resolve_paths(config: Config, secrets: Secrets) -> Config:
+    check_pubmed_rate(config, secrets)
     base = config.path.resolve().parent
     url = secrets.database_url or config.database.url
     check_database_url(url, "TRIALWATCH_DATABASE_URL" if secrets.database_url else f"{config.path}: [database] url")

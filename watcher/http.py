@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_USER_AGENT = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 300.0
+SECRET_PARAMS = frozenset({"api_key"})  # never shown in a message or a log line
 
 
 def make_session(user_agent: str = DEFAULT_USER_AGENT) -> requests.Session:
@@ -80,6 +81,14 @@ class Pacer:
         if delay > 0:
             self._sleep(delay)
 
+    def finished(self) -> None:
+        """The request in hand has had its answer: the next starts a full interval after it, so
+        the server never sees two closer than that, however long the first took to arrive."""
+        if not self.interval:
+            return
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + self.interval)
+
 
 class RetryableError(SourceError):
     """A failure worth trying again (429, 5xx, timeout, connection, truncated body)."""
@@ -109,6 +118,47 @@ class HttpClient:
             reraise=True,
         )
         return retrying(self._get_json_once, url, params)
+
+    def fetch_bytes(
+        self, url: str, *, params: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
+        max_bytes: int = 50 * 1024 * 1024,
+    ) -> bytes:  # fmt: skip
+        """The body of a GET (`params`) or, with `form`, a POST of that form (so nothing in it, such
+        as an API key, is ever part of a URL that a library logs); read under a size cap, paced,
+        retried like get_json."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, RetryableError)),
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(self._fetch_once, url, params, form, max_bytes)
+
+    def _fetch_once(
+        self, url: str, params: Mapping[str, str] | None, form: Mapping[str, str] | None, max_bytes: int
+    ) -> bytes:
+        self.pacer.wait()
+        self.requests_made += 1
+        method = "POST" if form is not None else "GET"
+        where = _describe(url, form if form is not None else params, method=method)
+        try:
+            with self.session.request(
+                method, url, params=params, data=form, timeout=self.timeout, stream=True
+            ) as response:  # fmt: skip
+                _check_status(response, where)
+                return _read_capped(response, where, max_bytes)
+        except requests.Timeout as exc:
+            raise RetryableError(f"{where}: timed out after {self.timeout:g}s") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise RetryableError(f"{where}: response truncated") from exc
+        except requests.ConnectionError as exc:
+            raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
+        except requests.RequestException as exc:
+            raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
+        finally:
+            self.pacer.finished()
 
     def _wait(self, state: RetryCallState) -> float:
         exponential = self.backoff * 2 ** (state.attempt_number - 1)
@@ -153,6 +203,20 @@ def _check_status(response: requests.Response, where: str) -> None:
     raise SourceError(f"{where}: HTTP {status} {response.reason or ''}{detail}".rstrip())
 
 
+def _read_capped(response: requests.Response, where: str, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    too_big = SourceError(f"{where}: response larger than {max_bytes // (1024 * 1024) or 1} MB, not read")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -169,10 +233,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _describe(url: str, params: Mapping[str, str] | None, limit: int = 160) -> str:
-    """'GET url?query' cut to `limit` characters: enough to tell which request, short enough to read."""
-    shown = "&".join(f"{k}={v}" for k, v in (params or {}).items() if k != "pageToken")
-    text = f"GET {url}?{shown}" if shown else f"GET {url}"
+def _describe(url: str, params: Mapping[str, str] | None, limit: int = 160, method: str = "GET") -> str:
+    """'GET url?query' cut to `limit` characters: enough to tell which request, short enough to read;
+    never a secret parameter (SECRET_PARAMS)."""
+    shown = "&".join(f"{k}={v}" for k, v in (params or {}).items() if k != "pageToken" and k not in SECRET_PARAMS)
+    text = f"{method} {url}?{shown}" if shown else f"{method} {url}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

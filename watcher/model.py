@@ -57,6 +57,7 @@ class ChangeKind(StrEnum):
 class Source(StrEnum):
     CLINICALTRIALS = "clinicaltrials"
     FEEDS = "feeds"
+    PUBMED = "pubmed"
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class ChangeRecord:
 
     @property
     def is_article(self) -> bool:
-        return self.source == Source.FEEDS
+        return self.source in (Source.FEEDS, Source.PUBMED)
 
     def as_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -257,7 +258,7 @@ class ChangeRecord:
             "suppressed_by": self.suppressed_by,
         }
         if self.is_article:  # the article's fields; a publication also names its study
-            for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why"):
+            for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why", "pmid", "journal"):
                 entry[key] = self.details.get(key)
             entry["url"] = self.details.get("link")
             if self.kind is ChangeKind.PUBLICATION:

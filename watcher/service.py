@@ -16,6 +16,8 @@ from watcher.config import Config
 from watcher.errors import SourceError
 from watcher.http import make_session
 from watcher.literature.pipeline import FeedReport, poll_feed
+from watcher.literature.pubmed import PubmedClient
+from watcher.literature.pubmed_pipeline import PubmedReport, poll_pubmed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.mail.transport import Transport
 from watcher.registry.client import CtgovClient, Page
@@ -29,15 +31,18 @@ log = logging.getLogger(__name__)
 class CycleReport:
     polls: list[PollReport] = field(default_factory=list)
     feeds: list[FeedReport] = field(default_factory=list)
+    pubmed: list[PubmedReport] = field(default_factory=list)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     @property
     def failed_sources(self) -> list[str]:
         registry = [f"{poll.watch}: {poll.error}" for poll in self.polls if not poll.ok]
-        return registry + [f"feed {feed.feed}: {feed.error}" for feed in self.feeds if not feed.ok]
+        pubmed = [f"pubmed {report.watch}: {report.error}" for report in self.pubmed if not report.ok]
+        return registry + [f"feed {feed.feed}: {feed.error}" for feed in self.feeds if not feed.ok] + pubmed
 
     def lines(self) -> list[str]:
-        return [poll.line() for poll in self.polls] + [feed.line() for feed in self.feeds]
+        lines = [poll.line() for poll in self.polls] + [feed.line() for feed in self.feeds]
+        return lines + [report.line() for report in self.pubmed]
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Service:
     transport: Transport
     feed_http: requests.Session = field(default_factory=make_session)
     stopping: threading.Event = field(default_factory=threading.Event)  # set: finish nothing new
+    pubmed: PubmedClient | None = None  # None: [pubmed] is not enabled
 
     def poll(
         self,
@@ -58,13 +64,17 @@ class Service:
         *,
         force_full: bool = False,
         feeds: bool = True,
+        pubmed: bool = True,
     ) -> CycleReport:
-        """Poll every watch (asking /version first) and, with `feeds`, every feed whether due or
-        not; then send what is due for immediate watches."""
+        """Poll every watch (asking /version first), with `feeds` every feed whether due or not,
+        with `pubmed` PubMed for every watch (after the registry: it searches for the trials the
+        watches hold); then send what is due for immediate watches."""
         report = CycleReport()
         self._poll_registry(report, now, on_page, force_full)
         if feeds:
             report.feeds = self._poll_feeds(now, force=True)
+        if pubmed:
+            report.pubmed = self._poll_pubmed(now)
         immediate = immediate_watches(self.config.watch)
         if immediate:
             report.delivery = self.deliver(now, watches=immediate)
@@ -77,6 +87,34 @@ class Service:
         if immediate and any(feed.changes for feed in report.feeds):
             report.delivery = self.deliver(now, watches=immediate)
         return report
+
+    def poll_pubmed(self, now: datetime) -> CycleReport:
+        """Poll PubMed for every watch that takes part; then send what is due for immediate
+        watches (daemon job)."""
+        report = CycleReport(pubmed=self._poll_pubmed(now))
+        immediate = immediate_watches(self.config.watch)
+        if immediate and any(item.changes for item in report.pubmed):
+            report.delivery = self.deliver(now, watches=immediate)
+        return report
+
+    def _poll_pubmed(self, now: datetime) -> list[PubmedReport]:
+        reports: list[PubmedReport] = []
+        if self.pubmed is None:
+            return reports
+        for watch in self.config.pubmed_watches():
+            if self.stopping.is_set():
+                break
+            reports.append(
+                poll_pubmed(
+                    engine=self.engine,
+                    client=self.pubmed,
+                    watch=watch,
+                    overlap_days=self.config.pubmed.overlap_days,
+                    now=now,
+                    stopping=self.stopping,
+                )  # fmt: skip
+            )
+        return reports
 
     def _poll_feeds(self, now: datetime, *, force: bool) -> list[FeedReport]:
         reports = []

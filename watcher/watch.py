@@ -121,6 +121,8 @@ class WatchConfig(Section):
     states: list[str] = Field(default=[], description="sites in these states are in scope")
     cities: list[str] = Field(default=[], description="sites in these cities are in scope")
     near: Near | None = Field(default=None, description="sites within radius_km of (lat, lon) are in scope")
+    pubmed: bool = Field(default=True, description="search PubMed for this watch (when [pubmed] is enabled)")
+    pubmed_query: str | None = Field(default=None, description="PubMed syntax; replaces the query built from the words")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod
@@ -129,6 +131,13 @@ class WatchConfig(Section):
         if any(not v for v in cleaned):
             raise ValueError("empty word in list")
         return cleaned
+
+    @field_validator("pubmed_query")
+    @classmethod
+    def _query_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty PubMed query: leave pubmed_query out to build it from the words")
+        return " ".join(value.split()) if value is not None else None
 
     @field_validator("nct_ids")
     @classmethod

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from watcher.cli.shared import State, fail, guarded, make_service, now, out
+from watcher.cli.pubmed import pubmed_count_lines, pubmed_query_lines
+from watcher.cli.shared import State, fail, guarded, make_pubmed_client, make_service, now, out
 from watcher.config import NCT_ID, WatchConfig, load_config
 from watcher.http import make_session
 from watcher.literature import preview as feed_preview
@@ -147,7 +148,7 @@ def _parse_since(value: str | None) -> datetime | None:
 def queries(
     watch: Annotated[str | None, typer.Argument(help="Watch name (default: every watch).")] = None,
 ) -> None:
-    """Print the exact ClinicalTrials.gov queries a watch sends, without sending them.
+    """Print the exact ClinicalTrials.gov queries a watch sends (and its PubMed query), without sending them.
 
     Example: trialwatch queries "RCC bispecifics"
     """
@@ -163,6 +164,8 @@ def queries(
             if scope_filters(item):
                 out.print("  (the baseline sends these filters; later polls search without them and", markup=False)
                 out.print("   check statuses, phases and geography here, to see studies leave them)", markup=False)
+            for line in pubmed_query_lines(config, item):
+                out.print(line, markup=False)
         return 0
 
     guarded(action)
@@ -204,13 +207,17 @@ def preview(
     feeds: Annotated[
         bool, typer.Option("--feeds/--no-feeds", help="Also read the configured journal feeds now.")
     ] = True,
+    pubmed: Annotated[
+        bool, typer.Option("--pubmed/--no-pubmed", help="Also count the PubMed records (when [pubmed] is enabled).")
+    ] = True,
 ) -> None:
     """Run a watch's query against the registry (and its words against the journal feeds) now and
     show what matches and why; stores nothing.
 
     Prints how many studies match, the first twenty with status, phase and the words that matched,
-    and the exact request; then, per configured feed, the items the watch's words match. Tune the
-    keywords here before saving them in the config file.
+    and the exact request; then, per configured feed, the items the watch's words match; then how
+    many PubMed records its PubMed query finds now. Tune the keywords here before saving them in
+    the config file.
 
     Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
     """
@@ -227,6 +234,10 @@ def preview(
             out.print(line, markup=False)
         if feeds and chosen.feeds and (chosen.conditions or chosen.terms):
             for line in feed_preview.feed_lines(make_session(config.feeds.user_agent), config, chosen, now()):
+                out.print(line, markup=False)
+        client = make_pubmed_client(config)
+        if pubmed and client is not None and chosen.pubmed:
+            for line in pubmed_count_lines(client, chosen):
                 out.print(line, markup=False)
         return 0
 

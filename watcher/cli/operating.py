@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
+from watcher.cli.pubmed import pubmed_check_line
 from watcher.cli.shared import (
     State,
     configure_logging,
@@ -106,6 +107,7 @@ def check() -> None:
             out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
             if config.feed_interval(feed) < timedelta(hours=1):
                 out.print("    note: publishers ask to be polled at most hourly; keep this for testing", markup=False)
+        out.print(pubmed_check_line(config), markup=False)
         return 0
 
     guarded(action)
@@ -298,9 +300,8 @@ def _reload(running: Service) -> Service:
 def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | None]:
     """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
     sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
-    monitor = Monitor(
-        metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now(), sources=sources
-    )
+    sources += [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
+    monitor = Monitor(metrics=Metrics(), poll_interval=config.health_interval(), started_at=now(), sources=sources)
     monitor.set_leader(leader=leading, at=now())
     if not config.server.listen:
         return monitor, None

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from watcher.config import Config, Secrets
 from watcher.errors import TrialwatchError
 from watcher.http import make_session
+from watcher.literature.pubmed import PubmedClient
 from watcher.mail.transport import make_transport
 from watcher.registry.client import CtgovClient
 from watcher.service import Service
@@ -97,6 +98,14 @@ def guarded(action: Callable[[], int | None]) -> None:
         raise typer.Exit(code)
 
 
+def make_pubmed_client(config: Config, *, stopping: threading.Event | None = None) -> PubmedClient | None:
+    """The E-utilities client when [pubmed] is enabled (the API key from the environment only)."""
+    if not config.pubmed.enabled:
+        return None
+    key = Secrets().ncbi_api_key
+    return PubmedClient(config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping)
+
+
 def make_service(
     config: Config, *, migrate: bool = True, engine: Engine | None = None, stopping: threading.Event | None = None
 ) -> Service:
@@ -113,4 +122,5 @@ def make_service(
         transport=make_transport(config.email, Secrets()),
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
+        pubmed=make_pubmed_client(config, stopping=stopping),
     )

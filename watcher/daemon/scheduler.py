@@ -1,11 +1,12 @@
 """APScheduler 3 wiring only: a poll job and a digest job, rebuilt from the config at start.
 
 The poll job runs at start and then every `[clinicaltrials] poll_interval` (with a little
-jitter). The feeds job runs every minute and polls the feeds that are due by their own schedule
-(interval, `ttl`, backoff after failures: all stored, see literature.pipeline). The digest job runs
-every minute and asks the outbox what is due (delivery.due_watches):
-schedules are computed from stored state and the configured time zone, so a late or restarted
-daemon neither skips nor doubles a digest, and a failed delivery is retried on a later run.
+jitter); the PubMed job, when [pubmed] is enabled, likewise every `[pubmed] poll_interval`.
+The feeds job runs every minute and polls the feeds that are due by their own schedule (interval,
+`ttl`, backoff after failures: all stored, see literature.pipeline). The digest job runs every
+minute and asks the outbox what is due (delivery.due_watches): schedules are computed from
+stored state and the configured time zone, so a late or restarted daemon neither skips nor
+doubles a digest, and a failed delivery is retried on a later run.
 Jobs keep no state of their own (memory job store; our tables hold everything), never overlap
 (`max_instances=1`), collapse missed runs into one (`coalesce`) and still run when late
 (`misfire_grace_time`). SIGTERM / SIGINT stop the daemon after the job in hand; SIGHUP re-reads
@@ -74,7 +75,7 @@ def poll_trigger(interval: timedelta) -> IntervalTrigger:
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
-    """Three jobs, each first run at once (a new leader or a restart does what is overdue), never
+    """Three jobs (four with PubMed), each first run at once (a new leader or a restart does what is overdue), never
     two at a time, missed runs collapsed into one, however late."""
     scheduler = BlockingScheduler(timezone=UTC)
     every_minute = IntervalTrigger(seconds=CHECK_EVERY.total_seconds(), timezone=UTC)
@@ -88,6 +89,8 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         ("feeds", "poll the journal feeds that are due", _feeds_job, every_minute),
         ("digest", "deliver due digests", _digest_job, every_minute),
     ]
+    if runtime.service.config.pubmed.enabled:
+        jobs.append(("pubmed", "poll PubMed", _pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
     for job_id, name, job, trigger in jobs:
         scheduler.add_job(
             job, trigger, args=(runtime,), id=job_id, name=name, next_run_time=runtime.clock(),
@@ -187,15 +190,32 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
         log.error("config reload refused, keeping the running config: %s", exc.one_line())
         return False
     old_interval = runtime.service.config.clinicaltrials.poll_interval
+    old_pubmed = runtime.service.config.pubmed.poll_interval
     runtime.service = service
     new_interval = service.config.clinicaltrials.poll_interval
     if runtime.monitor is not None:
-        runtime.monitor.reconfigure(sources=[w.name for w in service.config.watch], poll_interval=new_interval)
+        sources = [w.name for w in service.config.watch] + [f"pubmed:{w.name}" for w in service.config.pubmed_watches()]
+        runtime.monitor.reconfigure(sources=sources, poll_interval=service.config.health_interval())
     if new_interval != old_interval:
         scheduler.reschedule_job("poll", trigger=poll_trigger(new_interval))
+    _pubmed_schedule(runtime, scheduler, old_pubmed)
     log.info("config reloaded from %s: %d watch(es), polling every %s", service.config.path,
              len(service.config.watch), new_interval)  # fmt: skip
     return True
+
+
+def _pubmed_schedule(runtime: Runtime, scheduler: BlockingScheduler, old_interval: timedelta) -> None:
+    """After a reload: the PubMed job added when [pubmed] was just enabled (it runs at once), or
+    rescheduled when its interval changed (when disabled it stays and does nothing)."""
+    interval = runtime.service.config.pubmed.poll_interval
+    if scheduler.get_job("pubmed") is None:
+        if runtime.service.config.pubmed.enabled:
+            scheduler.add_job(
+                _pubmed_job, poll_trigger(interval), args=(runtime,), id="pubmed", name="poll PubMed",
+                next_run_time=runtime.clock(), max_instances=1, coalesce=True, misfire_grace_time=None,
+            )  # fmt: skip
+    elif interval != old_interval:
+        scheduler.reschedule_job("pubmed", trigger=poll_trigger(interval))
 
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) -> bool:
@@ -259,6 +279,17 @@ def _feeds_job(runtime: Runtime) -> None:
     _record_polls(runtime, report)
 
 
+def _pubmed_job(runtime: Runtime) -> None:
+    if not _leading(runtime) or runtime.service.pubmed is None:
+        return
+    try:
+        report = runtime.service.poll_pubmed(runtime.clock())  # each watch's poll logs its own line
+    except TrialwatchError as exc:
+        log.error("PubMed poll failed: %s", exc.one_line())
+        return
+    _record_polls(runtime, report)
+
+
 def _digest_job(runtime: Runtime) -> None:
     if not _leading(runtime):
         return
@@ -283,6 +314,9 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
         monitor.poll_finished(
             source=poll.watch, at=at, seconds=poll.seconds, error=poll.error, requests=poll.requests, changes=poll.kinds
         )
+    for pubmed in report.pubmed:
+        monitor.poll_finished(source=f"pubmed:{pubmed.watch}", at=at, seconds=pubmed.seconds, error=pubmed.error,
+                              requests=pubmed.requests)  # fmt: skip
     for feed in report.feeds:
         if feed.status != "not_due":
             monitor.poll_finished(source=f"feed:{feed.feed}", at=at, seconds=feed.seconds, error=feed.error)

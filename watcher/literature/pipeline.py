@@ -9,7 +9,7 @@ store items and changes in one transaction. Reads top to bottom like Miniflux's 
 - The first successful poll of a feed is a baseline: its items are stored, nothing is alerted
   (feeds carry years of back catalogue).
 - A new item (literature.items.item_key, or any of its other keys; a DOI already stored from another
-  feed is the same item)
+  feed is the same item; one PubMed brought first is told only to the watches it has not been told to)
   that mentions a study a watch holds is a `publication` change on that study for that watch,
   whatever its words; otherwise, if it matches the watch's words (matching.match_text), a
   `new_article` change with why it matched.
@@ -34,10 +34,11 @@ from watcher.errors import SourceError
 from watcher.literature.fetch import FeedRetryLater, FetchResult, fetch_feed
 from watcher.literature.fetch import FeedState as FetchState
 from watcher.literature.items import FeedItem
+from watcher.literature.pubmed_pipeline import PUBMED
 from watcher.matching import match_text
 from watcher.model import ChangeKind, Source
 from watcher.rules import article_rule
-from watcher.store import repo
+from watcher.store import articles, repo
 from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow, FeedState
 
@@ -153,20 +154,28 @@ def _take_item(
 ) -> None:  # fmt: skip
     """Store a new item; owe its changes to each watch it concerns (not on a baseline)."""
     keys = stored_keys(feed.name, item)
-    if repo.known_feed_item(session=session, keys=keys, doi=item.doi) is not None:
+    row = repo.known_feed_item(session=session, keys=keys, doi=item.doi)
+    if row is not None and (baseline or row.feed != PUBMED):
         return
-    session.add(
-        FeedItemRow(
+    if row is None:
+        row = FeedItemRow(
             key=keys[0], feed=feed.name, doi=item.doi, title=item.title, link=item.link,
             published=item.published, nct_ids=list(item.nct_ids), first_seen_at=now,
-        )
-    )  # fmt: skip
-    session.flush()
-    report.items += 1
-    if baseline:
-        return
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        report.items += 1
+        if baseline:
+            return
+    assert row.id is not None
+    told_before = articles.watches_that_saw(session=session, item_id=row.id)  # a paper PubMed brought first
     for watch in watches:
-        report.changes += _item_changes(session=session, feed=feed, item=item, watch=watch, now=now)
+        if watch.name in told_before:
+            continue
+        told = _item_changes(session=session, feed=feed, item=item, watch=watch, now=now)
+        if told:  # told once: neither PubMed nor this feed tells this watch again
+            articles.mark_seen(session=session, item_id=row.id, watch=watch.name, now=now)
+        report.changes += told
 
 
 def stored_keys(feed: str, item: FeedItem) -> list[str]:

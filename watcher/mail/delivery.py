@@ -26,7 +26,7 @@ from sqlmodel import Session
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
 from watcher.mail.digest import Digest, SourceProblem, build_digest
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
-from watcher.store import repo
+from watcher.store import articles, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
 
@@ -224,6 +224,7 @@ def source_problems(*, session: Session, config: Config, recipient: str) -> list
         )
         for error, failing in by_error.items()
     ]
+    problems += _pubmed_problems(session=session, config=config, mine=mine)
     if any(watch.feeds for watch in config.watch if watch.name in mine):
         feeds = repo.feed_states(session=session)
         for feed in config.feed:
@@ -234,6 +235,21 @@ def source_problems(*, session: Session, config: Config, recipient: str) -> list
             if since is not None:
                 problems.append(SourceProblem(feed.name, feed_state.last_error, since))
     return problems
+
+
+def _pubmed_problems(*, session: Session, config: Config, mine: list[str]) -> list[SourceProblem]:
+    """PubMed, for the recipient's watches that search it: one line per distinct error."""
+    searched = {watch.name for watch in config.pubmed_watches()}
+    states = articles.pubmed_states(session=session)
+    by_error: dict[str, list[tuple[str, datetime]]] = {}
+    for name in mine:
+        state = states.get(name)
+        if name in searched and state is not None and state.failing_since is not None and state.last_error:
+            by_error.setdefault(state.last_error, []).append((name, state.failing_since))
+    return [
+        SourceProblem(f"PubMed ({', '.join(name for name, _ in failing)})", error, min(at for _, at in failing))
+        for error, failing in by_error.items()
+    ]
 
 
 def _mark(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, humanize_status
+from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
 
 SUBJECT_LIMIT = 120
 _KIND_WORDS = {
@@ -73,7 +73,16 @@ class ArticleView:
 
     @property
     def journal(self) -> str:
-        return str(self.change.details.get("feed") or "")
+        return str(self.change.details.get("journal") or self.change.details.get("feed") or "")
+
+    @property
+    def source(self) -> str:
+        """Where trialwatch found it, when not in the journal's own feed: 'PubMed'."""
+        return "PubMed" if self.change.source is Source.PUBMED else ""
+
+    @property
+    def pmid(self) -> str:
+        return str(self.change.details.get("pmid") or "")
 
     @property
     def date(self) -> str:

@@ -139,6 +139,32 @@ class FeedItemRow(SQLModel, table=True):
     published: datetime | None = _when(nullable=True)
     nct_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     first_seen_at: datetime = _when(index=True)
+    pmid: str | None = Field(default=None, index=True, max_length=20)  # set once PubMed has returned it
+
+
+class ArticleWatch(SQLModel, table=True):
+    """A watch has had its say on an article (told of it, or it came with a baseline): each watch
+    is told of one article at most once, whichever source brought it."""
+
+    __tablename__ = "article_watch"
+
+    item_id: int = Field(primary_key=True, foreign_key="feed_item.id")
+    watch: str = Field(primary_key=True, max_length=200)
+    seen_at: datetime = _when()
+
+
+class PubmedState(SQLModel, table=True):
+    """One watch's PubMed searches: the query its baseline was taken with, health, last success."""
+
+    __tablename__ = "pubmed_state"
+
+    watch: str = Field(primary_key=True, max_length=200)
+    query_signature: str = Field(default="", max_length=64)
+    baseline_at: datetime | None = _when(nullable=True)
+    last_poll_at: datetime | None = _when(nullable=True)
+    last_success_at: datetime | None = _when(nullable=True)
+    last_error: str | None = None
+    failing_since: datetime | None = _when(nullable=True)
 
 
 class Delivery(SQLModel, table=True):

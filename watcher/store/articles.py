@@ -1,0 +1,73 @@
+"""Queries on articles (`feed_item`), who has seen them (`article_watch`) and each watch's PubMed
+state. Keyword-only functions that take the session; no commits here (see repo.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from watcher.store.models import ArticleWatch, FeedItemRow, PubmedState, StudyRow, WatchStudy
+
+
+def find_article(*, session: Session, keys: Sequence[str], doi: str | None, pmid: str | None) -> FeedItemRow | None:
+    """The stored article with any of these keys, this DOI (compared without regard to case, as
+    DOIs are) or this PMID: one paper, whichever source saw it first."""
+    found = session.exec(select(FeedItemRow).where(col(FeedItemRow.key).in_(list(keys)))).first() if keys else None
+    if found is None and doi:
+        found = session.exec(select(FeedItemRow).where(func.lower(col(FeedItemRow.doi)) == doi.lower())).first()
+    if found is None and pmid:
+        found = session.exec(select(FeedItemRow).where(FeedItemRow.pmid == pmid)).first()
+    return found
+
+
+def pmids_seen_by(*, session: Session, watch: str, pmids: Sequence[str]) -> set[str]:
+    """Of these PMIDs, those of articles the watch has already had its say on."""
+    seen: set[str] = set()
+    for start in range(0, len(pmids), 500):
+        query = (
+            select(FeedItemRow.pmid)
+            .join(ArticleWatch, col(ArticleWatch.item_id) == col(FeedItemRow.id))
+            .where(ArticleWatch.watch == watch, col(FeedItemRow.pmid).in_(list(pmids[start : start + 500])))
+        )
+        seen.update(pmid for pmid in session.exec(query) if pmid)
+    return seen
+
+
+def mark_seen(*, session: Session, item_id: int, watch: str, now: datetime) -> bool:
+    """Record that the watch has seen the article; False when it already had."""
+    if session.get(ArticleWatch, (item_id, watch)) is not None:
+        return False
+    session.add(ArticleWatch(item_id=item_id, watch=watch, seen_at=now))
+    return True
+
+
+def watches_that_saw(*, session: Session, item_id: int) -> set[str]:
+    return set(session.exec(select(ArticleWatch.watch).where(ArticleWatch.item_id == item_id)))
+
+
+def held_nct_ids(*, session: Session, watch: str) -> list[str]:
+    """The NCT ids of the studies a watch holds now."""
+    query = select(WatchStudy.nct_id).where(WatchStudy.watch == watch).order_by(col(WatchStudy.nct_id))
+    return list(session.exec(query))
+
+
+def study_titles(*, session: Session, nct_ids: Iterable[str]) -> dict[str, str]:
+    wanted = list(nct_ids)
+    if not wanted:
+        return {}
+    return dict(session.exec(select(StudyRow.nct_id, StudyRow.title).where(col(StudyRow.nct_id).in_(wanted))).all())
+
+
+def get_pubmed_state(*, session: Session, watch: str) -> PubmedState:
+    state = session.get(PubmedState, watch)
+    if state is None:
+        state = PubmedState(watch=watch)
+        session.add(state)
+    return state
+
+
+def pubmed_states(*, session: Session) -> dict[str, PubmedState]:
+    return {state.watch: state for state in session.exec(select(PubmedState))}
