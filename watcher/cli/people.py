@@ -20,7 +20,7 @@ user_app = typer.Typer(
     no_args_is_help=True,
 )
 token_app = typer.Typer(
-    help="API tokens (Authorization: Bearer TOKEN).\n\nExample: trialwatch token create ann@example.org --name notebook",
+    help="API tokens (Authorization: Bearer TOKEN).\n\nExample: trialwatch token create ann@example.org --name nb",
     no_args_is_help=True,
 )
 
@@ -179,7 +179,9 @@ def token_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
             out.print("no tokens", markup=False)
         for row in rows:
             used = row["last_used_at"] or "never used"
-            out.print(f"#{row['id']}  {row['email']}  {row['name'] or '-'}  created {row['created_at']}  {used}", markup=False)
+            out.print(
+                f"#{row['id']}  {row['email']}  {row['name'] or '-'}  created {row['created_at']}  {used}", markup=False
+            )
         return 0
 
     guarded(action)
