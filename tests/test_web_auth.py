@@ -3,6 +3,7 @@ response carries; a real uvicorn over both databases."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -233,3 +234,25 @@ def test_an_unreachable_database_answers_503_with_a_clear_message(tmp_path):
     finally:
         server.stop()
         engine.dispose()
+
+
+PUBLIC = {"/login", "/setup/{token}"}  # a new public page (an unsubscribe link, say) is added here, on purpose
+
+
+def test_every_route_the_app_has_needs_a_session_or_a_token_unless_public(web_server):
+    from starlette.routing import Route
+
+    client = web_server.client()
+    checked = []
+    for route in web_server.app.routes:
+        if not isinstance(route, Route) or route.path in PUBLIC:
+            continue
+        path = re.sub(r"\{[^}]+\}", "RCC%20file%20watch", route.path)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            response = client.request(method, path, data={} if method == "POST" else None)
+            expected = 401 if route.path.startswith("/api/") else 303
+            assert response.status_code == expected, f"{method} {route.path}: {response.status_code}"
+            if expected == 303:
+                assert response.headers["location"].startswith("/login"), f"{method} {route.path}"
+            checked.append(f"{method} {route.path}")
+    assert len(checked) >= 15, checked

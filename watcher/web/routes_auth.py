@@ -74,6 +74,8 @@ async def logout_page(request: Request) -> Response:
 
 
 async def logout_submit(request: Request) -> Response:
+    if await current_user(request) is None:  # nobody to sign out
+        return RedirectResponse("/login", status_code=303)
     await form_of(request)
     (await load_session(request)).clear()
     return RedirectResponse("/login", status_code=303)
