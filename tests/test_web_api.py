@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from urllib.parse import quote
+
 import pytest
 
 from tests.web_support import FILE_WATCH
@@ -255,3 +257,27 @@ def test_bad_change_queries_are_422(api, params, field):
     response = api.get("/api/v1/changes", params=params)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == field
+
+
+def test_preview_when_the_registry_fails_is_502(api, registry):
+    from tests.servers import Fault
+
+    registry.fail_next(Fault.status(500), Fault.status(500))
+    response = api.post("/api/v1/preview", json={"terms": ["CAR-T"]})
+    assert response.status_code == 502 and response.json()["error"].startswith("the registry could not be asked")
+
+
+def test_a_name_with_a_slash_and_unicode_round_trips(api):
+    name = "RCC / ccRCC – 2L"
+    assert api.post("/api/v1/watches", json={**NEW, "name": name}).status_code == 201
+    path = "/api/v1/watches/" + quote(name, safe="")
+    assert api.get(path).json()["name"] == name
+    assert api.put(path, json={**NEW, "name": name, "digest": "daily"}).json()["digest"] == "daily"
+    assert api.delete(path).status_code == 204
+
+
+def test_unknown_api_paths_and_methods_answer_json(api):
+    missing = api.get("/api/v1/nothing")
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong = api.request("PATCH", "/api/v1/watches")
+    assert wrong.status_code == 405 and "error" in wrong.json()

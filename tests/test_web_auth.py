@@ -100,7 +100,8 @@ def test_a_password_change_ends_other_sessions(web_server):
     assert client.get("/").status_code == 303
 
 
-def test_wrong_password_and_unknown_account_look_the_same(web_server):
+def test_wrong_password_and_unknown_account_look_the_same(web_server, caplog):
+    caplog.set_level("INFO")
     web_server.add_user("ann@example.org")
     wrong = web_server.client().sign_in("ann@example.org", "not the password")
     unknown = web_server.client().sign_in("nobody@example.org", "not the password")
@@ -108,6 +109,10 @@ def test_wrong_password_and_unknown_account_look_the_same(web_server):
         assert response.status_code == 401
         assert "Wrong email address or password." in response.text
         assert "trialwatch_session" not in response.cookies or "uid" not in response.text
+    assert "failed sign-in for 'ann@example.org'" in caplog.text
+    assert "not the password" not in caplog.text  # a password is never logged
+    web_server.client().sign_in("ann@example.org")
+    assert "ann@example.org signed in" in caplog.text and PASSWORD not in caplog.text
 
 
 @pytest.mark.parametrize("token", [None, "", "forged-token"])

@@ -75,7 +75,7 @@ def test_create_a_watch_with_its_preview_edit_it_and_see_it_on_the_dashboard(
     browser.find("header a[href='/']").click()
     browser.wait_for(lambda driver: browser.path == "/")
     card = browser.find("li.watch[data-watch='RCC bispecifics']")
-    assert "FX-101" in card.text and "nurse@example.org" in card.text and "weekly" not in card.text
+    assert "FX-101" in card.text and "nurse@example.org" in card.text and "daily at 07:00 (UTC)" in card.text
     assert "waiting for its first poll" in card.text
     assert not browser.page_overflows()
     browser.screenshot("dashboard")

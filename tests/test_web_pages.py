@@ -43,6 +43,7 @@ def test_creating_a_watch_in_the_form_stores_it_and_shows_it(web_server):
     assert "ann@example.org" in page.text and "create" in page.text  # the history
     dashboard = client.get("/").text
     assert "RCC bispecifics" in dashboard and "kidney cancer" in dashboard and "coordinator@example.org" in dashboard
+    assert "weekly on Monday at 07:00 (UTC)" in dashboard and "daily at 07:00 (UTC)" in dashboard
     assert "RCC file watch" in dashboard and "managed in trialwatch.toml" in dashboard
 
 
