@@ -5,7 +5,6 @@ and changes with keyset pagination."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
 from urllib.parse import quote
 
 import pytest
