@@ -261,3 +261,32 @@ def test_every_route_the_app_has_needs_a_session_or_a_token_unless_public(web_se
                 assert response.headers["location"].startswith("/login"), f"{method} {route.path}"
             checked.append(f"{method} {route.path}")
     assert len(checked) >= 15, checked
+
+
+def test_sessions_outlive_a_restart_and_work_on_every_replica(web_server, database_url, registry):
+    client = web_server.signed_in("ann@example.org")
+    replica = make_site(database_url, registry.base_url)  # another process's app over the same database
+    try:
+        client.base_url = replica.url  # the cookie jar sends the same cookie (cookies ignore the port)
+        assert client.get("/").status_code == 200
+    finally:
+        close_site(replica)
+
+
+def test_the_secret_key_from_the_environment_signs_and_nothing_is_stored(tmp_path, registry, monkeypatch):
+    from sqlmodel import select
+
+    from watcher.errors import ConfigError
+    from watcher.store.models import WebSecret
+
+    monkeypatch.setenv("TRIALWATCH_SECRET_KEY", "k" * 40)
+    site = make_site(f"sqlite:///{tmp_path / 'env-key.db'}", registry.base_url)
+    try:
+        assert site.signed_in("ann@example.org").get("/").status_code == 200
+        with db.transaction(site.engine) as session:
+            assert session.exec(select(WebSecret)).all() == []
+    finally:
+        close_site(site)
+    monkeypatch.setenv("TRIALWATCH_SECRET_KEY", "too short")
+    with pytest.raises(ConfigError, match="TRIALWATCH_SECRET_KEY is shorter than 32 characters"):
+        make_site(f"sqlite:///{tmp_path / 'short-key.db'}", registry.base_url)
