@@ -24,9 +24,11 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from watcher.database_url import check_database_url, resolve_sqlite_url
 from watcher.errors import ConfigError
 from watcher.pubmed_config import NCBI_RATE_WITHOUT_KEY, PubmedConfig
 from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
@@ -178,9 +180,12 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class ServerConfig(Section):
-    """[server]: the optional /healthz and /metrics endpoints."""
+    """[server]: the optional /healthz and /metrics endpoints (and the web app beside them)."""
 
     listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
+    public_url: str | None = Field(
+        default=None, description="base of every link the app or a mail gives out; default http://<listen>"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -188,6 +193,24 @@ class ServerConfig(Section):
         if value is not None:
             parse_listen(value)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError(f"public_url {value!r} must start with http:// or https:// and name a host")
+        return value.strip().rstrip("/") if value is not None else None
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> ServerConfig:
+        if self.public_url is None and self.listen is not None:
+            object.__setattr__(self, "public_url", f"http://{self.listen.strip()}")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are marked Secure when the app is reached over https."""
+        return (self.public_url or "").startswith("https://")
 
 
 class Config(Section):
@@ -258,6 +281,7 @@ class Secrets(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     ncbi_api_key: SecretStr | None = None  # TRIALWATCH_NCBI_API_KEY; never logged
+    secret_key: SecretStr | None = None  # signs the web app's session cookies; else one is kept in the database
 
 
 def resolve_config_path(path: str | Path | None) -> Path:
@@ -319,40 +343,6 @@ def _resolve_paths(config: Config, secrets: Secrets) -> Config:
 
 def _against(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else Path(os.path.normpath(base / path))
-
-
-SUPPORTED_DATABASES = ("sqlite", "postgresql")
-
-
-def check_database_url(url: str, where: str) -> None:
-    """Refuse, in one line without the password, a URL trialwatch cannot use."""
-    from sqlalchemy.engine import make_url  # here: config stays importable without the database stack
-
-    try:
-        parsed = make_url(url)
-        parsed.port  # noqa: B018 (a port that is not a number fails here)
-    except Exception as exc:  # noqa: BLE001 (make_url raises several kinds; all mean "not a URL")
-        raise ConfigError(f"{where}: not a database URL ({exc.__class__.__name__}): {_redacted(url)}") from exc
-    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
-        raise ConfigError(
-            f"{where}: {parsed.get_backend_name()!r} databases are not supported: use sqlite:/// or "
-            "postgresql+psycopg://"
-        )
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
-
-
-def resolve_sqlite_url(url: str, base: Path) -> str:
-    """Make a relative SQLite path absolute against the config file's folder."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return url
-    rest = url[len(prefix) :]
-    if not rest or rest.startswith("/") or rest == ":memory:":
-        return url
-    return prefix + os.path.normpath(base / rest)
 
 
 def describe_validation_error(exc: ValidationError, raw: dict[str, Any]) -> str:
