@@ -22,9 +22,12 @@ from watcher.store import db, repo
 class Daemon:
     """A `trialwatch run` subprocess whose log lines can be awaited."""
 
-    def __init__(self, config: Path, *options: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *options: str, env: dict[str, str] | None = None, command: str = "run",
+        arguments: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "--config", str(config), *options, "run"],
+            [sys.executable, "-m", "watcher", "--config", str(config), *options, command, *arguments],
             env=env,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

@@ -5,9 +5,14 @@ with no signal: the watches job, run as the scheduler runs it, on both databases
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
+import requests
 
 from tests.harness import write_config
 from tests.test_daemon import Daemon
@@ -17,6 +22,7 @@ from watcher.config import load_config
 from watcher.daemon.health import Metrics, Monitor
 from watcher.daemon.scheduler import Runtime, build_scheduler
 from watcher.store import db, repo
+from watcher.store import watches as stored
 
 START = datetime(2026, 11, 21, 10, tzinfo=UTC)
 
@@ -85,3 +91,61 @@ def test_a_running_leader_polls_a_new_web_watch_within_a_minute(
     assert "baseline: 1 studies stored" in daemon.wait_for("poll RCC vaccines", timeout=60)
     assert daemon.stop(signal.SIGTERM) == 0
     engine.dispose()
+
+
+TAKEN = '\n[[watch]]\nname = "RCC vaccines"\nconditions = ["kidney cancer"]\nrecipients = ["a@example.org"]\n'
+
+
+def test_sighup_provisions_the_file_and_refuses_a_name_taken_in_the_browser(
+    tmp_path: Path, registry: Any, own_study: Any
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    config = write_config(tmp_path, registry)
+    daemon = Daemon(config)
+    daemon.wait_for("poll RCC CAR-T")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    create(engine, web_watch())
+    good = config.read_text()
+    config.write_text(good + TAKEN)
+    daemon.process.send_signal(signal.SIGHUP)
+    refused = daemon.wait_for("config reload refused")
+    assert f"{config}: watch 'RCC vaccines': the name is taken by a watch created in the browser" in refused
+    config.write_text(good.replace('name = "RCC CAR-T"', 'name = "RCC CAR-T cells"'))
+    daemon.process.send_signal(signal.SIGHUP)
+    assert "'RCC CAR-T cells', 'RCC CAR-T'" in daemon.wait_for("watches provisioned into the database")
+    assert "3 watch(es)" in daemon.wait_for("config reloaded")
+    assert daemon.stop(signal.SIGTERM) == 0
+    with db.transaction(engine) as session:
+        names = {
+            row.name: row.archived_at is not None for row in stored.watch_rows(session=session, include_archived=True)
+        }
+    assert names == {"RCC bispecifics": False, "RCC CAR-T cells": False, "RCC CAR-T": True, "RCC vaccines": False}
+
+
+def test_run_with_a_config_watch_taking_a_web_watchs_name_exits_with_one_line(
+    tmp_path: Path, registry: Any, own_study: Any
+):
+    config = write_config(tmp_path, registry)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    db.upgrade(engine)
+    create(engine, web_watch())
+    config.write_text(config.read_text() + TAKEN)
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(config), "run"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {config}: watch 'RCC vaccines': the name is taken by a watch created in the browser; "
+        "rename one of them"
+    )
+
+
+def test_web_serves_the_app_alone_and_polls_nothing(tmp_path: Path, registry: Any):
+    pytest.importorskip("watcher.web.app", reason="the web app (watcher/web/app.py) is not in this build yet")
+    config = write_config(tmp_path, registry)
+    server = Daemon(config, command="web", arguments=("--listen", "127.0.0.1:0"))
+    url = server.wait_for("serving the web app on ").split(" on ", 1)[1].split("/ ", 1)[0]
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"{url}/login", timeout=5).status_code == 200
+    assert server.stop(signal.SIGTERM) == 0
+    assert registry.request_count() == 0, "no polling"

@@ -132,3 +132,11 @@ def test_audit_says_who_did_what_when(cli_for, database_url, engine):
         "changes": {"digest": ["daily", "weekly"]},
     }  # fmt: skip
     assert cli("audit", "--watch", "nothing here").strip() == "no audit entries"
+
+
+def test_web_needs_an_address_to_listen_on(cli_for):
+    cli = cli_for()
+    assert cli("web", code=2).strip() == (
+        "error: nothing to listen on: set [server] listen in the config file or pass --listen"
+    )
+    assert "--listen: listen 'nowhere'" in cli("web", "--listen", "nowhere", code=2)
