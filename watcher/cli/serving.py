@@ -228,8 +228,12 @@ def log_setup_link(config: Config, engine: Engine, listen: str | None) -> None:
             raise
         log.debug("no user accounts in this build: no setup link")
         return
-    with db.transaction(engine) as session:
-        token = ensure_setup_token(session=session, now=now())
+    try:
+        with db.transaction(engine) as session:
+            token = ensure_setup_token(session=session, now=now())
+    except (TrialwatchError, SQLAlchemyError) as exc:  # never a reason to stop serving or polling
+        log.warning("cannot check for a first user (no setup link logged): %s", _first_line(exc))
+        return
     if token:
         log.info("open %s/setup/%s to create the first admin (valid 24 h)", public_url(config, listen), token)
 
