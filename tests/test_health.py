@@ -274,3 +274,21 @@ def test_the_web_app_is_served_around_healthz_and_metrics(monitor: Monitor, cloc
         assert "# HELP trialwatch_leader " in get(running, "/metrics").text
         missing = get(running, "/nowhere")
         assert missing.status_code == 404 and "try /healthz" not in missing.text, "the web app's own 404"
+
+
+def test_a_web_app_that_cannot_start_is_one_error_line(monitor: Monitor, clock: Clock):
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    @asynccontextmanager
+    async def broken(_app: Starlette):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no templates")
+        yield
+
+    server = HealthServer(
+        listen="127.0.0.1:0", metrics=monitor.metrics, health=lambda: monitor.status(now=clock()),
+        web=lambda routes: Starlette(routes=routes, lifespan=broken),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"HTTP server on http://127\.0\.0\.1:\d+ did not start"):
+        server.start()

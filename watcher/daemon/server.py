@@ -59,15 +59,24 @@ class AsgiServer:
             self.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=STOP_SECONDS
         )
         self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [self._socket]}, name=self.name, daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(server, self._socket), name=self.name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_SECONDS
         while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)  # the socket already queues connections; this only waits for the app's startup
+        if not self._thread.is_alive():  # the app's startup failed: uvicorn logged why
+            url = self.url
+            self.stop()
+            raise ConfigError(f"{self.name} on {url} did not start: see the errors logged above")
         if not server.started:
-            log.error("%s on %s did not start (see the errors above)", self.name, self.url)
+            log.warning("%s on %s is still starting after %.0f s", self.name, self.url, START_SECONDS)
+
+    @staticmethod
+    def _run(server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:  # uvicorn exits when the app's startup fails, having logged why
+            log.debug("uvicorn exited")
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
