@@ -146,3 +146,21 @@ def test_health_says_when_the_database_cannot_be_reached():
         assert "cannot try the lock" in body["database"]
         monitor.set_database_error(None)
         assert "database" not in requests.get(f"{server.url}/healthz", timeout=5).json()
+
+
+def test_a_replica_whose_database_does_not_answer_serves_and_says_so(
+    tmp_path: Path, registry: Any, cleanup: list[Callable[[], object]]
+):
+    """Started while PostgreSQL is down (nothing listens on port 1): it stands by, keeps trying,
+    /healthz answers 503 naming the database, and SIGTERM still stops it with 0."""
+    config = write_config(tmp_path, registry, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    config.write_text(config.read_text() + '\n[server]\nlisten = "127.0.0.1:0"\n')
+    daemon = Daemon(config)
+    cleanup.append(daemon.process.kill)
+    url = daemon.wait_for("serving /healthz and /metrics on ").rsplit(" on ", 1)[1].strip()
+    assert "trying again in" in daemon.wait_for("cannot try the lock")
+    health = requests.get(f"{url}/healthz", timeout=5)
+    assert health.status_code == 503
+    assert health.json()["role"] == "standby" and health.json()["database"].startswith("unreachable: ")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert registry.request_count() == 0

@@ -176,11 +176,16 @@ class Daemon:
 
 
 def _reread(previous: Config) -> Config:
+    """The config file as it is now, or `previous` when it is bad or names another database (the
+    lock and the engine are that of the database this process started on)."""
     try:
-        return load_config(State.config_path)
+        config = load_config(State.config_path)
+        if config.database.url != previous.database.url:
+            raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
     except ConfigError as exc:
         log.error("config not re-read, keeping the one in use: %s", exc.one_line())
         return previous
+    return config
 
 
 def leader_service(config: Config, engine: Engine) -> Service:

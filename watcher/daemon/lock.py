@@ -355,9 +355,9 @@ def wait_for_leadership(
         try:
             taken = lock.try_acquire()
         except StoreError as exc:
-            log.warning("%s (trying again in %.1f s)", exc.one_line(), min(retry, poll_seconds))
             if on_database is not None:
                 on_database(exc.one_line())
+            log.warning("%s (trying again in %.1f s)", exc.one_line(), min(retry, poll_seconds))
             wait, retry = min(retry, poll_seconds), retry * 2
         else:
             retry = FIRST_RETRY_SECONDS
