@@ -26,6 +26,8 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.registry_filters import filter_checks
+
 API = "/api/v2"
 
 
@@ -132,8 +134,9 @@ class FakeRegistry:
     def _search(self, params: dict[str, str]) -> Response:
         if self.scripted_pages:
             return self._scripted(params)
-        if "filter.advanced" in params and _updated_since(params["filter.advanced"]) is None:
-            return _text(400, f"Invalid filter.advanced: {params['filter.advanced']}")
+        checks = filter_checks(params)
+        if isinstance(checks, str):
+            return _text(400, checks)
         size = min(int(params.get("pageSize", "10")), 1000)
         query = {k: v for k, v in params.items() if k not in ("pageToken", "countTotal")}
         offset = 0
@@ -143,7 +146,7 @@ class FakeRegistry:
                 return _text(400, "Invalid pageToken: it does not match the query parameters")
             offset = decoded[0]
         with self._lock:
-            matching = self._matching(params)
+            matching = [record for record in self._matching(params) if all(check(record) for check in checks)]
         page = matching[offset : offset + size]
         body: dict[str, Any] = {"studies": page}
         end = offset + len(page)
@@ -168,9 +171,6 @@ class FakeRegistry:
             found = [self.studies[i] for i in ids if i in self.studies]
         else:
             found = list(self.studies.values())
-        since = _updated_since(params.get("filter.advanced", ""))
-        if since is not None:
-            found = [record for record in found if _last_update(record) >= since]
         return found
 
     def _faulty(self, fault: Fault, request: Request) -> Response:
@@ -186,17 +186,6 @@ class FakeRegistry:
             headers=headers,
             content_type="text/plain",
         )
-
-
-def _updated_since(advanced: str) -> str | None:
-    """The start of `AREA[LastUpdatePostDate]RANGE[YYYY-MM-DD,MAX]`, or None."""
-    match = re.fullmatch(r"AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),MAX\]", advanced)
-    return match.group(1) if match else None
-
-
-def _last_update(record: dict[str, Any]) -> str:
-    status = record.get("protocolSection", {}).get("statusModule", {})
-    return str(status.get("lastUpdatePostDateStruct", {}).get("date", "0000"))
 
 
 def _query_key(query: dict[str, str]) -> str:

@@ -31,7 +31,7 @@ def test_migrate_empty_to_head_and_back(database_url):
     assert db.current_revision(engine) == db.head_revision()
 
 
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0008"]
 
 
 def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
@@ -45,10 +45,19 @@ def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
             {"at": datetime(2026, 11, 1)},
         )  # fmt: skip
     for revision in REVISIONS[2:]:
+        if revision == "0008":  # a change stored before 0008 added alerted / suppressed_by
+            with engine.begin() as connection:
+                connection.execute(
+                    text("INSERT INTO change (watch, kind, source, nct_id, title, summary, details, detected_at) "
+                         "VALUES ('w', 'status', 'clinicaltrials', 'NCT09000001', 't', 's.', '{}', :at)"),
+                    {"at": datetime(2026, 11, 1)},
+                )  # fmt: skip
         db.upgrade(engine, revision)
         assert db.current_revision(engine) == revision
     with db.transaction(engine) as session:
         assert [d.quiet_watches for d in repo.list_deliveries(session=session)] == [[]]
+        (before_rules,) = repo.list_changes(session=session)  # alerted, as every change was before rules
+        assert (before_rules.alerted, before_rules.suppressed_by) == (True, None)
     for previous in reversed(REVISIONS[:-1]):  # head to previous, one step at a time
         db.downgrade(engine, "-1")
         assert db.current_revision(engine) == previous

@@ -93,6 +93,8 @@ class Site:
     country: str
     state: str = ""
     status: str = ""
+    lat: float | None = None  # geoPoint, when the registry gives one (noise for the diff)
+    lon: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -160,6 +162,7 @@ class Study:
                     country=loc.get("country") or "",
                     state=loc.get("state") or "",
                     status=loc.get("status") or "",
+                    **_geo_point(loc.get("geoPoint")),
                 )
                 for loc in locations
             ),
@@ -179,6 +182,16 @@ class Study:
         return humanize_status(self.status)
 
 
+def _geo_point(point: Any) -> dict[str, float]:
+    """{"lat": .., "lon": ..} of a site's geoPoint, or {} when absent or not numbers."""
+    if not isinstance(point, dict):
+        return {}
+    lat, lon = point.get("lat"), point.get("lon")
+    if isinstance(lat, int | float) and isinstance(lon, int | float) and not isinstance(lat, bool):
+        return {"lat": float(lat), "lon": float(lon)}
+    return {}
+
+
 def humanize_status(status: str) -> str:
     """RECRUITING -> 'Recruiting', ACTIVE_NOT_RECRUITING -> 'Active, not recruiting'."""
     special = {"ACTIVE_NOT_RECRUITING": "Active, not recruiting"}
@@ -192,6 +205,11 @@ class FieldChange:
     kind: ChangeKind
     summary: str
     details: dict[str, Any]
+    suppressed_by: str | None = None  # the watch rule that holds it back (watcher.rules); None: mailed
+
+    @property
+    def alerted(self) -> bool:
+        return self.suppressed_by is None
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,8 @@ class ChangeRecord:
     detected_at: datetime
     study_status: str = ""
     study_phase: str = ""
+    alerted: bool = True
+    suppressed_by: str | None = None
 
     @property
     def url(self) -> str:
@@ -233,6 +253,8 @@ class ChangeRecord:
             "summary": self.summary,
             "details": self.details,
             "detected_at": self.detected_at.isoformat(),
+            "alerted": self.alerted,
+            "suppressed_by": self.suppressed_by,
         }
         if self.is_article:  # the article's fields; a publication also names its study
             for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why"):

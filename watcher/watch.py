@@ -1,16 +1,22 @@
-"""What a watch is: its words, NCT ids, recipients and schedule, validated the same way wherever it
-comes from (a [[watch]] table of the TOML file today; the web form and the API beside it).
+"""What a watch is: its words, NCT ids, recipients and schedule, and its rules (which kinds are
+mailed, thresholds, statuses, phases, geography), validated the same way wherever it comes from (a
+[[watch]] table of the TOML file, the web form, the JSON API): every error names the key and the
+bad value. What the rules do is watcher.rules.
 
-Part of the shared core; it imports nothing else of watcher, so config, store and web can all use it.
+Part of the shared core; it imports only watcher.model (the change-kind vocabulary), so config,
+store and web can all use it.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from watcher.model import ChangeKind
 
 NCT_ID = re.compile(r"^NCT\d{8}$")
 
@@ -35,6 +41,62 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The registry's values (API v2 enums Status and Phase), as `statuses` and `phases` take them.
+REGISTRY_STATUSES: tuple[str, ...] = (
+    "RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING", "SUSPENDED",
+    "TERMINATED", "COMPLETED", "WITHDRAWN", "UNKNOWN", "AVAILABLE", "NO_LONGER_AVAILABLE",
+    "TEMPORARILY_NOT_AVAILABLE", "APPROVED_FOR_MARKETING", "WITHHELD",
+)  # fmt: skip
+REGISTRY_PHASES: tuple[str, ...] = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA")
+CHANGE_KINDS: tuple[str, ...] = tuple(str(kind) for kind in ChangeKind)
+
+
+def _number(key: str, value: Any, *, whole: bool, at_least: float, above: bool = False) -> float:
+    """A number for `key`, or a ValueError naming the key and the bad value."""
+    shape = "a whole number" if whole else "a number"
+    limit = f"above {at_least:g}" if above else f"of at least {at_least:g}"
+    ok_type = isinstance(value, int) or (not whole and isinstance(value, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ValueError(f"{key} must be {shape} {limit}, not {value!r}")
+    if value < at_least or (above and value == at_least):
+        raise ValueError(f"{key} must be {shape} {limit}, not {value!r}")
+    return value
+
+
+def _vocabulary(key: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
+    """Registry values, case and spacing forgiven ("not yet recruiting" = NOT_YET_RECRUITING)."""
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{key} must be a list of names, not {values!r}")
+    cleaned = [re.sub(r"PHASE_(\d)", r"PHASE\1", "_".join(v.replace("-", " ").split()).upper()) for v in values]
+    bad = [raw for raw, value in zip(values, cleaned, strict=True) if value not in allowed]
+    if bad:
+        raise ValueError(f"{key}: unknown value {', '.join(map(repr, bad))} (expected any of {', '.join(allowed)})")
+    return list(dict.fromkeys(cleaned))
+
+
+class Near(Section):
+    """A circle around a point: sites whose geoPoint lies within `radius_km` of (lat, lon)."""
+
+    lat: float
+    lon: float
+    radius_km: float
+
+    @field_validator("lat", "lon", "radius_km", mode="before")
+    @classmethod
+    def _coordinates(cls, value: Any, info: Any) -> float:
+        key = f"near.{info.field_name}"
+        if info.field_name == "radius_km":
+            number = _number(key, value, whole=False, at_least=0, above=True)
+            if number > 20_000:
+                raise ValueError(f"{key} must be at most 20000 (half the Earth's circumference), not {value!r}")
+            return number
+        bound = 90 if info.field_name == "lat" else 180
+        number = _number(key, value, whole=False, at_least=-bound)
+        if number > bound:
+            raise ValueError(f"{key} must be between {-bound} and {bound}, not {value!r}")
+        return number
+
+
 class WatchConfig(Section):
     name: str = Field(min_length=1)
     conditions: list[str] = []
@@ -45,6 +107,20 @@ class WatchConfig(Section):
     digest: Literal["immediate", "daily", "weekly"] = "daily"
     send_empty: bool = Field(default=False, description='a short "nothing new" mail when a digest has no changes')
     feeds: bool = Field(default=True, description="match journal feed items against this watch")
+    # Rules (watcher.rules). Alert rules decide which changes are mailed; the others decide which
+    # studies join the watch. None / empty: no rule, the watch behaves as one without it.
+    alert_on: list[str] | None = Field(default=None, description="the change kinds that are mailed")
+    min_slip_days: int | None = Field(default=None, description="dates changes that move less are not mailed")
+    min_enrollment_change_percent: float | None = Field(
+        default=None, description="enrollment changes smaller than this (relative to the old count) are not mailed"
+    )
+    # empty lists mean "no rule", like a key left out
+    statuses: list[str] = Field(default=[], description="only studies in these overall statuses join")
+    phases: list[str] = Field(default=[], description="only studies in these phases join")
+    countries: list[str] = Field(default=[], description="sites in these countries are in scope")
+    states: list[str] = Field(default=[], description="sites in these states are in scope")
+    cities: list[str] = Field(default=[], description="sites in these cities are in scope")
+    near: Near | None = Field(default=None, description="sites within radius_km of (lat, lon) are in scope")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod
@@ -62,6 +138,65 @@ class WatchConfig(Section):
         if bad:
             raise ValueError(f"not an NCT id: {', '.join(bad)} (expected NCT and 8 digits)")
         return list(dict.fromkeys(upper))
+
+    @field_validator("alert_on", mode="before")
+    @classmethod
+    def _alert_on(cls, values: Any) -> list[str] | None:
+        if values is None:
+            return None
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"alert_on must be a list of change kinds, not {values!r}")
+        cleaned = [v.strip().lower() for v in values]
+        bad = [raw for raw, value in zip(values, cleaned, strict=True) if value not in CHANGE_KINDS]
+        if bad:
+            known = ", ".join(CHANGE_KINDS)
+            raise ValueError(f"alert_on: unknown change kind {', '.join(map(repr, bad))} (expected any of {known})")
+        if not cleaned:
+            raise ValueError("alert_on is empty: leave it out to mail every kind of change")
+        return list(dict.fromkeys(cleaned))
+
+    @field_validator("min_slip_days", mode="before")
+    @classmethod
+    def _min_slip_days(cls, value: Any) -> int | None:
+        return None if value is None else int(_number("min_slip_days", value, whole=True, at_least=1))
+
+    @field_validator("min_enrollment_change_percent", mode="before")
+    @classmethod
+    def _min_enrollment(cls, value: Any) -> float | None:
+        key = "min_enrollment_change_percent"
+        return None if value is None else _number(key, value, whole=False, at_least=0, above=True)
+
+    @field_validator("statuses", mode="before")
+    @classmethod
+    def _statuses(cls, values: Any) -> list[str]:
+        return _vocabulary("statuses", values, REGISTRY_STATUSES)
+
+    @field_validator("phases", mode="before")
+    @classmethod
+    def _phases(cls, values: Any) -> list[str]:
+        return _vocabulary("phases", values, REGISTRY_PHASES)
+
+    @field_validator("countries", "states", "cities", mode="before")
+    @classmethod
+    def _places(cls, values: Any, info: Any) -> list[str]:
+        key = info.field_name
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"{key} must be a list of names, not {values!r}")
+        cleaned = [" ".join(v.split()) for v in values]
+        if any(not v for v in cleaned):
+            raise ValueError(f"{key}: empty name in {values!r}")
+        return list(dict.fromkeys(cleaned))
+
+    @field_validator("near", mode="before")
+    @classmethod
+    def _near(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict | Near):
+            raise ValueError(f"near must be a table {{ lat = ..., lon = ..., radius_km = ... }}, not {value!r}")
+        return value
+
+    @property
+    def has_geography(self) -> bool:
+        return bool(self.countries or self.states or self.cities or self.near)
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> WatchConfig:

@@ -16,7 +16,7 @@ from watcher.config import NCT_ID, Config, WatchConfig, load_config
 from watcher.http import make_session
 from watcher.literature import preview as feed_preview
 from watcher.registry import preview as registry_preview
-from watcher.registry.client import CtgovClient, watch_queries
+from watcher.registry.client import CtgovClient, scope_filters, watch_queries
 from watcher.service import Service
 from watcher.store import db, repo
 from watcher.store.effective import merged_config
@@ -102,8 +102,12 @@ def changes(
     since: Annotated[str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")] = None,
     watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the changes a watch's rules held back, with the rule.")
+    ] = False,
 ) -> None:
-    """List detected changes, newest first.
+    """List detected changes, newest first: those mailed (alerted); with --all also those a
+    watch's rules held back (stored, never mailed), each with the rule that held it back.
 
     Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
     """
@@ -114,15 +118,17 @@ def changes(
             _known_watch(service, watch)
         since_at = _parse_since(since)
         with db.transaction(service.engine) as session:
-            records = repo.list_changes(session=session, since=since_at, watch=watch)
+            records = repo.list_changes(session=session, since=since_at, watch=watch, include_held_back=show_all)
         if as_json:
             out.print(json.dumps([r.as_json() for r in records], indent=2, ensure_ascii=False), markup=False)
             return 0
         if not records:
             out.print("no changes", markup=False)
         for record in records:
+            held = f" (held back by {record.suppressed_by})" if not record.alerted else ""
             out.print(
-                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} [{record.kind}] {record.summary}",
+                f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} [{record.kind}] {record.summary}"
+                + held,
                 markup=False,
             )
         return 0
@@ -182,6 +188,9 @@ def queries(
             for params in watch_queries(item, config.clinicaltrials.page_size):
                 shown = " ".join(f"{k}={v!r}" for k, v in params.items())
                 out.print(f"  GET {config.clinicaltrials.base_url}/studies {shown}", markup=False)
+            if scope_filters(item):
+                out.print("  (the baseline sends these filters; later polls search without them and", markup=False)
+                out.print("   check statuses, phases and geography here, to see studies leave them)", markup=False)
         return 0
 
     guarded(action)

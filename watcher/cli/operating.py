@@ -33,6 +33,7 @@ from watcher.daemon.lock import leadership
 from watcher.mail.delivery import due_watches, preview_digests
 from watcher.mail.digest import Digest, render_html, render_text
 from watcher.registry.client import Page
+from watcher.rules import describe_rules
 from watcher.store import db
 from watcher.store.effective import check_names
 from watcher.store.models import WatchRow
@@ -101,8 +102,10 @@ def check() -> None:
         out.print(f"watches: {len(config.watch) + len(web)}", markup=False)
         for watch in config.watch:
             out.print(_watch_line(watch, "config file"), markup=False)
+            out.print(f"    rules: {describe_rules(watch)}", markup=False)
         for row, watch in zip(web, web_watches_of(web), strict=True):
             out.print(_watch_line(watch, f"web, by {row.owner or 'unknown'}"), markup=False)
+            out.print(f"    rules: {describe_rules(watch)}", markup=False)
         if revision != head:
             out.print("  (watches created in the browser are listed once the database is migrated)", markup=False)
         out.print(f"feeds: {len(config.feed)}", markup=False)

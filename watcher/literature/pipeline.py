@@ -36,6 +36,7 @@ from watcher.literature.fetch import FeedState as FetchState
 from watcher.literature.items import FeedItem
 from watcher.matching import match_text
 from watcher.model import ChangeKind, Source
+from watcher.rules import article_rule
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow, FeedState
@@ -183,13 +184,14 @@ def _item_changes(*, session: Session, feed: FeedConfig, item: FeedItem, watch: 
         repo.add_change(
             session=session, watch=watch.name, kind=ChangeKind.PUBLICATION, source=Source.FEEDS, nct_id=nct_id,
             title=study_title, summary=summary, details=details, recipients=watch.recipients, now=now,
+            suppressed_by=article_rule(watch, ChangeKind.PUBLICATION),
         )  # fmt: skip
     if studies or not match.matched:
         return len(studies)
     repo.add_change(
         session=session, watch=watch.name, kind=ChangeKind.NEW_ARTICLE, source=Source.FEEDS, nct_id="",
         title=item.title, summary=f"New article in {feed.name}: {item.title}", details=details,
-        recipients=watch.recipients, now=now,
+        recipients=watch.recipients, now=now, suppressed_by=article_rule(watch, ChangeKind.NEW_ARTICLE),
     )  # fmt: skip
     return 1
 

@@ -177,10 +177,11 @@ def build_digest(
     problems: Sequence[SourceProblem] = (),
     config_name: str = "trialwatch.toml",
 ) -> Digest:
-    """Group changes by watch (in config order) and study (most important first)."""
+    """Group changes by watch (in config order) and study (most important first). Only alerted
+    changes: one a watch rule held back never reaches a digest."""
     by_watch: dict[str, dict[str, StudySection]] = {}
     articles: dict[str, list[ArticleView]] = {}
-    for change in sorted(changes, key=lambda c: (c.kind.rank, c.id)):
+    for change in sorted((c for c in changes if c.alerted), key=lambda c: (c.kind.rank, c.id)):
         studies = by_watch.setdefault(change.watch, {})
         if change.kind is ChangeKind.NEW_ARTICLE:
             articles.setdefault(change.watch, []).append(ArticleView(change))

@@ -4,6 +4,11 @@ A watch becomes at most two kinds of request:
 - a keyword search: `query.cond` = any of the conditions, `query.term` = any of the terms and
   none of the excluded words (Essie syntax: quoted phrases, OR, AND NOT);
 - an id lookup: `filter.ids` with the watch's `nct_ids`, in batches.
+A watch's join rules narrow the keyword search where the registry can filter (*scoped*):
+`statuses` -> `filter.overallStatus`, `phases` -> `filter.advanced` AREA[Phase], `near` ->
+`filter.geo` (miles); countries, states and cities are checked locally (watcher.rules). Only a
+baseline sends the scoped search: later polls must still see a held study that left the scope,
+to report the change that took it out.
 Pages are followed by their opaque `nextPageToken` until a page comes without one, or empty.
 """
 
@@ -22,6 +27,7 @@ from urllib.parse import urlencode
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
+from watcher.rules import registry_geo_filter
 
 IDS_PER_REQUEST = 100
 
@@ -39,11 +45,12 @@ def essie_any(words: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
 
 
-def watch_queries(watch: WatchConfig, page_size: int = 1000) -> list[dict[str, str]]:
-    """The request parameters (without page tokens) that together cover one watch."""
+def watch_queries(watch: WatchConfig, page_size: int = 1000, *, scoped: bool = True) -> list[dict[str, str]]:
+    """The request parameters (without page tokens) that together cover one watch; `scoped`:
+    with the watch's statuses, phases and `near` as registry filters."""
     queries: list[dict[str, str]] = []
     if watch.conditions or watch.terms:
-        params: dict[str, str] = {}
+        params: dict[str, str] = scope_filters(watch) if scoped else {}
         if watch.conditions:
             params["query.cond"] = essie_any(watch.conditions)
         term = essie_any(watch.terms) if watch.terms else ""
@@ -61,6 +68,26 @@ def watch_queries(watch: WatchConfig, page_size: int = 1000) -> list[dict[str, s
     return queries
 
 
+def scope_filters(watch: WatchConfig) -> dict[str, str]:
+    """The registry filters for a watch's statuses, phases and `near` (none when it sets none)."""
+    filters: dict[str, str] = {}
+    if watch.statuses:
+        filters["filter.overallStatus"] = ",".join(watch.statuses)
+    if watch.phases:
+        phases = " OR ".join(watch.phases)
+        filters["filter.advanced"] = f"AREA[Phase]({phases})" if len(watch.phases) > 1 else f"AREA[Phase]{phases}"
+    geo = registry_geo_filter(watch)
+    if geo:
+        filters["filter.geo"] = geo
+    return filters
+
+
+def with_advanced(params: dict[str, str], condition: str) -> dict[str, str]:
+    """`params` with `condition` ANDed to its filter.advanced."""
+    present = params.get("filter.advanced")
+    return {**params, "filter.advanced": f"{present} AND {condition}" if present else condition}
+
+
 def updated_since(day: date) -> str:
     """Essie filter for studies whose LastUpdatePostDate is on or after `day` (MAX written out:
     an open range without it is silently ignored by the registry)."""
@@ -68,8 +95,13 @@ def updated_since(day: date) -> str:
 
 
 def query_signature(watch: WatchConfig) -> str:
-    """Changes when the watch's query changes (its next poll is then a new baseline)."""
-    encoded = json.dumps(watch_queries(watch), sort_keys=True).encode()
+    """Changes when the watch's query or its join rules change (its next poll is then a new
+    baseline); not when only its alert rules change. Unchanged for a watch without join rules."""
+    signed: Any = watch_queries(watch)
+    places = {"countries": watch.countries, "states": watch.states, "cities": watch.cities}
+    if any(places.values()):  # checked locally, not in the query, but they decide what the watch holds
+        signed = {"queries": signed, "places": places}
+    encoded = json.dumps(signed, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
@@ -100,15 +132,16 @@ class CtgovClient:
         body = self.http.get_json(f"{self.base_url}/version")
         return body.get("dataTimestamp") if isinstance(body, dict) else None
 
-    def watch_pages(self, watch: WatchConfig, since: date | None = None) -> Iterator[Page]:
-        """Every page of every query of a watch; with `since`, only studies updated on or after it."""
-        for params in watch_queries(watch, self.page_size):
+    def watch_pages(self, watch: WatchConfig, since: date | None = None, *, scoped: bool = False) -> Iterator[Page]:
+        """Every page of every query of a watch; with `since`, only studies updated on or after
+        it; `scoped`: narrowed by the watch's registry filters (a baseline)."""
+        for params in watch_queries(watch, self.page_size, scoped=scoped):
             if since is not None:
-                params["filter.advanced"] = updated_since(since)
+                params = with_advanced(params, updated_since(since))
             yield from self.search_pages(params)
 
     def preview(self, watch: WatchConfig, limit: int = 20) -> list[tuple[str, Page]]:
-        """The first `limit` studies of each of a watch's queries, with the exact URL sent."""
+        """The first `limit` studies of each of a watch's (scoped) queries, with the exact URL sent."""
         previews = []
         for params in watch_queries(watch, limit):
             request = {**params, "countTotal": "true"}

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import IO, Any
 
@@ -34,6 +34,7 @@ from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
+from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo
 from watcher.store.db import transaction
 from watcher.store.models import WatchState, WatchStudy
@@ -59,6 +60,7 @@ class PollReport:
     seconds: float = 0.0
     error: str | None = None
     kinds: dict[str, int] = field(default_factory=dict)
+    held_back: int = 0  # changes stored but not mailed: a watch rule held them back
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,7 @@ class PollReport:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
         found = f"{self.changes} change{'s' if self.changes != 1 else ''}"
         kinds = f" ({kinds})" if kinds else ""
+        kinds += f", {self.held_back} held back by the watch's rules" if self.held_back else ""
         return f"{self.watch}: {self.mode}: {self.studies} studies seen, {found}{kinds} ({timing})"
 
 
@@ -127,7 +130,7 @@ def poll_watch(
             _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
         else:
             with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as spool:
-                for page in client.watch_pages(watch, since=plan.since):
+                for page in client.watch_pages(watch, since=plan.since, scoped=plan.mode == "baseline"):
                     spool.write(json.dumps(page.studies, separators=(",", ":")) + "\n")
                     log.debug("%s: page of %d studies (total %s)", watch.name, len(page.studies), page.total)
                     if on_page:
@@ -162,6 +165,7 @@ class Apply:
     now: datetime
     ignore: Sequence[str]
     report: PollReport
+    leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
 
     def run(self, records: Iterator[dict[str, Any]], data_timestamp: str | None) -> None:
         seen: set[str] = set()
@@ -201,6 +205,7 @@ class Apply:
             )
             self.report.changes += 1
             self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
+            self.report.held_back += 0 if change.alerted else 1
 
     def _study_changes(self, record: dict[str, Any], study: Study) -> list[FieldChange]:
         """Store the study; return what changed for this watch since it last saw the study."""
@@ -213,17 +218,22 @@ class Apply:
         )
         link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
         link = link or self._adopt_alias(study)
+        rule = join_rule(self.watch, study) if has_join_rules(self.watch) else None
         if link is None:
+            if rule is not None:  # outside the watch's statuses, phases or geography: does not join
+                return []
             self.session.add(
                 WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=version_id, matched_at=self.now)
             )
-            return [new_study_change(record, study, self.watch)]
+            return judge_all(self.watch, [new_study_change(record, study, self.watch)], new=study)
+        if rule is not None:  # held, but now out of the join rules: the next reconciliation lets it go
+            self.leaving[study.nct_id] = rule
         if link.version_id == version_id:
             return []
         previous = repo.load_version(session=self.session, version_id=link.version_id)
         link.version_id = version_id
         self.session.add(link)
-        return diff_records(previous, record, self.ignore)
+        return judge_all(self.watch, diff_records(previous, record, self.ignore), new=study, old_record=previous)
 
     def _adopt_alias(self, study: Study) -> WatchStudy | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""
@@ -241,14 +251,16 @@ class Apply:
     def _reconcile(self, seen: set[str]) -> None:
         """After a full poll: studies the watch had but the registry no longer returns have left it."""
         for link, title in repo.watch_links(session=self.session, watch=self.watch.name):
-            if link.nct_id in seen:
+            rule = self.leaving.get(link.nct_id)  # seen, but out of the join rules: let go, never mailed
+            if link.nct_id in seen and rule is None:
                 continue
             self.session.delete(link)
             if self.plan.mode == "baseline":
                 continue
             study = Study.from_record(repo.load_version(session=self.session, version_id=link.version_id))
-            summary = f"No longer matches this watch: {title}."
-            self._emit(study, [FieldChange(ChangeKind.NO_LONGER_MATCHING, summary, {"nct_id": link.nct_id})])
+            summary = f"No longer matches this watch{f' ({rule})' if rule else ''}: {title}."
+            change = FieldChange(ChangeKind.NO_LONGER_MATCHING, summary, {"nct_id": link.nct_id})
+            self._emit(study, [replace(change, suppressed_by=rule) if rule else judge(self.watch, change)])
 
 
 def new_study_change(record: dict[str, Any], study: Study, watch: WatchConfig) -> FieldChange:

@@ -1,30 +1,66 @@
 """`trialwatch preview`, the registry part: what a watch would match right now, and why; stores
 nothing. The watch's own queries with pageSize 20 and countTotal, so the user sees the total, the
 first twenty studies with status and phase, and the exact request. (The feeds part is
-watcher.literature.preview.)
+watcher.literature.preview.) A watch with join rules (statuses, phases, geography) is previewed
+over every page of its scoped query, each study checked as a poll checks it, so the count shown is
+what the watch will hold.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
 
 from watcher.config import WatchConfig
 from watcher.matching import why_study_matches
 from watcher.model import Study
-from watcher.registry.client import CtgovClient
+from watcher.registry.client import CtgovClient, watch_queries
+from watcher.rules import has_join_rules, join_rule
 
 SHOWN = 20
 
 
 def registry_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
+    if has_join_rules(watch):
+        yield from _ruled_lines(client, watch)
+        return
     for url, page in client.preview(watch, limit=SHOWN):
         total = page.total if page.total is not None else len(page.studies)
         yield f"{total} studies match: GET {url}"
-        for record in page.studies:
-            study = Study.from_record(record)
-            yield f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}"
-            why = why_study_matches(record, study.nct_id, watch)
-            if why:
-                yield f"      matched {why}"
+        yield from _study_lines(page.studies, watch)
         if total > len(page.studies):
             yield f"  … and {total - len(page.studies)} more"
+
+
+def _study_lines(records: list[dict[str, Any]], watch: WatchConfig) -> Iterator[str]:
+    for record in records:
+        study = Study.from_record(record)
+        yield f"  {study.nct_id}  {study.status_label} · {study.phase_label} · {study.title}"
+        why = why_study_matches(record, study.nct_id, watch)
+        if why:
+            yield f"      matched {why}"
+
+
+def _ruled_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
+    """Every page of each scoped query, each study kept or left out as a poll would."""
+    for params in watch_queries(watch, client.page_size):
+        held: list[dict[str, Any]] = []
+        count, left_out = 0, Counter[str]()
+        for page in client.search_pages(params):
+            for record in page.studies:
+                rule = join_rule(watch, Study.from_record(record))
+                if rule is not None:
+                    left_out[rule] += 1
+                    continue
+                count += 1
+                if len(held) < SHOWN:
+                    held.append(record)
+        yield f"{count} studies match: GET {client.base_url}/studies?{urlencode(params)}"
+        if left_out:
+            reasons = ", ".join(f"{n} by {rule}" for rule, n in sorted(left_out.items()))
+            yield f"  ({count + sum(left_out.values())} returned by the registry; left out: {reasons})"
+        yield from _study_lines(held, watch)
+        if count > len(held):
+            yield f"  … and {count - len(held)} more"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint, true
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -98,6 +98,8 @@ class ChangeRow(SQLModel, table=True):
     summary: str
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     detected_at: datetime = _when(index=True)
+    alerted: bool = Field(default=True, sa_column_kwargs={"server_default": true()})  # false: a rule held it back
+    suppressed_by: str | None = Field(default=None)  # the rule that held it back ("min_slip_days=30")
 
 
 class FeedState(SQLModel, table=True):

@@ -109,10 +109,11 @@ def record_change(
     recipients: Iterable[str],
     now: datetime,
 ) -> ChangeRow:
-    """Store a registry change and owe it to each recipient subscribed now."""
+    """Store a registry change and owe it to each recipient subscribed now (unless a rule held it back)."""
     return add_change(
         session=session, watch=watch, kind=change.kind, source=Source.CLINICALTRIALS, nct_id=study.nct_id,
         title=study.title, summary=change.summary, details=change.details, recipients=recipients, now=now,
+        suppressed_by=change.suppressed_by,
     )  # fmt: skip
 
 
@@ -128,15 +129,20 @@ def add_change(
     details: dict[str, Any],
     recipients: Iterable[str],
     now: datetime,
+    suppressed_by: str | None = None,
 ) -> ChangeRow:
-    """Store a change (any source) and owe it to each recipient subscribed now."""
+    """Store a change (any source) and owe it to each recipient subscribed now. A change a watch
+    rule held back (`suppressed_by`) is stored with alerted false and owed to nobody: no
+    notification row exists, so nothing can ever mail it."""
     row = ChangeRow(
         watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
-        details=details, detected_at=now,
+        details=details, detected_at=now, alerted=suppressed_by is None, suppressed_by=suppressed_by,
     )  # fmt: skip
     session.add(row)
     session.flush()
     assert row.id is not None
+    if suppressed_by is not None:
+        return row
     for recipient in dict.fromkeys(r.lower() for r in recipients):
         session.add(Notification(change_id=row.id, recipient=recipient))
     return row
@@ -182,9 +188,18 @@ def watched_studies(*, session: Session, watch: str, nct_ids: Sequence[str]) -> 
 
 
 def list_changes(
-    *, session: Session, since: datetime | None = None, watch: str | None = None, limit: int | None = None
+    *,
+    session: Session,
+    since: datetime | None = None,
+    watch: str | None = None,
+    limit: int | None = None,
+    include_held_back: bool = False,
 ) -> list[ChangeRecord]:
+    """Stored changes, newest first: alerted ones, and with `include_held_back` those a watch
+    rule held back too (the timeline's "show held back", `changes --all`)."""
     query = select(ChangeRow, StudyRow).join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
+    if not include_held_back:
+        query = query.where(col(ChangeRow.alerted).is_(True))
     if since is not None:
         query = query.where(col(ChangeRow.detected_at) >= since)
     if watch is not None:
@@ -209,6 +224,8 @@ def to_record(change: ChangeRow, study: StudyRow | None) -> ChangeRecord:
         detected_at=change.detected_at,
         study_status=study.status if study else "",
         study_phase=study.phase if study else "",
+        alerted=change.alerted,
+        suppressed_by=change.suppressed_by,
     )
 
 
@@ -217,7 +234,11 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
     query = (
         select(Notification.recipient, Notification.id)
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
-        .where(col(Notification.delivery_id).is_(None), col(ChangeRow.watch).in_(list(watches)))
+        .where(
+            col(Notification.delivery_id).is_(None),
+            col(ChangeRow.watch).in_(list(watches)),
+            col(ChangeRow.alerted).is_(True),  # held-back changes have no notification; never mailed either way
+        )
         .order_by(col(Notification.id))
     )
     pending: dict[str, list[int]] = {}
@@ -309,7 +330,11 @@ def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
     query = (
         select(ChangeRow.watch)
         .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
-        .where(col(Notification.delivery_id).is_(None), col(ChangeRow.watch).in_(list(watches)))
+        .where(
+            col(Notification.delivery_id).is_(None),
+            col(ChangeRow.watch).in_(list(watches)),
+            col(ChangeRow.alerted).is_(True),
+        )
         .distinct()
     )
     return set(session.exec(query))
@@ -328,7 +353,7 @@ def _notified_changes(session: Session, condition: Any) -> list[ChangeRecord]:
         select(ChangeRow, StudyRow)
         .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
         .join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
-        .where(condition)
+        .where(condition, col(ChangeRow.alerted).is_(True))
         .order_by(col(ChangeRow.id))
     )
     return [to_record(change, study) for change, study in session.exec(query)]
