@@ -317,9 +317,10 @@ def _audit_json(entry: Any) -> dict[str, Any]:
 
 
 def _audit_line(entry: dict[str, Any]) -> str:
-    changed = "; ".join(  # a new watch: its values; an edit: before → after
+    changed = "; ".join(  # a new watch: the values it has; an edit: before → after
         f"{field} {json.dumps(new)}" if old is None else f"{field} {json.dumps(old)} → {json.dumps(new)}"
         for field, (old, new) in entry["changes"].items()
+        if old is not None or new not in (None, [], {}, "")
     )
     line = f"{entry['at'][:16].replace('T', ' ')} {entry['actor']} {entry['action']} {entry['watch']!r}"
     return f"{line}: {changed}" if changed else line
