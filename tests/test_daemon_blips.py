@@ -164,3 +164,16 @@ def test_a_replica_whose_database_does_not_answer_serves_and_says_so(
     assert health.json()["role"] == "standby" and health.json()["database"].startswith("unreachable: ")
     assert daemon.stop(signal.SIGTERM) == 0
     assert registry.request_count() == 0
+
+
+def test_a_first_start_with_no_user_logs_the_setup_link(
+    tmp_path: Path, registry: Any, own_study: Any, cleanup: list[Callable[[], object]]
+):
+    pytest.importorskip("watcher.store.people", reason="user accounts (watcher/store/people.py) are not in this build")
+    daemon, url = serving_daemon(tmp_path, registry, own_study)
+    cleanup.append(daemon.process.kill)
+    links = [line for line in daemon.log if "to create the first admin (valid 24 h)" in line]
+    assert len(links) == 1 and f"open {url}/setup/" in links[0]
+    token = links[0].split("/setup/", 1)[1].split()[0]
+    assert requests.get(f"{url}/setup/{token}", timeout=5).status_code == 200
+    assert daemon.stop(signal.SIGTERM) == 0

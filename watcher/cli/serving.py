@@ -148,7 +148,8 @@ class Daemon:
         self.monitor.reconfigure(sources=sources_of(service), poll_interval=service.config.clinicaltrials.poll_interval)
         if not self.setup_checked:
             self.setup_checked = True
-            log_setup_link(self.file_config, self.engine, self.file_config.server.listen)
+            if self.server is not None:  # no web served: nowhere to create the first admin
+                log_setup_link(self.file_config, self.engine, self.server.url)
         self.runtime = Runtime(service=service, clock=now, reload=self._reload, lock=self.lock, monitor=self.monitor)
         return self.runtime
 
@@ -218,13 +219,13 @@ def web_factory(engine: Engine, config: Callable[[], Config]) -> WebApp | None:
     return build
 
 
-def public_url(config: Config, listen: str | None) -> str:
-    """`[server] public_url` where the config has it, else http://<listen>."""
+def public_url(config: Config, served_at: str) -> str:
+    """`[server] public_url` where the config has it, else where the server listens."""
     configured = getattr(config.server, "public_url", None)
-    return str(configured).rstrip("/") if configured else f"http://{listen}"
+    return str(configured).rstrip("/") if configured else served_at
 
 
-def log_setup_link(config: Config, engine: Engine, listen: str | None) -> None:
+def log_setup_link(config: Config, engine: Engine, served_at: str) -> None:
     """With no user yet, log the one-time link that creates the first admin (watcher.store.people)."""
     try:
         from watcher.store.people import ensure_setup_token
@@ -240,7 +241,7 @@ def log_setup_link(config: Config, engine: Engine, listen: str | None) -> None:
         log.warning("cannot check for a first user (no setup link logged): %s", _first_line(exc))
         return
     if token:
-        log.info("open %s/setup/%s to create the first admin (valid 24 h)", public_url(config, listen), token)
+        log.info("open %s/setup/%s to create the first admin (valid 24 h)", public_url(config, served_at), token)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -287,7 +288,6 @@ def serve_web(config: Config, listen: str) -> int:
         fail("the web app (watcher.web.app) is not part of this build")
     monitor = Monitor(metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now())
     monitor.set_leader(leader=False, at=now())
-    log_setup_link(config, engine, listen)
     received: list[int] = []
 
     def note(signum: int, _frame: FrameType | None) -> None:
@@ -299,6 +299,7 @@ def serve_web(config: Config, listen: str) -> int:
             listen=listen, metrics=monitor.metrics, health=lambda: monitor.status(now=now()), web=web
         ) as server:
             log.info("serving the web app on %s/ (no polling, no mail)", server.url)
+            log_setup_link(config, engine, server.url)
             while not any(sig != signal.SIGHUP for sig in received):
                 if signal.SIGHUP in received:
                     received.clear()
