@@ -4,6 +4,7 @@ on the real PostgreSQL (pg_terminate_backend); on SQLite its lock file is delete
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -173,7 +174,9 @@ def test_a_first_start_with_no_user_logs_the_setup_link(
     daemon, url = serving_daemon(tmp_path, registry, own_study)
     cleanup.append(daemon.process.kill)
     links = [line for line in daemon.log if "to create the first admin (valid 24 h)" in line]
-    assert len(links) == 1 and f"open {url}/setup/" in links[0]
-    token = links[0].split("/setup/", 1)[1].split()[0]
+    assert len(links) == 1
+    found = re.search(r"open http://127\.0\.0\.1:\d+/setup/(\S+) to create", links[0])  # public_url: http://<listen>
+    assert found, links[0]
+    token = found.group(1)
     assert requests.get(f"{url}/setup/{token}", timeout=5).status_code == 200
     assert daemon.stop(signal.SIGTERM) == 0
