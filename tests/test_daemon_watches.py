@@ -149,3 +149,7 @@ def test_web_serves_the_app_alone_and_polls_nothing(tmp_path: Path, registry: An
     assert requests.get(f"{url}/login", timeout=5).status_code == 200
     assert server.stop(signal.SIGTERM) == 0
     assert registry.request_count() == 0, "no polling"
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:  # the file's watches provisioned, for the browser to show
+        assert [(row.name, row.source) for row in stored.watch_rows(session=session)] == [
+            ("RCC CAR-T", "config"), ("RCC bispecifics", "config")]  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from watcher.cli.shared import State, fail, guarded, log, make_service, now
 from watcher.config import Config, load_config, parse_listen
@@ -29,7 +29,7 @@ from watcher.daemon.scheduler import Runtime, run_forever, sources_of, stand_by
 from watcher.errors import ConfigError, StoreError, TrialwatchError
 from watcher.service import Service
 from watcher.store import db
-from watcher.store.effective import merged_config
+from watcher.store.effective import merged_config, provisioned_config
 
 app = typer.Typer()
 
@@ -259,8 +259,9 @@ def web(
 ) -> None:
     """Serve the web app alone: no polling, no mail, no leader lock.
 
-    For a read-mostly replica, or to try the pages without the daemon. Stops on SIGTERM or SIGINT;
-    SIGHUP re-reads the config file.
+    For a read-mostly replica, or to try the pages without the daemon. Like the daemon, syncs the
+    config file's watches into the database at start and on SIGHUP (so the browser shows them).
+    Stops on SIGTERM or SIGINT.
 
     Example: trialwatch web --listen 127.0.0.1:8080
     """
@@ -282,7 +283,7 @@ def web(
 def serve_web(config: Config, listen: str) -> int:
     engine = db.make_engine(config.database.url)
     db.upgrade(engine)
-    current = [merged_config(engine=engine, config=config)]
+    current = [_provisioned(engine, config)]
     web = web_factory(engine, lambda: current[0])
     if web is None:
         fail("the web app (watcher.web.app) is not part of this build")
@@ -312,9 +313,17 @@ def serve_web(config: Config, listen: str) -> int:
     return 0
 
 
+def _provisioned(engine: Engine, config: Config) -> Config:
+    """The file's watches synced into the database (so the browser shows them without a daemon)."""
+    try:
+        return provisioned_config(engine=engine, config=config, now=now())
+    except IntegrityError:  # the daemon provisioned the same file at the same moment: read what it wrote
+        return merged_config(engine=engine, config=config)
+
+
 def _reload_for_web(engine: Engine, running: Config) -> Config:
     try:
-        config = merged_config(engine=engine, config=load_config(State.config_path))
+        config = _provisioned(engine, load_config(State.config_path))
     except TrialwatchError as exc:
         log.error("config reload refused, keeping the running config: %s", exc.one_line())
         return running
