@@ -132,7 +132,7 @@ class Daemon:
             runtime = self._start_leading()
             if runtime is None:
                 continue
-            run_forever(runtime, signals.drain())
+            run_forever(runtime, signals.RECEIVED)  # the live list: a signal noted until its handlers are in is seen
             if runtime.stop_asked or not runtime.lost_leadership:
                 return 0
             self._stand_down("the leader lock was lost")

@@ -31,13 +31,6 @@ def stop_requested() -> bool:
     return any(sig != signal.SIGHUP for sig in RECEIVED)
 
 
-def drain() -> list[int]:
-    """The signals noted so far, forgotten once returned (each is acted on once)."""
-    noted = list(RECEIVED)
-    RECEIVED.clear()
-    return noted
-
-
 def restore() -> None:
     for sig, handler in _ORIGINAL.items():
         signal.signal(sig, handler)
