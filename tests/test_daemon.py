@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from watcher.store import db, repo
 class Daemon:
     """A `trialwatch run` subprocess whose log lines can be awaited."""
 
-    def __init__(self, config: Path, *options: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *options: str, env: dict[str, str] | None = None, command: str = "run",
+        arguments: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "--config", str(config), *options, "run"],
+            [sys.executable, "-m", "watcher", "--config", str(config), *options, command, *arguments],
             env=env,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -119,8 +123,10 @@ def test_daemon_serves_health_and_metrics(tmp_path: Path, registry: Any, own_stu
     config.write_text(config.read_text() + '\n[server]\nlisten = "127.0.0.1:0"\n')
     daemon = Daemon(config)
     url = daemon.wait_for("serving /healthz and /metrics on ").rsplit(" on ", 1)[1].strip()
-    daemon.wait_for("poll RCC CAR-T")
-    health = requests.get(f"{url}/healthz", timeout=5)
+    daemon.wait_for("poll RCC CAR-T")  # logged as the poll ends; the monitor hears of it once the job ends
+    deadline = time.monotonic() + 30
+    while (health := requests.get(f"{url}/healthz", timeout=5)).json()["sources"]["RCC CAR-T"]["last_success"] is None:
+        assert time.monotonic() < deadline, health.text
     metrics = requests.get(f"{url}/metrics", timeout=5).text
     assert daemon.stop(signal.SIGTERM) == 0
     assert health.status_code == 200

@@ -160,7 +160,7 @@ def test_the_healthcheck_command_passes_on_200_and_fails_on_503():
     with HealthServer(
         listen="127.0.0.1:0", metrics=Metrics(), health=lambda: HealthStatus(healthy=status["healthy"])
     ) as server:
-        code = healthcheck_code().replace(":9464/", f":{server.port}/")
+        code = healthcheck_code().replace(":8080/", f":{server.port}/")
         assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
         status["healthy"] = False
         assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode != 0
@@ -215,7 +215,7 @@ def test_compose_config_without_server_section_loads(tmp_path: Path):
 
 def test_compose_config_loads_with_its_server_section():
     config = load_config(COMPOSE_CONFIG)
-    assert config.server.listen == "0.0.0.0:9464"
+    assert config.server.listen == "0.0.0.0:8080"
     assert [feed.name for feed in config.feed] == [
         feed.name for feed in load_config(REPO / "config" / "trialwatch.toml").feed
     ]

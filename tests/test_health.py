@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -245,3 +245,50 @@ def test_reconfigure_forgets_removed_sources_and_keeps_the_others(monitor: Monit
     assert status.sources["RCC CAR-T"].last_success == START
     assert status.healthy
     assert not monitor.status(now=START + timedelta(hours=3, seconds=1)).healthy, "the new interval applies"
+
+
+def test_the_web_app_is_served_around_healthz_and_metrics(monitor: Monitor, clock: Clock):
+    """The daemon never imports the web package: it is handed a factory (the CLI passes
+    watcher.web.app's); here a stand-in Starlette app with a page and its own 404."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import BaseRoute, Route
+
+    async def page(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("the dashboard")
+
+    given: list[list[str]] = []
+
+    def web(routes: Sequence[BaseRoute]) -> Starlette:
+        given.append([route.path for route in routes if isinstance(route, Route)])
+        return Starlette(routes=[*routes, Route("/", page)])
+
+    with HealthServer(
+        listen="127.0.0.1:0", metrics=monitor.metrics, health=lambda: monitor.status(now=clock()), web=web
+    ) as running:
+        assert given == [["/healthz", "/metrics"]]
+        assert get(running, "/").text == "the dashboard"
+        healthz = get(running, "/healthz")
+        assert (healthz.status_code, healthz.json()["role"]) == (200, "leader")
+        assert "# HELP trialwatch_leader " in get(running, "/metrics").text
+        missing = get(running, "/nowhere")
+        assert missing.status_code == 404 and "try /healthz" not in missing.text, "the web app's own 404"
+
+
+def test_a_web_app_that_cannot_start_is_one_error_line(monitor: Monitor, clock: Clock):
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    @asynccontextmanager
+    async def broken(_app: Starlette):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no templates")
+        yield
+
+    server = HealthServer(
+        listen="127.0.0.1:0", metrics=monitor.metrics, health=lambda: monitor.status(now=clock()),
+        web=lambda routes: Starlette(routes=routes, lifespan=broken),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"HTTP server on http://127\.0\.0\.1:\d+ did not start"):
+        server.start()

@@ -20,13 +20,14 @@ def test_jobs_never_overlap_coalesce_and_always_run_late(tmp_path: Path, registr
     service = make_service(load_config(write_config(tmp_path, registry)))
     scheduler = build_scheduler(Runtime(service=service, clock=lambda: NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"poll", "feeds", "digest"}
+    assert set(jobs) == {"poll", "feeds", "digest", "watches"}
     for job in jobs.values():
         assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
         assert job.next_run_time == NOW  # everything overdue runs at start
     poll = jobs["poll"].trigger
     assert isinstance(poll, IntervalTrigger) and poll.interval == timedelta(hours=6)
     assert jobs["digest"].trigger.interval == timedelta(minutes=1)
+    assert jobs["watches"].trigger.interval == timedelta(seconds=30), "a watch edited in the browser, within a minute"
 
 
 def test_poll_jitter_is_a_few_percent_at_most_two_minutes():

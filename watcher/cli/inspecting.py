@@ -1,5 +1,6 @@
-"""Commands that show what trialwatch knows or would do: changes, deliveries, history, preview,
-queries. They read; only `preview` talks to the sources, and it stores nothing."""
+"""Commands that show what trialwatch knows or would do: audit, changes, deliveries, history,
+preview, queries. They read; only `preview` talks to the sources, and it stores nothing. Each sees
+the config file's watches and those created in the browser or the API (store.effective)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pydantic import ValidationError
 
 from watcher.cli.pubmed import pubmed_count_lines, pubmed_query_lines
 from watcher.cli.shared import State, fail, guarded, make_pubmed_client, make_service, now, out
-from watcher.config import NCT_ID, WatchConfig, load_config
+from watcher.config import NCT_ID, Config, WatchConfig, load_config
 from watcher.http import make_session
 from watcher.literature import preview as feed_preview
 from watcher.registry import preview as registry_preview
 from watcher.registry.client import CtgovClient, scope_filters, watch_queries
+from watcher.service import Service
 from watcher.store import db, repo
+from watcher.store.effective import merged_config
+from watcher.store.watches import audit_entries, get_watch_row
 
 app = typer.Typer()
 
@@ -110,11 +114,10 @@ def changes(
     """
 
     def action() -> int:
-        config = load_config(State.config_path)
+        service = make_service(load_config(State.config_path))
         if watch is not None:
-            config.watch_named(watch)
+            _known_watch(service, watch)
         since_at = _parse_since(since)
-        service = make_service(config)
         with db.transaction(service.engine) as session:
             records = repo.list_changes(session=session, since=since_at, watch=watch, include_held_back=show_all)
         if as_json:
@@ -132,6 +135,31 @@ def changes(
         return 0
 
     guarded(action)
+
+
+def _known_watch(service: Service, name: str) -> None:
+    """A watch polled now, or one archived (its changes stay readable); else the usual error."""
+    if any(watch.name == name for watch in service.config.watch):
+        return
+    with db.transaction(service.engine) as session:
+        archived = get_watch_row(session=session, name=name)
+    if archived is None:
+        service.config.watch_named(name)  # raises, listing the watches
+
+
+def _with_web_watches(config: Config) -> Config:
+    """The config file's watches and the web's (the database migrated first, as every command does)."""
+    engine = db.make_engine(config.database.url)
+    db.upgrade(engine)
+    return merged_config(engine=engine, config=config)
+
+
+def _named_watch(config: Config, name: str) -> WatchConfig:
+    """A watch of the config file (the database untouched), else one created in the browser."""
+    for watch in config.watch:
+        if watch.name == name:
+            return watch
+    return _with_web_watches(config).watch_named(name)
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -155,7 +183,7 @@ def queries(
 
     def action() -> int:
         config = load_config(State.config_path)
-        chosen = [config.watch_named(watch)] if watch else config.watch
+        chosen = [_named_watch(config, watch)] if watch else _with_web_watches(config).watch
         for item in chosen:
             out.print(f"{item.name}:", markup=False)
             for params in watch_queries(item, config.clinicaltrials.page_size):
@@ -199,7 +227,7 @@ def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g.
 
 @app.command()
 def preview(
-    watch: Annotated[str | None, typer.Argument(help="A watch from the config file.")] = None,
+    watch: Annotated[str | None, typer.Argument(help="A watch (from the config file or the browser).")] = None,
     conditions: Annotated[list[str] | None, typer.Option("--conditions", help="A condition (repeatable).")] = None,
     terms: Annotated[list[str] | None, typer.Option("--terms", help="A term (repeatable).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="A word to exclude (repeatable).")] = None,
@@ -225,7 +253,7 @@ def preview(
     def action() -> int:
         config = load_config(State.config_path)
         if watch is not None:
-            chosen = config.watch_named(watch)
+            chosen = _named_watch(config, watch)
         elif conditions or terms or nct_ids:
             chosen = _adhoc_watch(conditions or [], terms or [], exclude or [], nct_ids or [])
         else:
@@ -255,3 +283,55 @@ def _adhoc_watch(conditions: list[str], terms: list[str], exclude: list[str], nc
         first = exc.errors()[0]
         option = {"nct_ids": "nct-id"}.get(str(first["loc"][0]), str(first["loc"][0]))
         fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
+
+
+@app.command()
+def audit(
+    watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+) -> None:
+    """Print who created, edited, archived or provisioned each watch, when, and what changed.
+
+    Watches edited in the browser or the API name the person; those synced from the config file
+    name the file (trialwatch.toml). Newest first.
+
+    Example: trialwatch audit --watch "RCC bispecifics"
+    """
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        engine = db.make_engine(config.database.url)
+        db.upgrade(engine)
+        with db.transaction(engine) as session:
+            entries = [_audit_json(entry) for entry in audit_entries(session=session, watch=watch, limit=limit)]
+        if as_json:
+            out.print(json.dumps(entries, indent=2, ensure_ascii=False), markup=False)
+            return 0
+        if not entries:
+            out.print("no audit entries", markup=False)
+        for entry in entries:
+            out.print(_audit_line(entry), markup=False)
+        return 0
+
+    guarded(action)
+
+
+def _audit_json(entry: Any) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "watch": entry.watch,
+        "changes": entry.changes,
+    }
+
+
+def _audit_line(entry: dict[str, Any]) -> str:
+    changed = "; ".join(  # a new watch: the values it has; an edit: before → after
+        f"{field} {json.dumps(new)}" if old is None else f"{field} {json.dumps(old)} → {json.dumps(new)}"
+        for field, (old, new) in entry["changes"].items()
+        if old is not None or new not in (None, [], {}, "")
+    )
+    line = f"{entry['at'][:16].replace('T', ' ')} {entry['actor']} {entry['action']} {entry['watch']!r}"
+    return f"{line}: {changed}" if changed else line

@@ -13,32 +13,34 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
+from sqlalchemy import Engine
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
 from watcher.cli.people import token_app, user_app
 from watcher.cli.pubmed import pubmed_check_line
+from watcher.cli.serving import app as serving_app
 from watcher.cli.shared import (
     State,
     configure_logging,
     err,
     fail,
     guarded,
-    log,
     make_service,
     now,
     out,
 )
 from watcher.config import Config, load_config
-from watcher.daemon.health import HealthServer, Metrics, Monitor
-from watcher.daemon.lock import leader_lock, leadership
-from watcher.errors import ConfigError
+from watcher.daemon.lock import leadership
 from watcher.mail.delivery import due_watches, preview_digests
 from watcher.mail.digest import Digest, render_html, render_text
 from watcher.registry.client import Page
 from watcher.rules import describe_rules
-from watcher.service import Service
 from watcher.store import db
+from watcher.store.effective import check_names
+from watcher.store.models import WatchRow
+from watcher.store.watches import watch_of, watch_rows
+from watcher.watch import WatchConfig
 
 app = typer.Typer(
     help=(
@@ -50,6 +52,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
+app.registered_commands.extend(serving_app.registered_commands)  # run, web
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
@@ -78,6 +81,10 @@ def main_options(
 def check() -> None:
     """Validate the config file and the database; print a summary of the watches.
 
+    Lists the config file's watches and those created in the browser or the API, saying where
+    each is defined. A config watch that takes the name of a watch created in the browser is an
+    error: rename one of them.
+
     Example: trialwatch --config config/trialwatch.toml check
     """
 
@@ -85,6 +92,7 @@ def check() -> None:
         config = load_config(State.config_path)
         engine = db.make_engine(config.database.url)
         revision, head = db.current_revision(engine), db.head_revision()
+        web = _web_watch_rows(config, engine) if revision == head else []
         out.print(f"ok: {config.path}", markup=False)
         out.print(f"database: {db.redact_url(config.database.url)} (revision {revision or 'empty'}, newest {head})")
         if revision != head:
@@ -95,16 +103,15 @@ def check() -> None:
             else (f".eml files in {config.email.outbox_dir}")
         )
         out.print(f"mail: {mail}", markup=False)
-        out.print(f"watches: {len(config.watch)}", markup=False)
+        out.print(f"watches: {len(config.watch) + len(web)}", markup=False)
         for watch in config.watch:
-            words = ", ".join(watch.conditions) or "any condition"
-            terms = ", ".join(watch.terms) or "any term"
-            out.print(
-                f"  - {watch.name} [{watch.digest}] to {', '.join(watch.recipients)}: "
-                f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s)",
-                markup=False,
-            )
+            out.print(_watch_line(watch, "config file"), markup=False)
             out.print(f"    rules: {describe_rules(watch)}", markup=False)
+        for row, watch in zip(web, web_watches_of(web), strict=True):
+            out.print(_watch_line(watch, f"web, by {row.owner or 'unknown'}"), markup=False)
+            out.print(f"    rules: {describe_rules(watch)}", markup=False)
+        if revision != head:
+            out.print("  (watches created in the browser are listed once the database is migrated)", markup=False)
         out.print(f"feeds: {len(config.feed)}", markup=False)
         for feed in config.feed:
             out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
@@ -114,6 +121,26 @@ def check() -> None:
         return 0
 
     guarded(action)
+
+
+def _web_watch_rows(config: Config, engine: Engine) -> list[WatchRow]:
+    """The active web watches (a config watch taking one's name is a ConfigError naming the file)."""
+    with db.transaction(engine) as session:
+        check_names(session=session, config=config)
+        return [row for row in watch_rows(session=session) if row.source == "web"]
+
+
+def web_watches_of(rows: list[WatchRow]) -> list[WatchConfig]:
+    return [watch_of(row) for row in rows]
+
+
+def _watch_line(watch: WatchConfig, source: str) -> str:
+    words = ", ".join(watch.conditions) or "any condition"
+    terms = ", ".join(watch.terms) or "any term"
+    return (
+        f"  - {watch.name} [{watch.digest}] to {', '.join(watch.recipients)}: "
+        f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s) ({source})"
+    )
 
 
 @app.command()
@@ -137,7 +164,7 @@ def poll(
     def action() -> int:
         config = load_config(State.config_path)
         with leadership(engine_url=config.database.url):  # not while a daemon polls the same database
-            service = make_service(config)
+            service = make_service(config, watches="provisioned")
             with _progress() as on_page:
                 report = service.poll(now(), on_page=on_page, force_full=full)
         for line in report.lines():
@@ -194,9 +221,10 @@ def digest(
     """
 
     def action() -> int:
-        service = make_service(load_config(State.config_path))
+        config = load_config(State.config_path)
         moment = now()
         if dry_run or html:
+            service = make_service(config)
             watches = due_watches(service.config, service.engine, moment, everything=now_)
             digests = preview_digests(engine=service.engine, config=service.config, watches=watches, now=moment)
             if html:
@@ -207,8 +235,8 @@ def digest(
             if not digests:
                 out.print("nothing to deliver", markup=False)
             return 0
-        with leadership(engine_url=service.config.database.url):  # never alongside the daemon's digest job
-            report = service.deliver(moment, everything=now_)
+        with leadership(engine_url=config.database.url):  # never alongside the daemon's digest job
+            report = make_service(config, watches="provisioned").deliver(moment, everything=now_)
         for sent in report.sent:
             out.print(f"delivered to {sent}", markup=False)
         for failure in report.failed:
@@ -229,91 +257,6 @@ def _write_html(path: Path, digests: list[Digest]) -> None:
         except OSError as exc:
             fail(f"--html {target}: {exc.strerror or exc}")
         out.print(f"wrote {target} ({item.recipient})", markup=False)
-
-
-@app.command()
-def run() -> None:
-    """Run the daemon: poll on the configured interval (first poll right away), deliver digests.
-
-    One daemon acts per database. With SQLite a second `run` refuses to start and names the
-    process holding the lock file beside the database; with PostgreSQL it stands by and takes
-    over when the leader stops. Stops cleanly on SIGTERM or SIGINT (Ctrl-C) after the job in
-    hand; SIGHUP re-reads the config file (a bad file is refused and the running config is kept).
-    With [server] listen set, serves /healthz and /metrics. Exits 1 if leadership was lost.
-
-    Example: trialwatch --config config/trialwatch.toml run
-    """
-    from watcher.daemon import signals
-    from watcher.daemon.scheduler import Runtime, run_forever, stand_by
-
-    signals.install()  # already done by the entry point; again for callers that start here
-
-    def action() -> int:
-        config = load_config(State.config_path)
-        lock = leader_lock(engine_url=config.database.url)
-        leading = lock.try_acquire()
-        if not leading and not lock.allows_standby:
-            lock.acquire()  # raises LockHeld naming the holder (SQLite: one daemon per database)
-        monitor, server = _health(config, leading=leading)
-        try:
-            if not leading:
-                if signals.stop_requested() or not stand_by(lock):  # stand_by restores the early signal handlers
-                    return 0
-                monitor.set_leader(leader=True, at=now())
-                config = load_config(State.config_path)  # it may have changed while standing by
-            service = _leader_service(config)
-            runtime = Runtime(
-                service=service, clock=now, reload=lambda: _reload(service), lock=lock, monitor=monitor
-            )  # fmt: skip
-            run_forever(runtime, signals.RECEIVED)
-            return 1 if runtime.lost_leadership else 0
-        finally:
-            lock.release()
-            if server is not None:
-                server.stop()
-
-    try:
-        guarded(action)
-    finally:
-        signals.restore()
-
-
-def _leader_service(config: Config) -> Service:
-    """The daemon's service (migrating the database: only the leader does), said in one line."""
-    service = make_service(config)
-    log.info(
-        "config %s: %d watch(es), %d feed(s); database %s; mail to %s",
-        config.path, len(config.watch), len(config.feed), db.redact_url(config.database.url),
-        service.transport.description,
-    )  # fmt: skip
-    return service
-
-
-def _reload(running: Service) -> Service:
-    """A service from the re-read config, on the same database engine (the leader lock is held on
-    that database: a changed [database] url needs a restart, as does a changed [server])."""
-    config = load_config(State.config_path)
-    if config.database.url != running.config.database.url:
-        raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
-    if config.server != running.config.server:
-        log.warning("%s: [server] changed: it takes effect at the next restart", config.path)
-    return make_service(config, engine=running.engine, stopping=running.stopping)
-
-
-def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | None]:
-    """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
-    sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
-    sources += [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
-    monitor = Monitor(metrics=Metrics(), poll_interval=config.health_interval(), started_at=now(), sources=sources)
-    monitor.set_leader(leader=leading, at=now())
-    if not config.server.listen:
-        return monitor, None
-    server = HealthServer(
-        listen=config.server.listen, metrics=monitor.metrics, health=lambda: monitor.status(now=now())
-    )
-    server.start()
-    log.info("serving /healthz and /metrics on %s", server.url)
-    return monitor, server
 
 
 @db_app.command("upgrade")

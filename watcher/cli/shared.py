@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from watcher.mail.transport import make_transport
 from watcher.registry.client import CtgovClient
 from watcher.service import Service
 from watcher.store import db
+from watcher.store.effective import merged_config, provisioned_config
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -52,7 +53,7 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
         handlers=[handler],
         force=True,
     )
-    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", "alembic.runtime.migration"):
+    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", "alembic.runtime.migration", "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -106,15 +107,36 @@ def make_pubmed_client(config: Config, *, stopping: threading.Event | None = Non
     return PubmedClient(config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping)
 
 
+Watches = Literal["merged", "provisioned", "file"]
+
+
+def effective_config(config: Config, *, engine: Engine, watches: Watches = "merged") -> Config:
+    """`config` working on the file's watches and the database's web watches: "provisioned" syncs
+    the file's watches into the database first (the daemon, poll, digest), "merged" only reads,
+    "file" leaves the config as it is. A config watch with a web watch's name is a ConfigError."""
+    if watches == "provisioned":
+        return provisioned_config(engine=engine, config=config, now=now())
+    if watches == "merged":
+        return merged_config(engine=engine, config=config)
+    return config
+
+
 def make_service(
-    config: Config, *, migrate: bool = True, engine: Engine | None = None, stopping: threading.Event | None = None
+    config: Config,
+    *,
+    migrate: bool = True,
+    engine: Engine | None = None,
+    stopping: threading.Event | None = None,
+    watches: Watches = "merged",
 ) -> Service:
-    """Everything a command needs; `engine` reuses a running one (a reload keeps its connections),
-    `stopping` is the daemon's stop flag (set, no new work starts and retry waits end at once)."""
+    """Everything a command needs, working on the effective watches (`effective_config`);
+    `engine` reuses a running one (a reload keeps its connections), `stopping` is the daemon's
+    stop flag (set, no new work starts and retry waits end at once)."""
     engine = engine or db.make_engine(config.database.url)
     stopping = stopping or threading.Event()
     if migrate:
         db.upgrade(engine)
+    config = effective_config(config, engine=engine, watches=watches)
     return Service(
         config=config,
         engine=engine,

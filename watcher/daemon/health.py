@@ -7,7 +7,13 @@ outage now and then) does not fail the check, and a source that keeps failing or
 polled fails it after three intervals. Pending deliveries are reported but never fail the check:
 they wait for their digest schedule. `last_error` is the error of the latest poll when it failed,
 and null once a later poll succeeded. A standby replica (PostgreSQL, waiting for the leader lock)
-is healthy: it polls nothing, and the clock of its sources starts when it takes over.
+is healthy: it polls nothing, and the clock of its sources starts when it takes over. A replica
+that cannot reach its database (it stands by and keeps trying) is failing, with "database" saying
+why; the key is absent otherwise.
+
+The endpoints are Starlette routes (`health_routes`); `HealthServer` serves them with uvicorn on a
+thread, with the web app around them when the command line passes one (`web`): every replica,
+leader or standby, serves both.
 
 Metrics live in their own `CollectorRegistry` per `Metrics` object (never the global one), so
 several daemons, or several tests, can exist in one process.
@@ -17,19 +23,20 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from watcher.config import parse_listen
-from watcher.errors import ConfigError
+from watcher.daemon.server import AsgiServer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,8 @@ NAMESPACE = "trialwatch"
 STALE_AFTER_POLLS = 3
 POLL_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+NO_STORE = {"Cache-Control": "no-store"}
+__all__ = ["HealthServer", "HealthStatus", "Metrics", "Monitor", "parse_listen"]  # parse_listen: for callers
 
 
 class Metrics:
@@ -94,14 +103,18 @@ class HealthStatus:
     sources: Mapping[str, SourceHealth] = field(default_factory=dict)
     pending_deliveries: int = 0
     leader: bool = True
+    database_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "status": "ok" if self.healthy else "failing",
             "role": "leader" if self.leader else "standby",
             "sources": {name: source.as_json() for name, source in sorted(self.sources.items())},
             "pending_deliveries": self.pending_deliveries,
         }
+        if self.database_error is not None:
+            body["database"] = f"unreachable: {self.database_error}"
+        return body
 
 
 class Monitor:
@@ -116,6 +129,7 @@ class Monitor:
         self._sources: dict[str, SourceHealth] = {name: SourceHealth() for name in sources or []}
         self._pending = 0
         self._leader = True
+        self._database_error: str | None = None
         self._mutex = threading.Lock()
         metrics.leader.set(1)
 
@@ -132,6 +146,11 @@ class Monitor:
                 self.started_at = at
             self._leader = leader
         self.metrics.leader.set(1 if leader else 0)
+
+    def set_database_error(self, error: str | None) -> None:
+        """The database could not be reached (`error`), or could again (None)."""
+        with self._mutex:
+            self._database_error = error
 
     def poll_finished(
         self,
@@ -174,100 +193,56 @@ class Monitor:
         limit = self.poll_interval * STALE_AFTER_POLLS
         with self._mutex:
             sources, pending, leader, started = dict(self._sources), self._pending, self._leader, self.started_at
+            database_error = self._database_error
         stale = [name for name, s in sources.items() if now - max(s.last_success or started, started) > limit]
-        return HealthStatus(healthy=not leader or not stale, sources=sources, pending_deliveries=pending, leader=leader)
+        return HealthStatus(
+            healthy=(not leader or not stale) and database_error is None, sources=sources,
+            pending_deliveries=pending, leader=leader, database_error=database_error,
+        )  # fmt: skip
 
 
-class HealthServer:
-    """`/healthz` and `/metrics` served by a ThreadingHTTPServer on a daemon thread."""
+def health_routes(*, metrics: Metrics, health: Callable[[], HealthStatus]) -> list[BaseRoute]:
+    """`GET /healthz` (JSON, 200 or 503) and `GET /metrics` (Prometheus text), for any Starlette app."""
 
-    def __init__(self, *, listen: str, metrics: Metrics, health: Callable[[], HealthStatus]) -> None:
+    async def healthz(_request: Request) -> Response:
         try:
-            self.host, self._requested_port = parse_listen(listen)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        self.metrics = metrics
-        self.health = health
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+            status = health()
+        except Exception as exc:  # a broken health callback must answer 503, not hang up
+            log.exception("health check failed")
+            return _json(503, {"status": "failing", "error": f"{type(exc).__name__}: {exc}"})
+        return _json(200 if status.healthy else 503, status.as_json())
 
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked for); only while started."""
-        if self._server is None:
-            raise RuntimeError("health server is not started")
-        return int(self._server.server_address[1])
+    async def metrics_text(_request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
 
-    @property
-    def url(self) -> str:
-        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics_text, methods=["GET"])]
 
-    def start(self) -> None:
-        handler = type("Handler", (_Handler,), {"owner": self})
-        server_class = _IPv6Server if ":" in self.host else ThreadingHTTPServer
-        try:
-            self._server = server_class((self.host, self._requested_port), handler)
-        except OSError as exc:
-            raise ConfigError(f"health server cannot listen on {self.host}:{self._requested_port}: {exc}") from exc
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="health-server", daemon=True
-        )
-        self._thread.start()
-        log.info("health endpoints on %s/healthz and %s/metrics", self.url, self.url)
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+def _json(code: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status_code=code, media_type="application/json", headers=NO_STORE)
+
+
+async def _not_found(_request: Request, _exc: Exception) -> Response:
+    return PlainTextResponse("not found: try /healthz or /metrics\n", status_code=404, headers=NO_STORE)
+
+
+WebApp = Callable[[Sequence[BaseRoute]], Any]
+"""Builds the web app around the given routes (/healthz and /metrics): the CLI passes one, the
+daemon never imports the web package."""
+
+
+class HealthServer(AsgiServer):
+    """`/healthz` and `/metrics`, with the web app around them when `web` is given, served by
+    uvicorn on a daemon thread (watcher.daemon.server)."""
+
+    def __init__(
+        self, *, listen: str, metrics: Metrics, health: Callable[[], HealthStatus], web: WebApp | None = None
+    ) -> None:
+        self.metrics, self.health = metrics, health
+        routes = health_routes(metrics=metrics, health=health)
+        app = web(routes) if web is not None else Starlette(routes=routes, exception_handlers={404: _not_found})
+        super().__init__(listen=listen, app=app, name="HTTP server")
 
     def __enter__(self) -> HealthServer:
         self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: HealthServer
-    server_version = "trialwatch"
-
-    def do_GET(self) -> None:  # noqa: N802 (the http.server naming)
-        path = urlsplit(self.path).path
-        if path == "/healthz":
-            self._healthz()
-        elif path == "/metrics":
-            self._send(200, CONTENT_TYPE_LATEST, self.owner.metrics.render())
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: try /healthz or /metrics\n")
-
-    def _healthz(self) -> None:
-        try:
-            status = self.owner.health()
-        except Exception as exc:  # a broken health callback must answer 503, not hang up
-            log.exception("health check failed")
-            body: dict[str, Any] = {"status": "failing", "error": f"{type(exc).__name__}: {exc}"}
-            self._send(503, "application/json", json.dumps(body).encode())
-            return
-        self._send(200 if status.healthy else 503, "application/json", json.dumps(status.as_json()).encode())
-
-    def _send(self, code: int, content_type: str, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the http.server signature)
-        log.debug("%s %s", self.address_string(), format % args)

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +46,12 @@ STOP_CHECK_SECONDS = 0.1
 
 KEEPALIVE_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
 """Server-side keepalives: a leader whose host vanished loses the lock in about a minute, not hours."""
+
+CONNECT_TIMEOUT_SECONDS = 10
+"""A database that does not answer is an error after this long, so a standby's retries stay bounded."""
+
+FIRST_RETRY_SECONDS = 0.5
+"""After a failed try (database unreachable), the first wait; it doubles up to the standby's interval."""
 
 
 class LockHeld(TrialwatchError):
@@ -171,7 +177,11 @@ class AdvisoryLock(LeaderLock):
         self.engine: Engine = create_engine(
             engine_url,
             poolclass=NullPool,
-            connect_args={"application_name": _application_name(), "options": KEEPALIVE_OPTIONS},
+            connect_args={
+                "application_name": _application_name(),
+                "options": KEEPALIVE_OPTIONS,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            },
         )
         where = self.engine.url.render_as_string(hide_password=True)
         self.description = f"PostgreSQL advisory lock {key} on {where}"
@@ -325,24 +335,41 @@ def leadership(*, engine_url: str, lock_path: Path | None = None) -> Iterator[Le
         yield lock
 
 
-def wait_for_leadership(lock: LeaderLock, *, poll_seconds: float, stop_event: threading.Event) -> bool:
+def wait_for_leadership(
+    lock: LeaderLock,
+    *,
+    poll_seconds: float,
+    stop_event: threading.Event,
+    on_database: Callable[[str | None], None] | None = None,
+) -> bool:
     """Try the lock every `poll_seconds` until it is taken (True) or `stop_event` is set (False).
 
-    A database that cannot be reached is logged and tried again: a standby outlives an outage.
+    A database that cannot be reached is logged and tried again, first after half a second, then
+    twice as long each time up to `poll_seconds`: a standby outlives an outage and is back soon
+    after a blip. `on_database` hears each failure's message, and None once the database answers.
     `stop_event` may be set from a signal handler: the loop only reads it, never waits inside it.
     """
-    announced = False
+    announced, retry = False, FIRST_RETRY_SECONDS
     while not stop_event.is_set():
+        wait = poll_seconds
         try:
-            if lock.try_acquire():
+            taken = lock.try_acquire()
+        except StoreError as exc:
+            if on_database is not None:
+                on_database(exc.one_line())
+            log.warning("%s (trying again in %.1f s)", exc.one_line(), min(retry, poll_seconds))
+            wait, retry = min(retry, poll_seconds), retry * 2
+        else:
+            retry = FIRST_RETRY_SECONDS
+            if on_database is not None:
+                on_database(None)
+            if taken:
                 log.info("%s: acquired, this process leads", lock.description)
                 return True
             if not announced:
                 log.info("%s: held by %s; standing by", lock.description, lock.holder())
                 announced = True
-        except StoreError as exc:
-            log.warning("%s", exc.one_line())
-        _pause(poll_seconds, stop_event)
+        _pause(wait, stop_event)
     return False
 
 

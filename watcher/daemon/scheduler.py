@@ -12,9 +12,14 @@ Jobs keep no state of their own (memory job store; our tables hold everything), 
 (`misfire_grace_time`). SIGTERM / SIGINT stop the daemon after the job in hand; SIGHUP re-reads
 the config file, and a bad file is refused with one line while the old config keeps running.
 
+The watches job runs every 30 seconds: it reads the active watches from the database and, when a
+watch was created, edited or archived there (the browser, the API), the next jobs use the new list
+and a new or re-worded watch is polled at once (its baseline starts then).
+
 Only the holder of the leader lock (watcher.daemon.lock) runs jobs. Each job checks the lock first; once
-it is lost the scheduler stops at once (and `trialwatch run` exits 1 for its supervisor to
-restart it as a standby), so a standby that took over never acts alongside this process.
+it is lost (or the database with it) the scheduler stops at once, storing and sending nothing more,
+so a standby that took over never acts alongside this process; `trialwatch run` then stands by
+and leads again when it can take the lock, its web server serving all along.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -40,13 +45,17 @@ from watcher.daemon import signals
 from watcher.daemon.health import Monitor
 from watcher.daemon.lock import LeaderLock, wait_for_leadership
 from watcher.errors import TrialwatchError
+from watcher.registry.client import query_signature
 from watcher.service import CycleReport, Service
 from watcher.store import repo
 from watcher.store.db import transaction
+from watcher.store.effective import refreshed_watches
+from watcher.watch import WatchConfig
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = timedelta(minutes=1)  # digests due, feeds due (each feed keeps its own schedule)
+WATCHES_EVERY = timedelta(seconds=30)  # watches edited in the database are polled within a minute
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
@@ -63,8 +72,11 @@ class Runtime:
     lock: LeaderLock | None = None
     monitor: Monitor | None = None
     lost_leadership: bool = False
+    stop_asked: bool = False  # SIGTERM / SIGINT came (also after a lost lock: then no standby)
     request_stop: Callable[[str], None] | None = None
     lock_mutex: threading.Lock = field(default_factory=threading.Lock)
+    poll_mutex: threading.Lock = field(default_factory=threading.Lock)  # one registry poll at a time
+    unpolled: set[str] = field(default_factory=set)  # new or re-worded watches waiting for their baseline
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -88,7 +100,9 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         ),
         ("feeds", "poll the journal feeds that are due", _feeds_job, every_minute),
         ("digest", "deliver due digests", _digest_job, every_minute),
-    ]
+        ("watches", "pick up watches edited in the database", _watches_job,
+         IntervalTrigger(seconds=WATCHES_EVERY.total_seconds(), timezone=UTC)),
+    ]  # fmt: skip
     if runtime.service.config.pubmed.enabled:
         jobs.append(("pubmed", "poll PubMed", _pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
     for job_id, name, job, trigger in jobs:
@@ -119,7 +133,10 @@ def run_forever(runtime: Runtime, noted: list[int] | None = None) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        log.info("daemon stopped")
+        if runtime.lost_leadership and not runtime.stop_asked:
+            log.info("jobs stopped: nothing more is polled or sent until this process leads again")
+        else:
+            log.info("daemon stopped")
 
 
 class _Control:
@@ -133,13 +150,15 @@ class _Control:
         self.threads: list[threading.Thread] = []
 
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if signum == signal.SIGHUP:
             self._spawn(reload_config, self.runtime, self.scheduler)
-        elif self.stopping.is_set():  # asked twice: do not wait for the job in hand
-            log.warning("received %s again: exiting now; unfinished work is rolled back", signal.Signals(signum).name)
+        elif self.runtime.stop_asked:  # asked twice: do not wait for the job in hand
+            log.warning("received %s again: exiting now; unfinished work is rolled back", name)
             os._exit(1)
         else:
-            self.stop(f"received {signal.Signals(signum).name}")
+            self.runtime.stop_asked = True
+            self.stop(f"received {name}")
 
     def stop(self, why: str) -> None:
         if self.stopping.is_set():
@@ -194,8 +213,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
     runtime.service = service
     new_interval = service.config.clinicaltrials.poll_interval
     if runtime.monitor is not None:
-        sources = [w.name for w in service.config.watch] + [f"pubmed:{w.name}" for w in service.config.pubmed_watches()]
-        runtime.monitor.reconfigure(sources=sources, poll_interval=service.config.health_interval())
+        runtime.monitor.reconfigure(sources=sources_of(service), poll_interval=service.config.health_interval())
     if new_interval != old_interval:
         scheduler.reschedule_job("poll", trigger=poll_trigger(new_interval))
     _pubmed_schedule(runtime, scheduler, old_pubmed)
@@ -218,22 +236,36 @@ def _pubmed_schedule(runtime: Runtime, scheduler: BlockingScheduler, old_interva
         scheduler.reschedule_job("pubmed", trigger=poll_trigger(interval))
 
 
-def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS) -> bool:
-    """Wait for the leader lock (PostgreSQL replicas); False once SIGTERM or SIGINT asked to stop
-    first. The handlers in place before (watcher.daemon.signals's) are put back on return, so a signal that
-    comes right after the takeover is still acted on."""
+def sources_of(service: Service) -> list[str]:
+    """What /healthz reports on: each watch, each feed as `feed:NAME`, each watch's PubMed search
+    as `pubmed:NAME`."""
+    config = service.config
+    pubmed = [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
+    return [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed] + pubmed
+
+
+def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS, monitor: Monitor | None = None) -> bool:
+    """Wait for the leader lock (PostgreSQL replicas, and any replica that lost it); False once
+    SIGTERM or SIGINT asked to stop first (a second one exits at once). The handlers in place
+    before (watcher.daemon.signals's) are put back on return, so a signal that comes right after
+    the takeover is still acted on. `monitor` learns whether the database answers."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if signum == signal.SIGHUP:
             log.info("received SIGHUP while standing by: the config is read when this daemon takes over")
-            return
-        log.info("received %s while standing by: stopping", signal.Signals(signum).name)
-        stop.set()
+        elif stop.is_set():
+            log.warning("received %s again: exiting now", name)
+            os._exit(1)
+        else:
+            log.info("received %s while standing by: stopping", name)
+            stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in signals.SIGNALS}
+    on_database = monitor.set_database_error if monitor is not None else None
     try:
-        return wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop)
+        return wait_for_leadership(lock, poll_seconds=poll_seconds, stop_event=stop, on_database=on_database)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -249,7 +281,10 @@ def _leading(runtime: Runtime) -> bool:
         if runtime.lock.check():
             return True
         runtime.lost_leadership = True
-    log.error("%s: leadership lost; stopping so that only the new leader acts", runtime.lock.description)
+    log.error(
+        "%s: leadership lost (or the database with it): polling and mail stop so that only the leader acts",
+        runtime.lock.description,
+    )
     if runtime.monitor is not None:
         runtime.monitor.set_leader(leader=False, at=runtime.clock())
     if runtime.request_stop is not None:
@@ -258,14 +293,78 @@ def _leading(runtime: Runtime) -> bool:
 
 
 def _poll_job(runtime: Runtime) -> None:
+    with runtime.poll_mutex:
+        if not _leading(runtime):
+            return
+        service = runtime.service
+        runtime.unpolled.difference_update(watch.name for watch in service.config.watch)
+        try:
+            report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
+        except TrialwatchError as exc:
+            log.error("poll failed: %s", exc.one_line())
+            return
+    _record_polls(runtime, report)
+
+
+def _watches_job(runtime: Runtime) -> None:
+    """Pick up watches created, edited or archived in the database; poll the new and re-worded ones
+    now (unless a poll runs: then the next run of this job does)."""
     if not _leading(runtime):
         return
+    running = runtime.service.config
     try:
-        report = runtime.service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
+        with transaction(runtime.service.engine) as session:
+            watches = refreshed_watches(session=session, running=running.watch)
+    except (TrialwatchError, SQLAlchemyError) as exc:
+        log.warning("cannot read the watches from the database: %s", str(exc).strip().splitlines()[0])
+        return
+    if watches != running.watch:
+        _use_watches(runtime, watches)
+    if runtime.unpolled and runtime.poll_mutex.acquire(blocking=False):
+        try:
+            _poll_unpolled(runtime)
+        finally:
+            runtime.poll_mutex.release()
+
+
+def _use_watches(runtime: Runtime, watches: list[WatchConfig]) -> None:
+    running = runtime.service.config
+    before = {watch.name: watch for watch in running.watch}
+    after = {watch.name: watch for watch in watches}
+    added = [name for name in after if name not in before]
+    edited = [name for name in after if name in before and after[name] != before[name]]
+    archived = [name for name in before if name not in after]
+    runtime.service = service = replace(runtime.service, config=running.with_watches(watches))
+    reworded = [name for name in edited if query_signature(after[name]) != query_signature(before[name])]
+    runtime.unpolled.update(added + reworded)  # a new query: its next poll is a baseline
+    if runtime.monitor is not None:
+        runtime.monitor.reconfigure(
+            sources=sources_of(service), poll_interval=service.config.clinicaltrials.poll_interval
+        )
+    log.info(
+        "watches changed in the database: %d watch(es) now; new %s; edited %s; archived %s",
+        len(watches), _names(added), _names(edited), _names(archived),
+    )  # fmt: skip
+
+
+def _poll_unpolled(runtime: Runtime) -> None:
+    if not _leading(runtime):
+        return
+    service = runtime.service
+    chosen = [watch for watch in service.config.watch if watch.name in runtime.unpolled]
+    runtime.unpolled.clear()
+    if not chosen:
+        return
+    try:
+        report = replace(service, config=service.config.with_watches(chosen)).poll(runtime.clock(), feeds=False)
     except TrialwatchError as exc:
         log.error("poll failed: %s", exc.one_line())
         return
     _record_polls(runtime, report)
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names) or "none"
 
 
 def _feeds_job(runtime: Runtime) -> None:

@@ -1,0 +1,111 @@
+"""The daemon's HTTP server: an ASGI app served by uvicorn on a thread of its own.
+
+The socket is bound before the thread starts, so a port in use is refused at once with one line
+(and port 0 gives the real port at once); uvicorn then serves on it until `stop()`. Its own signal
+handlers are never installed (it runs off the main thread): the daemon's signals stay the
+daemon's. Used for /healthz and /metrics (watcher.daemon.health) with the web app beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from watcher.config import parse_listen
+from watcher.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+START_SECONDS = 10.0
+STOP_SECONDS = 5
+"""Open connections get this long to finish when the server stops."""
+
+
+class AsgiServer:
+    """`app` served on `listen` ('host:port') by uvicorn on a daemon thread."""
+
+    def __init__(self, *, listen: str, app: Any, name: str = "http-server") -> None:
+        try:
+            self.host, self._requested_port = parse_listen(listen)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.app = app
+        self.name = name
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for); only while started."""
+        if self._socket is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind (ConfigError if the address cannot be used), then serve on a thread."""
+        self._socket = self._bind()
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=STOP_SECONDS
+        )
+        self._server = server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, args=(server, self._socket), name=self.name, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_SECONDS
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the socket already queues connections; this only waits for the app's startup
+        if not self._thread.is_alive():  # the app's startup failed: uvicorn logged why
+            url = self.url
+            self.stop()
+            raise ConfigError(f"{self.name} on {url} did not start: see the errors logged above")
+        if not server.started:
+            log.warning("%s on %s is still starting after %.0f s", self.name, self.url, START_SECONDS)
+
+    @staticmethod
+    def _run(server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:  # uvicorn exits when the app's startup fails, having logged why
+            log.debug("uvicorn exited")
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._requested_port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"{self.name} cannot listen on {self.host}:{self._requested_port}: {exc}") from exc
+        sock.set_inheritable(False)
+        return sock
+
+    def stop(self) -> None:
+        server, sock, thread = self._server, self._socket, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.should_exit = True
+        if thread is not None:
+            thread.join(timeout=STOP_SECONDS + 5)
+        if sock is not None:
+            sock.close()
+        self._socket = None
+
+    def __enter__(self) -> AsgiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
