@@ -281,13 +281,13 @@ def test_queries_preview_and_a_watch_left_out(cli_for, registry, own_study, euti
     registry.put(own_study("study_NCT09000001_v1"))
     watches = OWN_QUERY.replace('digest = "daily"', 'digest = "daily"\npubmed = false', 1)
     cli = cli_for(pubmed=pubmed_config(eutils), watches=watches)
-    shown = cli("queries")
-    assert "PubMed: not searched (pubmed = false in this watch)" in shown
-    assert "term='\"renal cell carcinoma\"[tiab] AND CD70[tiab]'" in shown
     lines = cli("preview", "RCC CAR-T", "--no-feeds").splitlines()
     assert 'PubMed: 1 records match: "renal cell carcinoma"[tiab] AND CD70[tiab]' in lines
     assert "mindate" not in eutils.of("esearch")[-1].params and eutils.of("esearch")[-1].params["retmax"] == "0"
     assert not (tmp_path / "var" / "trialwatch.db").exists()  # preview stores nothing
+    shown = cli("queries")  # (reads the database's web watches too)
+    assert "PubMed: not searched (pubmed = false in this watch)" in shown
+    assert "term='\"renal cell carcinoma\"[tiab] AND CD70[tiab]'" in shown
     output = cli("poll")
     assert "pubmed RCC CAR-T: baseline" in output and "pubmed RCC bispecifics" not in output
     assert "term='NCT05805501[si] OR NCT05805501[tiab]'" in cli_for(pubmed=pubmed_config(eutils))("queries")
@@ -306,7 +306,7 @@ def test_the_daemon_polls_pubmed_on_its_own_interval(cli_for, eutils, key):
     config = load_config(cli.config)
     scheduler = build_scheduler(Runtime(service=make_service(config), clock=lambda: NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"poll", "feeds", "digest", "pubmed"}
+    assert set(jobs) == {"poll", "feeds", "digest", "watches", "pubmed"}
     assert jobs["pubmed"].trigger.interval.total_seconds() == 12 * 3600
     assert (jobs["pubmed"].max_instances, jobs["pubmed"].coalesce) == (1, True)
     assert config.health_interval().total_seconds() == 12 * 3600  # /healthz waits for the slower source

@@ -237,9 +237,13 @@ class Browser:
         return url[len(self.base_url) :] if url.startswith(self.base_url) else url
 
     def wait_for(self, condition: Any, timeout: float = 20) -> Any:
+        """Until `condition` holds; an element replaced by the page loading under it (stale) or
+        not there yet just means "not yet"."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout).until(condition)
+        ignored = (StaleElementReferenceException, NoSuchElementException)
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=ignored).until(condition)
 
     def find(self, css: str) -> Any:
         from selenium.webdriver.common.by import By

@@ -31,52 +31,39 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from types import FrameType
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.daemon import signals
 from watcher.daemon.health import Monitor
+from watcher.daemon.jobs import (
+    WATCHES_EVERY,
+    Runtime,
+    digest_job,
+    feeds_job,
+    leading,
+    poll_job,
+    pubmed_job,
+    sources_of,
+    watches_job,
+)
 from watcher.daemon.lock import LeaderLock, wait_for_leadership
 from watcher.errors import TrialwatchError
-from watcher.registry.client import query_signature
-from watcher.service import CycleReport, Service
-from watcher.store import repo
-from watcher.store.db import transaction
-from watcher.store.effective import refreshed_watches
-from watcher.watch import WatchConfig
+
+__all__ = ["Runtime", "build_scheduler", "poll_trigger", "reload_config", "run_forever", "sources_of", "stand_by"]
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = timedelta(minutes=1)  # digests due, feeds due (each feed keeps its own schedule)
-WATCHES_EVERY = timedelta(seconds=30)  # watches edited in the database are polled within a minute
 MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
 WATCHDOG_SECONDS = 3.0
-
-
-@dataclass
-class Runtime:
-    """What the jobs use; SIGHUP swaps `service` for one built from the re-read config."""
-
-    service: Service
-    clock: Callable[[], datetime]
-    reload: Callable[[], Service] | None = None
-    lock: LeaderLock | None = None
-    monitor: Monitor | None = None
-    lost_leadership: bool = False
-    stop_asked: bool = False  # SIGTERM / SIGINT came (also after a lost lock: then no standby)
-    request_stop: Callable[[str], None] | None = None
-    lock_mutex: threading.Lock = field(default_factory=threading.Lock)
-    poll_mutex: threading.Lock = field(default_factory=threading.Lock)  # one registry poll at a time
-    unpolled: set[str] = field(default_factory=set)  # new or re-worded watches waiting for their baseline
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -95,16 +82,16 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         (
             "poll",
             "poll ClinicalTrials.gov",
-            _poll_job,
+            poll_job,
             poll_trigger(runtime.service.config.clinicaltrials.poll_interval),
         ),
-        ("feeds", "poll the journal feeds that are due", _feeds_job, every_minute),
-        ("digest", "deliver due digests", _digest_job, every_minute),
-        ("watches", "pick up watches edited in the database", _watches_job,
+        ("feeds", "poll the journal feeds that are due", feeds_job, every_minute),
+        ("digest", "deliver due digests", digest_job, every_minute),
+        ("watches", "pick up watches edited in the database", watches_job,
          IntervalTrigger(seconds=WATCHES_EVERY.total_seconds(), timezone=UTC)),
     ]  # fmt: skip
     if runtime.service.config.pubmed.enabled:
-        jobs.append(("pubmed", "poll PubMed", _pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
+        jobs.append(("pubmed", "poll PubMed", pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
     for job_id, name, job, trigger in jobs:
         scheduler.add_job(
             job, trigger, args=(runtime,), id=job_id, name=name, next_run_time=runtime.clock(),
@@ -176,7 +163,7 @@ class _Control:
 
         def watchdog() -> None:
             while not self.stopping.wait(WATCHDOG_SECONDS):
-                if not _leading(self.runtime):
+                if not leading(self.runtime):
                     return
 
         self._spawn(watchdog)
@@ -229,19 +216,11 @@ def _pubmed_schedule(runtime: Runtime, scheduler: BlockingScheduler, old_interva
     if scheduler.get_job("pubmed") is None:
         if runtime.service.config.pubmed.enabled:
             scheduler.add_job(
-                _pubmed_job, poll_trigger(interval), args=(runtime,), id="pubmed", name="poll PubMed",
+                pubmed_job, poll_trigger(interval), args=(runtime,), id="pubmed", name="poll PubMed",
                 next_run_time=runtime.clock(), max_instances=1, coalesce=True, misfire_grace_time=None,
             )  # fmt: skip
     elif interval != old_interval:
         scheduler.reschedule_job("pubmed", trigger=poll_trigger(interval))
-
-
-def sources_of(service: Service) -> list[str]:
-    """What /healthz reports on: each watch, each feed as `feed:NAME`, each watch's PubMed search
-    as `pubmed:NAME`."""
-    config = service.config
-    pubmed = [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
-    return [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed] + pubmed
 
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS, monitor: Monitor | None = None) -> bool:
@@ -269,162 +248,3 @@ def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS, mo
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _leading(runtime: Runtime) -> bool:
-    """Still the leader? If not, no job runs again and the daemon stops."""
-    if runtime.lock is None:
-        return True
-    with runtime.lock_mutex:  # the jobs and the watchdog share the lock's one connection
-        if runtime.lost_leadership:
-            return False
-        if runtime.lock.check():
-            return True
-        runtime.lost_leadership = True
-    log.error(
-        "%s: leadership lost (or the database with it): polling and mail stop so that only the leader acts",
-        runtime.lock.description,
-    )
-    if runtime.monitor is not None:
-        runtime.monitor.set_leader(leader=False, at=runtime.clock())
-    if runtime.request_stop is not None:
-        runtime.request_stop("leadership lost")
-    return False
-
-
-def _poll_job(runtime: Runtime) -> None:
-    with runtime.poll_mutex:
-        if not _leading(runtime):
-            return
-        service = runtime.service
-        runtime.unpolled.difference_update(watch.name for watch in service.config.watch)
-        try:
-            report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
-        except TrialwatchError as exc:
-            log.error("poll failed: %s", exc.one_line())
-            return
-    _record_polls(runtime, report)
-
-
-def _watches_job(runtime: Runtime) -> None:
-    """Pick up watches created, edited or archived in the database; poll the new and re-worded ones
-    now (unless a poll runs: then the next run of this job does)."""
-    if not _leading(runtime):
-        return
-    running = runtime.service.config
-    try:
-        with transaction(runtime.service.engine) as session:
-            watches = refreshed_watches(session=session, running=running.watch)
-    except (TrialwatchError, SQLAlchemyError) as exc:
-        log.warning("cannot read the watches from the database: %s", str(exc).strip().splitlines()[0])
-        return
-    if watches != running.watch:
-        _use_watches(runtime, watches)
-    if runtime.unpolled and runtime.poll_mutex.acquire(blocking=False):
-        try:
-            _poll_unpolled(runtime)
-        finally:
-            runtime.poll_mutex.release()
-
-
-def _use_watches(runtime: Runtime, watches: list[WatchConfig]) -> None:
-    running = runtime.service.config
-    before = {watch.name: watch for watch in running.watch}
-    after = {watch.name: watch for watch in watches}
-    added = [name for name in after if name not in before]
-    edited = [name for name in after if name in before and after[name] != before[name]]
-    archived = [name for name in before if name not in after]
-    runtime.service = service = replace(runtime.service, config=running.with_watches(watches))
-    reworded = [name for name in edited if query_signature(after[name]) != query_signature(before[name])]
-    runtime.unpolled.update(added + reworded)  # a new query: its next poll is a baseline
-    if runtime.monitor is not None:
-        runtime.monitor.reconfigure(
-            sources=sources_of(service), poll_interval=service.config.clinicaltrials.poll_interval
-        )
-    log.info(
-        "watches changed in the database: %d watch(es) now; new %s; edited %s; archived %s",
-        len(watches), _names(added), _names(edited), _names(archived),
-    )  # fmt: skip
-
-
-def _poll_unpolled(runtime: Runtime) -> None:
-    if not _leading(runtime):
-        return
-    service = runtime.service
-    chosen = [watch for watch in service.config.watch if watch.name in runtime.unpolled]
-    runtime.unpolled.clear()
-    if not chosen:
-        return
-    try:
-        report = replace(service, config=service.config.with_watches(chosen)).poll(runtime.clock(), feeds=False)
-    except TrialwatchError as exc:
-        log.error("poll failed: %s", exc.one_line())
-        return
-    _record_polls(runtime, report)
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(repr(name) for name in names) or "none"
-
-
-def _feeds_job(runtime: Runtime) -> None:
-    if not _leading(runtime):
-        return
-    try:
-        report = runtime.service.poll_feeds(runtime.clock())  # each feed's poll logs its own line
-    except TrialwatchError as exc:
-        log.error("feeds poll failed: %s", exc.one_line())
-        return
-    _record_polls(runtime, report)
-
-
-def _pubmed_job(runtime: Runtime) -> None:
-    if not _leading(runtime) or runtime.service.pubmed is None:
-        return
-    try:
-        report = runtime.service.poll_pubmed(runtime.clock())  # each watch's poll logs its own line
-    except TrialwatchError as exc:
-        log.error("PubMed poll failed: %s", exc.one_line())
-        return
-    _record_polls(runtime, report)
-
-
-def _digest_job(runtime: Runtime) -> None:
-    if not _leading(runtime):
-        return
-    started = time.monotonic()
-    try:
-        delivery = runtime.service.deliver(runtime.clock())
-    except TrialwatchError as exc:
-        log.error("digest failed: %s", exc.one_line())
-        return
-    if runtime.monitor is not None:
-        seconds = time.monotonic() - started
-        runtime.monitor.delivery_finished(sent=len(delivery.sent), failed=len(delivery.failed), seconds=seconds)
-        _count_pending(runtime, runtime.monitor)
-
-
-def _record_polls(runtime: Runtime, report: CycleReport) -> None:
-    monitor = runtime.monitor
-    if monitor is None:
-        return
-    at = runtime.clock()
-    for poll in report.polls:
-        monitor.poll_finished(
-            source=poll.watch, at=at, seconds=poll.seconds, error=poll.error, requests=poll.requests, changes=poll.kinds
-        )
-    for pubmed in report.pubmed:
-        monitor.poll_finished(source=f"pubmed:{pubmed.watch}", at=at, seconds=pubmed.seconds, error=pubmed.error,
-                              requests=pubmed.requests)  # fmt: skip
-    for feed in report.feeds:
-        if feed.status != "not_due":
-            monitor.poll_finished(source=f"feed:{feed.feed}", at=at, seconds=feed.seconds, error=feed.error)
-    _count_pending(runtime, monitor)
-
-
-def _count_pending(runtime: Runtime, monitor: Monitor) -> None:
-    try:
-        with transaction(runtime.service.engine) as session:
-            monitor.set_pending_deliveries(count=repo.count_pending_notifications(session=session))
-    except (TrialwatchError, SQLAlchemyError) as exc:
-        log.warning("cannot count pending deliveries: %s", exc)
