@@ -5,6 +5,13 @@ of the `ignore` patterns (fnmatch; `*` also crosses dots), so noise such as `der
 `versionHolder`, last-update dates or `geoPoint` never reaches the diff. `canonical(value)` makes
 text edits that change only whitespace or CommonMark escapes (`\\[` -> `[`) equal, and makes the
 order of every list irrelevant. `fingerprint(record)` hashes the canonical pruned record.
+
+`content_digest(record, ignore)` is the cheap test the pipeline runs on every study of every
+poll: a hash of the pruned record as sent (key and list order kept, texts untouched), with the
+prune walked along a cached tree of paths (each path matched against the ignore patterns once per
+process, not once per record). Equal digests mean equal pruned records, so the diff finds nothing;
+different digests may still be the same study once canonical (a reordered list, an escape), which
+the pipeline then settles with `fingerprint`/`diff` and the stored version.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ __all__ = [
     "DEFAULT_IGNORE",
     "canonical",
     "canonical_json",
+    "content_digest",
     "fingerprint",
     "get_path",
     "leaf_paths",
@@ -57,6 +65,49 @@ def _prune(value: Any, ignored: re.Pattern[str] | None, path: str) -> Any:
 def _ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """All ignore patterns as one compiled regex (fnmatch semantics, case-sensitive)."""
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
+
+
+class _PathNode:
+    """One dotted path (list positions left out) seen in records, with its children by key; a
+    child is IGNORED when its path matches an ignore pattern. Built as records arrive."""
+
+    __slots__ = ("children", "path", "pattern")
+
+    def __init__(self, path: str, pattern: re.Pattern[str] | None) -> None:
+        self.path, self.pattern = path, pattern
+        self.children: dict[str, _PathNode | None] = {}
+
+    def child(self, key: str) -> _PathNode | None:
+        path = f"{self.path}.{key}" if self.path else key
+        node = None if self.pattern is not None and self.pattern.match(path) else _PathNode(path, self.pattern)
+        self.children[key] = node
+        return node
+
+
+@lru_cache(maxsize=32)
+def _path_tree(patterns: tuple[str, ...]) -> _PathNode:
+    return _PathNode("", _ignore_pattern(patterns))
+
+
+def _pruned(value: Any, node: _PathNode) -> Any:
+    """prune() along the cached path tree: the same result, one dict lookup per key."""
+    if type(value) is list:
+        return [_pruned(item, node) if type(item) in (dict, list) else item for item in value]
+    kept = {}
+    children = node.children
+    for key, item in value.items():
+        child = children[key] if key in children else node.child(key)
+        if child is None:
+            continue
+        kept[key] = _pruned(item, child) if type(item) in (dict, list) else item
+    return kept
+
+
+def content_digest(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
+    """sha256 of the pruned record as sent: equal for two records whose tracked fields are equal
+    byte for byte (then the diff finds nothing); cheap enough to run on every study of a poll."""
+    pruned = _pruned(record, _path_tree(tuple(ignore)))
+    return hashlib.sha256(json.dumps(pruned, separators=(",", ":")).encode()).hexdigest()
 
 
 def normalize_text(text: str) -> str:

@@ -26,7 +26,9 @@ from watcher.store.models import (
 
 
 def pack_record(record: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(), 6)
+    """Compact JSON, zlib level 1: several times faster than the default level 6 on registry records
+    for a slightly larger blob; unpack_record reads every level."""
+    return zlib.compress(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(), 1)
 
 
 def unpack_record(blob: bytes) -> dict[str, Any]:
@@ -81,6 +83,11 @@ def load_version(*, session: Session, version_id: int) -> dict[str, Any]:
 
 def get_watch_study(*, session: Session, watch: str, nct_id: str) -> WatchStudy | None:
     return session.get(WatchStudy, (watch, nct_id))
+
+
+def watch_study_ids(*, session: Session, watch: str) -> set[str]:
+    """The ids of every study a watch holds."""
+    return set(session.exec(select(WatchStudy.nct_id).where(WatchStudy.watch == watch)))
 
 
 def watch_links(*, session: Session, watch: str) -> list[tuple[WatchStudy, str]]:

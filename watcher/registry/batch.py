@@ -1,0 +1,116 @@
+"""Per page, as it arrives and before anything is written: each study's content digest, one
+lookup of what the store holds for the whole page, and what the study needs.
+
+- `quiet`: stored with the same digest and this watch already at that version (the weekly
+  reconciliation of a quiet registry is all quiet): nothing to write, only the id is kept;
+- `new`: never stored: its row, version and link go in with one bulk insert per batch;
+- `link`: stored by another watch (several watches overlap) with the same digest, new to this
+  watch: only a link, to the stored version (parsed, fingerprinted and stored once);
+- `full`: anything else (a real change, an alias, a link behind the stored version): the record
+  itself is kept for the per-study path, which diffs it.
+
+What the lookup saw is checked again inside the write transaction (`expected`), so a poll never
+writes on the strength of a stale read.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from watcher.config import WatchConfig
+from watcher.model import FieldChange, Study
+from watcher.registry.normalize import content_digest
+from watcher.store import repo, studies
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One study of a poll, sorted by what it needs (see the module docstring)."""
+
+    kind: str  # quiet | new | link | full
+    nct_id: str
+    digest: str
+    version_id: int | None = None  # quiet, link: the stored version seen
+    row: studies.NewStudy | None = None  # new: its row and packed record
+    study: Study | None = None  # new, link outside a baseline: the study `change` is about
+    change: FieldChange | None = None  # new, link outside a baseline: `new_study`
+    record: dict[str, Any] | None = None  # full
+
+    def expected(self) -> tuple[tuple[str, int] | None, int | None]:
+        """(stored digest and version, this watch's link version) as the page lookup saw them."""
+        if self.kind == "new":
+            return None, None
+        assert self.version_id is not None
+        return (self.digest, self.version_id), (self.version_id if self.kind == "quiet" else None)
+
+
+@dataclass
+class PageSorter:
+    """Sorts the pages of one poll; `seen` drops a study the poll already had (two queries)."""
+
+    engine: Engine
+    watch: WatchConfig
+    baseline: bool
+    ignore: Sequence[str]
+    new_study_change: Any  # (record, study, watch) -> FieldChange
+    seen: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
+        fresh: dict[str, dict[str, Any]] = {}
+        for record in records:
+            nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+            if nct_id not in self.seen:
+                self.seen.add(nct_id)
+                fresh[nct_id] = record
+        with Session(self.engine) as session:
+            stored = studies.stored_digests(session=session, nct_ids=list(fresh))
+            links = studies.link_versions(session=session, watch=self.watch.name, nct_ids=list(fresh))
+        items = [self._one(record, nct_id, stored.get(nct_id), links.get(nct_id)) for nct_id, record in fresh.items()]
+        for item in items:
+            self.counts[item.kind] = self.counts.get(item.kind, 0) + 1
+        return items
+
+    def _one(
+        self, record: dict[str, Any], nct_id: str, stored: tuple[str, int | None] | None, link: int | None
+    ) -> Prepared:
+        digest = content_digest(record, self.ignore)
+        if record["protocolSection"]["identificationModule"].get("nctIdAliases"):
+            return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
+        if stored is None and link is None:
+            study = Study.from_record(record)
+            item = Prepared("new", nct_id, digest, row=studies.NewStudy.of(study, digest, repo.pack_record(record)))
+            return self._announced(item, record, study)
+        if stored is not None and stored[0] == digest and stored[1] is not None:
+            if link == stored[1]:
+                return Prepared("quiet", nct_id, digest, version_id=link)
+            if link is None:
+                item = Prepared("link", nct_id, digest, version_id=stored[1])
+                return self._announced(item, record, Study.from_record(record))
+        return Prepared("full", nct_id, digest, record=record)
+
+    def _announced(self, item: Prepared, record: dict[str, Any], study: Study) -> Prepared:
+        """Outside a baseline, a study new to the watch is a `new_study` change, said now (the
+        record is not kept)."""
+        if not self.baseline:
+            item.study, item.change = study, self.new_study_change(record, study, self.watch)
+        return item
+
+
+def spool_page(items: list[Prepared], to: IO[bytes]) -> None:
+    pickle.dump(items, to, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unspool(source: IO[bytes]) -> Iterator[list[Prepared]]:
+    """The spooled pages back, one page at a time (our own temporary file, written above)."""
+    while True:
+        try:
+            yield pickle.load(source)  # noqa: S301 (our own spool, never outside data)
+        except EOFError:
+            return
