@@ -149,7 +149,9 @@ def trialwatch(config: Path, *args: str) -> Run:
 def floor(base_url: str, since: str | None = None) -> Run:
     """The best of two floor runs (the first also warms the server's page cache)."""
     runs = [
-        run_child([sys.executable, "-m", "tests.benchmarks.floor", base_url, str(PAGE_SIZE), *([since] if since else [])])
+        run_child(
+            [sys.executable, "-m", "tests.benchmarks.floor", base_url, str(PAGE_SIZE), *([since] if since else [])]
+        )
         for _ in range(2)
     ]
     return min(runs, key=lambda run: run.seconds)
