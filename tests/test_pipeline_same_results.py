@@ -226,6 +226,4 @@ def test_equal_content_digests_mean_the_diff_finds_nothing(a, b, ignore):
     if content_digest(a, ignore) == content_digest(b, ignore):
         assert prune(a, ignore) == prune(b, ignore)
         assert diff_records(a, b, ignore) == []
-    elif prune(a, ignore) == prune(b, ignore):  # the records as sent differ only in key order
-        assert list(a) != list(b) or a != b
     assert content_digest(a, ignore) == content_digest(copy.deepcopy(a), ignore)

@@ -24,6 +24,8 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from watcher.config import DEFAULT_IGNORE
 from watcher.model import get_path
 
@@ -92,22 +94,34 @@ def _path_tree(patterns: tuple[str, ...]) -> _PathNode:
 def _pruned(value: Any, node: _PathNode) -> Any:
     """prune() along the cached path tree: the same result, one dict lookup per key."""
     if type(value) is list:
-        return [_pruned(item, node) if type(item) in (dict, list) else item for item in value]
+        return [_pruned(item, node) if type(item) is dict or type(item) is list else item for item in value]
     kept = {}
     children = node.children
     for key, item in value.items():
-        child = children[key] if key in children else node.child(key)
-        if child is None:
-            continue
-        kept[key] = _pruned(item, child) if type(item) in (dict, list) else item
+        child = children.get(key, _UNSEEN)
+        if child is _UNSEEN:
+            child = node.child(key)
+        if child is not None:
+            kept[key] = _pruned(item, child) if type(item) is dict or type(item) is list else item
     return kept
+
+
+_UNSEEN = _PathNode("", None)  # a marker: this key was never met at this path
 
 
 def content_digest(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
     """sha256 of the pruned record as sent: equal for two records whose tracked fields are equal
     byte for byte (then the diff finds nothing); cheap enough to run on every study of a poll."""
-    pruned = _pruned(record, _path_tree(tuple(ignore)))
-    return hashlib.sha256(json.dumps(pruned, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(compact_json(_pruned(record, _path_tree(tuple(ignore))))).hexdigest()
+
+
+def compact_json(value: Any) -> bytes:
+    """JSON as UTF-8, keys in their order: orjson (tens of times faster than the json module on
+    registry records), the json module for what orjson refuses (integers over 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def normalize_text(text: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
@@ -26,13 +27,21 @@ from watcher.store.models import (
 
 
 def pack_record(record: dict[str, Any]) -> bytes:
-    """Compact JSON, zlib level 1: several times faster than the default level 6 on registry records
-    for a slightly larger blob; unpack_record reads every level."""
-    return zlib.compress(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode(), 1)
+    """Compact JSON (orjson), zlib level 1: several times faster than the default level 6 on
+    registry records for a slightly larger blob; unpack_record reads every level."""
+    try:
+        encoded = orjson.dumps(record)
+    except TypeError:  # what orjson refuses (an integer over 64 bits)
+        encoded = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return zlib.compress(encoded, 1)
 
 
 def unpack_record(blob: bytes) -> dict[str, Any]:
-    return json.loads(zlib.decompress(blob))
+    text = zlib.decompress(blob)
+    try:
+        return orjson.loads(text)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # what orjson refuses (a lone surrogate escape)
+        return json.loads(text)  # type: ignore[no-any-return]
 
 
 def get_watch_state(*, session: Session, name: str) -> WatchState:
