@@ -15,9 +15,14 @@ writes on the strength of a stale read.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import IO, Any
 
 from sqlalchemy import Engine
@@ -63,6 +68,15 @@ class PageSorter:
     counts: dict[str, int] = field(default_factory=dict)
 
     def sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
+        """The page's studies, each with what it needs; new ones are packed in a worker thread
+        (zlib lets go of the GIL) while the next ones are digested."""
+        self._packing: list[tuple[Prepared, Study, Future[bytes]]] = []
+        items = self._sort(records)
+        for item, study, packed in self._packing:
+            item.row = studies.NewStudy.of(study, item.digest, packed.result())
+        return items
+
+    def _sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
         fresh: dict[str, dict[str, Any]] = {}
         for record in records:
             nct_id = record["protocolSection"]["identificationModule"]["nctId"]
@@ -85,7 +99,8 @@ class PageSorter:
             return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
         if stored is None and link is None:
             study = Study.from_record(record)
-            item = Prepared("new", nct_id, digest, row=studies.NewStudy.of(study, digest, repo.pack_record(record)))
+            item = Prepared("new", nct_id, digest)
+            self._packing.append((item, study, _packer().submit(repo.pack_record, record)))
             return self._announced(item, record, study)
         if stored is not None and stored[0] == digest and stored[1] is not None:
             if link == stored[1]:
@@ -101,6 +116,45 @@ class PageSorter:
         if not self.baseline:
             item.study, item.change = study, self.new_study_change(record, study, self.watch)
         return item
+
+
+@cache
+def _packer() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialwatch-pack")
+
+
+def prefetched(pages: Iterator[Any], stop: threading.Event | None = None) -> Iterator[Any]:
+    """The same pages, each next one fetched in a thread while the caller works on this one (the
+    download overlaps the sorting; at most one page waits). An error of the fetch is raised
+    here, in order; when the caller stops early, the thread ends after its request in hand
+    (never waited for)."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    done = stop or threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                handoff.put(("page", page))
+                if done.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            handoff.put(("error", exc))
+
+    thread = threading.Thread(target=fetch, name="trialwatch-fetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:  # the thread makes at most one more put after `done`: room for it, then it ends
+        done.set()
+        with contextlib.suppress(queue.Empty):
+            handoff.get_nowait()
 
 
 def spool_page(items: list[Prepared], to: IO[bytes]) -> None:

@@ -37,7 +37,7 @@ from watcher.errors import SourceError
 from watcher.http import Stopping
 from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
-from watcher.registry.batch import PageSorter, Prepared, spool_page, unspool
+from watcher.registry.batch import PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.registry.normalize import content_digest
@@ -137,7 +137,7 @@ def poll_watch(
         else:
             sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change)
             with tempfile.TemporaryFile() as spool:
-                for page in client.watch_pages(watch, since=plan.since):
+                for page in prefetched(client.watch_pages(watch, since=plan.since)):
                     spool_page(sorter.sort(page.studies), spool)
                     log.debug("%s: page of %d studies (total %s)", watch.name, len(page.studies), page.total)
                     if on_page:
