@@ -20,9 +20,7 @@ import pickle
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from typing import IO, Any
 
 from sqlalchemy import Engine
@@ -68,15 +66,7 @@ class PageSorter:
     counts: dict[str, int] = field(default_factory=dict)
 
     def sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
-        """The page's studies, each with what it needs; new ones are packed in a worker thread
-        (zlib lets go of the GIL) while the next ones are digested."""
-        self._packing: list[tuple[Prepared, Study, Future[bytes]]] = []
-        items = self._sort(records)
-        for item, study, packed in self._packing:
-            item.row = studies.NewStudy.of(study, item.digest, packed.result())
-        return items
-
-    def _sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
+        """The page's studies, each with what it needs."""
         fresh: dict[str, dict[str, Any]] = {}
         for record in records:
             nct_id = record["protocolSection"]["identificationModule"]["nctId"]
@@ -99,8 +89,7 @@ class PageSorter:
             return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
         if stored is None and link is None:
             study = Study.from_record(record)
-            item = Prepared("new", nct_id, digest)
-            self._packing.append((item, study, _packer().submit(repo.pack_record, record)))
+            item = Prepared("new", nct_id, digest, row=studies.NewStudy.of(study, digest, repo.pack_record(record)))
             return self._announced(item, record, study)
         if stored is not None and stored[0] == digest and stored[1] is not None:
             if link == stored[1]:
@@ -116,11 +105,6 @@ class PageSorter:
         if not self.baseline:
             item.study, item.change = study, self.new_study_change(record, study, self.watch)
         return item
-
-
-@cache
-def _packer() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialwatch-pack")
 
 
 def prefetched(pages: Iterator[Any], stop: threading.Event | None = None) -> Iterator[Any]:
