@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from watcher.cli.shared import State, fail, guarded, make_service, now, out
-from watcher.config import NCT_ID, WatchConfig, load_config
-from watcher.http import make_session
-from watcher.literature import preview as feed_preview
-from watcher.registry import preview as registry_preview
-from watcher.registry.client import CtgovClient, watch_queries
-from watcher.store import db, repo
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from watcher.config import WatchConfig
 
 app = typer.Typer()
 
@@ -40,6 +36,9 @@ def deliveries(
 
     Example: trialwatch deliveries --status failed
     """
+
+    from watcher.config import load_config
+    from watcher.store import db, repo
 
     def action() -> int:
         if status is not None and status not in ("pending", "sending", "sent", "failed"):
@@ -104,6 +103,9 @@ def changes(
     Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
     """
 
+    from watcher.config import load_config
+    from watcher.store import db, repo
+
     def action() -> int:
         config = load_config(State.config_path)
         if watch is not None:
@@ -146,6 +148,9 @@ def queries(
     Example: trialwatch queries "RCC bispecifics"
     """
 
+    from watcher.config import load_config
+    from watcher.registry.client import watch_queries
+
     def action() -> int:
         config = load_config(State.config_path)
         chosen = [config.watch_named(watch)] if watch else config.watch
@@ -168,7 +173,9 @@ def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g.
 
     Example: trialwatch history NCT05805501
     """
+    from watcher.config import NCT_ID, load_config
     from watcher.registry.history import study_timeline
+    from watcher.store import db
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -206,6 +213,12 @@ def preview(
     Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
     """
 
+    from watcher.config import load_config
+    from watcher.http import make_session
+    from watcher.literature import preview as feed_preview
+    from watcher.registry import preview as registry_preview
+    from watcher.registry.client import CtgovClient
+
     def action() -> int:
         config = load_config(State.config_path)
         if watch is not None:
@@ -226,6 +239,10 @@ def preview(
 
 def _adhoc_watch(conditions: list[str], terms: list[str], exclude: list[str], nct_ids: list[str]) -> WatchConfig:
     """A watch from `preview`'s options, checked like one in the config file."""
+    from pydantic import ValidationError
+
+    from watcher.config import WatchConfig
+
     try:
         return WatchConfig(
             name="preview", conditions=conditions, terms=terms, exclude=exclude, nct_ids=nct_ids,

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
@@ -27,15 +26,14 @@ from watcher.cli.shared import (
     now,
     out,
 )
-from watcher.config import Config, load_config
-from watcher.daemon.health import HealthServer, Metrics, Monitor
-from watcher.daemon.lock import leader_lock, leadership
 from watcher.errors import ConfigError
-from watcher.mail.delivery import due_watches, preview_digests
-from watcher.mail.digest import Digest, render_html, render_text
-from watcher.registry.client import Page
-from watcher.service import Service
-from watcher.store import db
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from watcher.config import Config
+    from watcher.daemon.health import HealthServer, Monitor
+    from watcher.mail.digest import Digest
+    from watcher.registry.client import Page
+    from watcher.service import Service
 
 app = typer.Typer(
     help=(
@@ -75,6 +73,9 @@ def check() -> None:
 
     Example: trialwatch --config config/trialwatch.toml check
     """
+
+    from watcher.config import load_config
+    from watcher.store import db
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -127,6 +128,9 @@ def poll(
     Example: trialwatch poll --full
     """
 
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+
     def action() -> int:
         config = load_config(State.config_path)
         with leadership(engine_url=config.database.url):  # not while a daemon polls the same database
@@ -152,6 +156,8 @@ class _progress:
         if not err.is_terminal:
             self.progress = None
             return None
+        from rich.progress import Progress
+
         self.progress = Progress(console=err, transient=True)
         self.progress.start()
         self.tasks: dict[str, object] = {}
@@ -186,6 +192,11 @@ def digest(
     Example: trialwatch digest --now --dry-run
     """
 
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+    from watcher.mail.delivery import due_watches, preview_digests
+    from watcher.mail.digest import render_text
+
     def action() -> int:
         service = make_service(load_config(State.config_path))
         moment = now()
@@ -215,6 +226,8 @@ def digest(
 
 def _write_html(path: Path, digests: list[Digest]) -> None:
     """One file per recipient: PATH itself for one, PATH-with-the-recipient for several."""
+    from watcher.mail.digest import render_html
+
     for item in digests:
         target = path if len(digests) == 1 else path.with_name(f"{path.stem}-{item.recipient}{path.suffix}")
         try:
@@ -236,7 +249,9 @@ def run() -> None:
 
     Example: trialwatch --config config/trialwatch.toml run
     """
+    from watcher.config import load_config
     from watcher.daemon import signals
+    from watcher.daemon.lock import leader_lock
     from watcher.daemon.scheduler import Runtime, run_forever, stand_by
 
     signals.install()  # already done by the entry point; again for callers that start here
@@ -273,6 +288,8 @@ def run() -> None:
 
 def _leader_service(config: Config) -> Service:
     """The daemon's service (migrating the database: only the leader does), said in one line."""
+    from watcher.store import db
+
     service = make_service(config)
     log.info(
         "config %s: %d watch(es), %d feed(s); database %s; mail to %s",
@@ -285,6 +302,8 @@ def _leader_service(config: Config) -> Service:
 def _reload(running: Service) -> Service:
     """A service from the re-read config, on the same database engine (the leader lock is held on
     that database: a changed [database] url needs a restart, as does a changed [server])."""
+    from watcher.config import load_config
+
     config = load_config(State.config_path)
     if config.database.url != running.config.database.url:
         raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
@@ -295,6 +314,8 @@ def _reload(running: Service) -> Service:
 
 def _health(config: Config, *, leading: bool) -> tuple[Monitor, HealthServer | None]:
     """The job monitor, and the /healthz + /metrics server when [server] listen is set."""
+    from watcher.daemon.health import HealthServer, Metrics, Monitor
+
     sources = [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed]
     monitor = Monitor(
         metrics=Metrics(), poll_interval=config.clinicaltrials.poll_interval, started_at=now(), sources=sources
@@ -317,6 +338,10 @@ def db_upgrade() -> None:
     Example: trialwatch db upgrade
     """
 
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+    from watcher.store import db
+
     def action() -> int:
         config = load_config(State.config_path)
         engine = db.make_engine(config.database.url)
@@ -334,7 +359,7 @@ def version() -> None:
 
     Example: trialwatch version
     """
-    out.print(f"trialwatch {__version__}")
+    typer.echo(f"trialwatch {__version__}")  # not through rich: importing it would double the time
 
 
 def main() -> None:

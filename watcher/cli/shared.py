@@ -10,23 +10,40 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from sqlalchemy import Engine
 
-from watcher.config import Config, Secrets
 from watcher.errors import TrialwatchError
-from watcher.http import make_session
-from watcher.mail.transport import make_transport
-from watcher.registry.client import CtgovClient
-from watcher.service import Service
-from watcher.store import db
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:  # imported where used: `--help` and `version` stay quick
+    from rich.console import Console
+    from sqlalchemy import Engine
+
+    from watcher.config import Config
+    from watcher.service import Service
+
+
+class _LazyConsole:
+    """A rich Console made on first use (importing rich costs a tenth of a second)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+
+    @cached_property
+    def _console(self) -> Console:
+        from rich.console import Console
+
+        return Console(**self._options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(highlight=False, soft_wrap=True)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 log = logging.getLogger("watcher")
 
 
@@ -51,7 +68,9 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
         handlers=[handler],
         force=True,
     )
-    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", "alembic.runtime.migration"):
+    # alembic is imported by the commands that use it, after this: its plugins' lines too
+    alembic = ("alembic.runtime.migration", "alembic.runtime.plugins")
+    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", *alembic):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -102,6 +121,13 @@ def make_service(
 ) -> Service:
     """Everything a command needs; `engine` reuses a running one (a reload keeps its connections),
     `stopping` is the daemon's stop flag (set, no new work starts and retry waits end at once)."""
+    from watcher.config import Secrets
+    from watcher.http import make_session
+    from watcher.mail.transport import make_transport
+    from watcher.registry.client import CtgovClient
+    from watcher.service import Service
+    from watcher.store import db
+
     engine = engine or db.make_engine(config.database.url)
     stopping = stopping or threading.Event()
     if migrate:
