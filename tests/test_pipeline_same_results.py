@@ -22,6 +22,7 @@ from tests import reference_pipeline
 from tests.test_diff import records
 from watcher.config import ClinicalTrialsConfig
 from watcher.registry import pipeline
+from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient
 from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.registry.normalize import DEFAULT_IGNORE, content_digest, prune
@@ -45,10 +46,10 @@ class Side:
         self.engine = db.make_engine(f"sqlite:///{database}")
         self.client = CtgovClient(ClinicalTrialsConfig(base_url=base_url, requests_per_second=0, page_size=3))
 
-    def report(self, watch: WatchConfig, mode: str, now: datetime) -> Any:
+    def report(self, watch: WatchConfig, mode: str, now: datetime, **options: Any) -> Any:
         plan = pipeline.Plan(mode, since=date(2000, 1, 1) if mode == "incremental" else None)
         return self.poll_watch(
-            engine=self.engine, client=self.client, watch=watch, plan=plan, now=now, ignore=self.ignore
+            engine=self.engine, client=self.client, watch=watch, plan=plan, now=now, ignore=self.ignore, **options
         )
 
     def poll(self, watch: WatchConfig, mode: str, now: datetime) -> tuple[Any, ...]:
@@ -206,17 +207,20 @@ def fingerprints(engine: Any) -> dict[str, str]:
         return {row.nct_id: row.fingerprint for row in session.exec(select(StudyRow))}
 
 
-def test_overlapping_watches_store_each_study_once(registry, real_study, template, tmp_path):
+def test_overlapping_watches_store_and_digest_each_study_once(registry, real_study, template, tmp_path):
     (new,) = sides(template, tmp_path, registry.base_url, paths=("new",))
     registry.put(real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json"))
     registry.put(real_study("study_NCT04514484_rcc_io_2026-02-10.json"))
     same_query = [WATCHES[0].model_copy(update={"name": f"watch {n}"}) for n in range(3)]
-    assert [new.report(watch, "baseline", T0).sorted for watch in same_query] == [{"new": 2}, {"link": 2}, {"link": 2}]
+    memo = DigestMemo()  # one cycle
+    reports = [new.report(watch, "baseline", T0, memo=memo) for watch in same_query]
+    assert [(r.sorted, r.digests) for r in reports] == [({"new": 2}, 2), ({"link": 2}, 0), ({"link": 2}, 0)]
     stored = snapshot(new.engine)
     assert len(stored["versions"]) == 2 and len(stored["links"]) == 6
     registry.put(real_study("study_NCT05805501_rcc_bispecific_2026-02-18.json"))  # versionHolder only
-    reports = [new.report(watch, "full", T0 + timedelta(days=1)) for watch in same_query]
-    assert [(r.sorted, r.changes) for r in reports] == [({"quiet": 2}, 0)] * 3
+    memo = DigestMemo()  # the next cycle: the record as sent changed, so it is digested again, once
+    reports = [new.report(watch, "full", T0 + timedelta(days=1), memo=memo) for watch in same_query]
+    assert [(r.sorted, r.changes, r.digests) for r in reports] == [({"quiet": 2}, 0, 2)] + [({"quiet": 2}, 0, 0)] * 2
     assert len(snapshot(new.engine)["versions"]) == 2
 
 

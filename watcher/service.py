@@ -18,6 +18,7 @@ from watcher.http import make_session
 from watcher.literature.pipeline import FeedReport, poll_feed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.mail.transport import Transport
+from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient, Page
 from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
 from watcher.store import db, repo
@@ -102,6 +103,7 @@ class Service:
                 report.polls[0].seconds = time.monotonic() - started
             return
         plans = self._plans(now, stamp, force_full)
+        memo = DigestMemo() if len(self.config.watch) > 1 else None  # a study several watches fetch: digested once
         for watch in self.config.watch:
             if self.stopping.is_set():
                 log.info("stopping: the remaining watches are polled next time")
@@ -119,6 +121,7 @@ class Service:
                     on_page=callback,
                     stopping=self.stopping,
                     counted_from=None if report.polls else (started, requests_before),
+                    memo=memo,
                 )
             )
 

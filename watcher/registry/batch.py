@@ -16,6 +16,7 @@ writes on the strength of a stale read.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import pickle
 import queue
 import threading
@@ -28,7 +29,7 @@ from sqlmodel import Session
 
 from watcher.config import WatchConfig
 from watcher.model import FieldChange, Study
-from watcher.registry.normalize import content_digest
+from watcher.registry.normalize import compact_json, content_digest
 from watcher.store import repo, studies
 
 
@@ -53,6 +54,26 @@ class Prepared:
         return (self.digest, self.version_id), (self.version_id if self.kind == "quiet" else None)
 
 
+class DigestMemo:
+    """The content digests worked out in one cycle, by study and the hash of its record as sent:
+    a study fetched again by another watch of the cycle, byte for byte the same, is not pruned
+    and digested again (hashing the record as sent costs a tenth of a digest)."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, tuple[bytes, str]] = {}
+        self.computed = 0
+
+    def digest(self, nct_id: str, record: dict[str, Any], ignore: Sequence[str]) -> str:
+        sent = hashlib.sha256(compact_json(record)).digest()
+        known = self._digests.get(nct_id)
+        if known is not None and known[0] == sent:
+            return known[1]
+        self.computed += 1
+        digest = content_digest(record, ignore)
+        self._digests[nct_id] = (sent, digest)
+        return digest
+
+
 @dataclass
 class PageSorter:
     """Sorts the pages of one poll; `seen` drops a study the poll already had (two queries)."""
@@ -62,8 +83,10 @@ class PageSorter:
     baseline: bool
     ignore: Sequence[str]
     new_study_change: Any  # (record, study, watch) -> FieldChange
+    memo: DigestMemo | None = None  # shared by the watches of one cycle
     seen: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
+    digests: int = 0  # content digests worked out (not taken from the memo)
 
     def sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
         """The page's studies, each with what it needs."""
@@ -84,7 +107,7 @@ class PageSorter:
     def _one(
         self, record: dict[str, Any], nct_id: str, stored: tuple[str, int | None] | None, link: int | None
     ) -> Prepared:
-        digest = content_digest(record, self.ignore)
+        digest = self._digest(nct_id, record)
         if record["protocolSection"]["identificationModule"].get("nctIdAliases"):
             return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
         if stored is None and link is None:
@@ -98,6 +121,15 @@ class PageSorter:
                 item = Prepared("link", nct_id, digest, version_id=stored[1])
                 return self._announced(item, record, Study.from_record(record))
         return Prepared("full", nct_id, digest, record=record)
+
+    def _digest(self, nct_id: str, record: dict[str, Any]) -> str:
+        if self.memo is None:
+            self.digests += 1
+            return content_digest(record, self.ignore)
+        before = self.memo.computed
+        digest = self.memo.digest(nct_id, record, self.ignore)
+        self.digests += self.memo.computed - before
+        return digest
 
     def _announced(self, item: Prepared, record: dict[str, Any], study: Study) -> Prepared:
         """Outside a baseline, a study new to the watch is a `new_study` change, said now (the
