@@ -1,5 +1,5 @@
 """cProfile of one poll, in-process, against the benchmark registry (its own process):
-`python -m tests.benchmarks.profile_poll 3000 [first|full]` prints the functions that took the
+`python -m tests.benchmarks.profile_poll 3000 [first|full|update]` prints the functions that took the
 most time. For finding where a poll spends it; `make bench` gives the figures."""
 
 from __future__ import annotations
@@ -25,14 +25,17 @@ def main(count: int, case: str) -> None:
             server.serve("base")
             service = make_service(load_config(write_config(folder, server.base_url)))
             profile = cProfile.Profile()
-            if case == "full":
+            if case in ("full", "update"):
                 service.poll(datetime.now(UTC), feeds=False)
                 server.serve("refreshed")
+            if case == "update":
+                service.poll(datetime.now(UTC), feeds=False, force_full=True)
+                server.serve("updated")
             profile.enable()
             report = service.poll(datetime.now(UTC), feeds=False, force_full=case == "full")
             profile.disable()
             print(report.lines())
-            pstats.Stats(profile).sort_stats("tottime").print_stats(18)
+            pstats.Stats(profile).sort_stats(sys.argv[3] if len(sys.argv) > 3 else "tottime").print_stats(30)
         finally:
             server.stop()
 

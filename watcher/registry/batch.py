@@ -139,36 +139,40 @@ class PageSorter:
         return item
 
 
-def prefetched(pages: Iterator[Any], stop: threading.Event | None = None) -> Iterator[Any]:
-    """The same pages, each next one fetched in a thread while the caller works on this one (the
-    download overlaps the sorting; at most one page waits). An error of the fetch is raised
-    here, in order; when the caller stops early, the thread ends after its request in hand
-    (never waited for)."""
+def prefetched(pages: Iterator[Any]) -> Iterator[Any]:
+    """The same pages, the next one fetched in a thread while the caller works on this one (the
+    download overlaps the sorting). The thread fetches a page only once the caller has taken the
+    one before: at most two pages in memory. An error of the fetch is raised here, in order; when
+    the caller stops early, the thread ends after its request in hand (never waited for)."""
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    done = stop or threading.Event()
+    taken, done = threading.Event(), threading.Event()
 
     def fetch() -> None:
         try:
             for page in pages:
                 handoff.put(("page", page))
+                taken.wait()
+                taken.clear()
                 if done.is_set():
                     return
             handoff.put(("end", None))
         except BaseException as exc:  # handed to the caller, raised there
             handoff.put(("error", exc))
 
-    thread = threading.Thread(target=fetch, name="trialwatch-fetch", daemon=True)
-    thread.start()
+    threading.Thread(target=fetch, name="trialwatch-fetch", daemon=True).start()
     try:
         while True:
             kind, value = handoff.get()
+            taken.set()
             if kind == "end":
                 return
             if kind == "error":
                 raise value
             yield value
-    finally:  # the thread makes at most one more put after `done`: room for it, then it ends
+            value = None  # the page is the caller's alone now
+    finally:  # stopping early: the thread makes at most one more put, then sees `done`
         done.set()
+        taken.set()
         with contextlib.suppress(queue.Empty):
             handoff.get_nowait()
 

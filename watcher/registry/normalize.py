@@ -47,6 +47,8 @@ _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
 def prune(value: Any, ignore: Sequence[str] = DEFAULT_IGNORE, path: str = "") -> Any:
     """A copy of `value` without the fields whose path matches an ignore pattern."""
+    if not path and isinstance(value, dict | list):
+        return _pruned(value, _path_tree(tuple(ignore)))  # the same, each path matched once per process
     return _prune(value, _ignore_pattern(tuple(ignore)), path)
 
 
@@ -93,8 +95,8 @@ def _path_tree(patterns: tuple[str, ...]) -> _PathNode:
 
 def _pruned(value: Any, node: _PathNode) -> Any:
     """prune() along the cached path tree: the same result, one dict lookup per key."""
-    if type(value) is list:
-        return [_pruned(item, node) if type(item) is dict or type(item) is list else item for item in value]
+    if isinstance(value, list):
+        return [_pruned(item, node) if isinstance(item, dict | list) else item for item in value]
     kept = {}
     children = node.children
     for key, item in value.items():
@@ -102,7 +104,7 @@ def _pruned(value: Any, node: _PathNode) -> Any:
         if child is _UNSEEN:
             child = node.child(key)
         if child is not None:
-            kept[key] = _pruned(item, child) if type(item) is dict or type(item) is list else item
+            kept[key] = _pruned(item, child) if isinstance(item, dict | list) else item
     return kept
 
 
@@ -126,7 +128,9 @@ def compact_json(value: Any) -> bytes:
 
 def normalize_text(text: str) -> str:
     """Whitespace folded and CommonMark backslash escapes removed."""
-    return " ".join(_MARKDOWN_ESCAPE.sub(r"\1", text).split())
+    if "\\" in text:
+        text = _MARKDOWN_ESCAPE.sub(r"\1", text)
+    return " ".join(text.split())
 
 
 def canonical(value: Any) -> Any:
@@ -136,9 +140,16 @@ def canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: canonical(item) for key, item in value.items() if item not in (None, "", [], {})}
     if isinstance(value, list):
-        items = [canonical(item) for item in value]
-        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, ensure_ascii=False))
+        return sorted((canonical(item) for item in value), key=_order)
     return value
+
+
+def _order(item: Any) -> bytes:
+    """A canonical item as sorted JSON: distinct items, distinct keys (any such order will do)."""
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (an integer over 64 bits)
+        return json.dumps(item, sort_keys=True, ensure_ascii=False).encode()
 
 
 def canonical_json(value: Any) -> str:
