@@ -7,6 +7,7 @@ no version and no alert when the new path polls it; overlapping watches store a 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,16 @@ from watcher.registry import pipeline
 from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient
 from watcher.registry.diff import diff_records, record_fingerprint
-from watcher.registry.normalize import DEFAULT_IGNORE, content_digest, prune
+from watcher.registry.normalize import (
+    DEFAULT_IGNORE,
+    _digest_view,
+    _ignore_pattern,
+    _path_tree,
+    _prune,
+    compact_json,
+    content_digest,
+    prune,
+)
 from watcher.store import db, repo
 from watcher.store.models import ChangeRow, Notification, StudyRow, StudyVersion, WatchState, WatchStudy
 from watcher.watch import WatchConfig
@@ -231,3 +241,31 @@ def test_equal_content_digests_mean_the_diff_finds_nothing(a, b, ignore):
         assert prune(a, ignore) == prune(b, ignore)
         assert diff_records(a, b, ignore) == []
     assert content_digest(a, ignore) == content_digest(copy.deepcopy(a), ignore)
+
+
+PATTERN_SETS = [
+    DEFAULT_IGNORE,
+    (),
+    ("*.geoPoint",),
+    ("*.geoPoint", "protocolSection.statusModule"),
+    ("*Date*", "*.name"),
+    ("protocolSection.*.date", "*.a.b", "*.", "hasResults"),
+    ("derivedSection", "*.lat", "*.status", "protocolSection.contactsLocationsModule.locations.city"),
+]
+
+
+@settings(max_examples=300)
+@given(records(), st.sampled_from(PATTERN_SETS))
+def test_the_digest_prunes_exactly_what_prune_prunes(record, ignore):
+    """content_digest walks only the paths that lead to an ignored field: the same result."""
+    view = _digest_view(record, _path_tree(tuple(ignore)))
+    assert view == _prune(record, _ignore_pattern(tuple(ignore)), "")
+    assert compact_json(view) == compact_json(_prune(record, _ignore_pattern(tuple(ignore)), ""))
+
+
+def test_the_digest_prunes_the_real_records_exactly(real_fixtures_dir):
+    for path in sorted((real_fixtures_dir / "ctgov").glob("study_*.json")):
+        record = json.loads(path.read_text())
+        for ignore in PATTERN_SETS:
+            expected = _prune(record, _ignore_pattern(tuple(ignore)), "")
+            assert compact_json(_digest_view(record, _path_tree(tuple(ignore)))) == compact_json(expected), path.name

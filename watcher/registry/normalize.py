@@ -71,26 +71,44 @@ def _ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
 
 
+_Rules = tuple[tuple[bytes, ...], tuple[str, ...]]  # (b'NAME":' of each `*.NAME`, other patterns' literal starts)
+_WILD = re.compile(r"[*?\[]")
+
+
 class _PathNode:
     """One dotted path (list positions left out) seen in records, with its children by key; a
-    child is IGNORED when its path matches an ignore pattern. Built as records arrive."""
+    child is None when its path matches an ignore pattern. Built as records arrive.
 
-    __slots__ = ("children", "path", "pattern")
+    `plain`: no pattern can match a path below this one except the `*.NAME` patterns, whose key
+    names (`names`) are then looked for in the subtree's JSON (content_digest skips a subtree
+    that has none of them: nothing to prune there)."""
 
-    def __init__(self, path: str, pattern: re.Pattern[str] | None) -> None:
-        self.path, self.pattern = path, pattern
+    __slots__ = ("children", "names", "path", "pattern", "plain", "rules")
+
+    def __init__(self, path: str, pattern: re.Pattern[str] | None, rules: _Rules) -> None:
+        self.path, self.pattern, self.rules, self.names = path, pattern, rules, rules[0]
         self.children: dict[str, _PathNode | None] = {}
+        below = f"{path}." if path else ""
+        self.plain = not any(below.startswith(start) or start.startswith(below) for start in rules[1])
 
     def child(self, key: str) -> _PathNode | None:
         path = f"{self.path}.{key}" if self.path else key
-        node = None if self.pattern is not None and self.pattern.match(path) else _PathNode(path, self.pattern)
+        ignored = self.pattern is not None and self.pattern.match(path)
+        node = None if ignored else _PathNode(path, self.pattern, self.rules)
         self.children[key] = node
         return node
 
 
 @lru_cache(maxsize=32)
 def _path_tree(patterns: tuple[str, ...]) -> _PathNode:
-    return _PathNode("", _ignore_pattern(patterns))
+    names, starts = [], []
+    for pattern in patterns:
+        name = pattern[2:]
+        if pattern.startswith("*.") and name.isprintable() and not _WILD.search(name) and not set(name) & set('."\\'):
+            names.append(name.encode() + b'":')  # a key ending so, as orjson writes it
+        else:
+            starts.append(_WILD.split(pattern, maxsplit=1)[0])
+    return _PathNode("", _ignore_pattern(patterns), (tuple(names), tuple(starts)))
 
 
 def _pruned(value: Any, node: _PathNode) -> Any:
@@ -108,13 +126,39 @@ def _pruned(value: Any, node: _PathNode) -> Any:
     return kept
 
 
-_UNSEEN = _PathNode("", None)  # a marker: this key was never met at this path
+_UNSEEN = _PathNode("", None, ((), ()))  # a marker: this key was never met at this path
+
+
+def _digest_view(value: Any, node: _PathNode) -> Any:
+    """_pruned(value), except that a subtree with nothing to prune is the original, uncopied:
+    only the paths that lead to an ignored field are walked in Python."""
+    if node.plain:
+        try:
+            encoded = orjson.dumps(value) if node.names else b""
+        except TypeError:  # what orjson refuses: walked
+            encoded = node.names[0]
+        for name in node.names:
+            if name in encoded:
+                break
+        else:
+            return value
+    if isinstance(value, list):  # its items (sites, say) share one path: walked without more looking
+        return [_pruned(item, node) if isinstance(item, dict | list) else item for item in value]
+    kept = {}
+    children = node.children
+    for key, item in value.items():
+        child = children.get(key, _UNSEEN)
+        if child is _UNSEEN:
+            child = node.child(key)
+        if child is not None:
+            kept[key] = _digest_view(item, child) if isinstance(item, dict | list) else item
+    return kept
 
 
 def content_digest(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
     """sha256 of the pruned record as sent: equal for two records whose tracked fields are equal
     byte for byte (then the diff finds nothing); cheap enough to run on every study of a poll."""
-    return hashlib.sha256(compact_json(_pruned(record, _path_tree(tuple(ignore))))).hexdigest()
+    return hashlib.sha256(compact_json(_digest_view(record, _path_tree(tuple(ignore))))).hexdigest()
 
 
 def compact_json(value: Any) -> bytes:
