@@ -47,7 +47,6 @@ from watcher.store.models import StudyRow, WatchState, WatchStudy
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 500  # studies written and dropped from the session's memory at a time
 
 
 @dataclass(frozen=True)
