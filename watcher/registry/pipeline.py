@@ -48,7 +48,6 @@ from watcher.store.models import StudyRow, WatchState, WatchStudy
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Plan:
     mode: str  # baseline | full | incremental | unchanged
