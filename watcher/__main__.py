@@ -21,6 +21,11 @@ def command(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["version"]:  # answered before the command line is imported (a tenth of a second)
+        from watcher import __version__
+
+        print(f"trialwatch {__version__}")
+        return
     if command(sys.argv[1:]) == "run":
         signals.install()  # before the second of imports below (see watcher.daemon.signals)
     from watcher.cli.operating import main as cli_main

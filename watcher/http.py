@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import requests
 from tenacity import (
     RetryCallState,
@@ -185,9 +186,18 @@ class HttpClient:
             raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
         _check_status(response, where)
         try:
-            return json.loads(body)
+            return parse_json(body)
         except ValueError as exc:
             raise RetryableError(f"{where}: response is not complete JSON ({len(body)} bytes): {exc}") from exc
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson (2-3 times faster than the json module on registry pages); the json module for
+    what orjson refuses (NaN, a lone surrogate escape), so nothing parses worse than before."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _check_status(response: requests.Response, where: str) -> None:

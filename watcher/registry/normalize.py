@@ -5,6 +5,13 @@ of the `ignore` patterns (fnmatch; `*` also crosses dots), so noise such as `der
 `versionHolder`, last-update dates or `geoPoint` never reaches the diff. `canonical(value)` makes
 text edits that change only whitespace or CommonMark escapes (`\\[` -> `[`) equal, and makes the
 order of every list irrelevant. `fingerprint(record)` hashes the canonical pruned record.
+
+`content_digest(record, ignore)` is the cheap test the pipeline runs on every study of every
+poll: a hash of the pruned record as sent (key and list order kept, texts untouched), with the
+prune walked along a cached tree of paths (each path matched against the ignore patterns once per
+process, not once per record). Equal digests mean equal pruned records, so the diff finds nothing;
+different digests may still be the same study once canonical (a reordered list, an escape), which
+the pipeline then settles with `fingerprint`/`diff` and the stored version.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from watcher.config import DEFAULT_IGNORE
 from watcher.model import get_path
 
@@ -24,6 +33,7 @@ __all__ = [
     "DEFAULT_IGNORE",
     "canonical",
     "canonical_json",
+    "content_digest",
     "fingerprint",
     "get_path",
     "leaf_paths",
@@ -37,6 +47,8 @@ _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
 def prune(value: Any, ignore: Sequence[str] = DEFAULT_IGNORE, path: str = "") -> Any:
     """A copy of `value` without the fields whose path matches an ignore pattern."""
+    if not path and isinstance(value, dict | list):
+        return _pruned(value, _path_tree(tuple(ignore)))  # the same, each path matched once per process
     return _prune(value, _ignore_pattern(tuple(ignore)), path)
 
 
@@ -59,9 +71,110 @@ def _ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
 
 
+_Rules = tuple[tuple[bytes, ...], tuple[str, ...]]  # (b'NAME":' of each `*.NAME`, other patterns' literal starts)
+_WILD = re.compile(r"[*?\[]")
+
+
+class _PathNode:
+    """One dotted path (list positions left out) seen in records, with its children by key; a
+    child is None when its path matches an ignore pattern. Built as records arrive.
+
+    `plain`: no pattern can match a path below this one except the `*.NAME` patterns, whose key
+    names (`names`) are then looked for in the subtree's JSON (content_digest skips a subtree
+    that has none of them: nothing to prune there)."""
+
+    __slots__ = ("children", "names", "path", "pattern", "plain", "rules")
+
+    def __init__(self, path: str, pattern: re.Pattern[str] | None, rules: _Rules) -> None:
+        self.path, self.pattern, self.rules, self.names = path, pattern, rules, rules[0]
+        self.children: dict[str, _PathNode | None] = {}
+        below = f"{path}." if path else ""
+        self.plain = not any(below.startswith(start) or start.startswith(below) for start in rules[1])
+
+    def child(self, key: str) -> _PathNode | None:
+        path = f"{self.path}.{key}" if self.path else key
+        ignored = self.pattern is not None and self.pattern.match(path)
+        node = None if ignored else _PathNode(path, self.pattern, self.rules)
+        self.children[key] = node
+        return node
+
+
+@lru_cache(maxsize=32)
+def _path_tree(patterns: tuple[str, ...]) -> _PathNode:
+    names, starts = [], []
+    for pattern in patterns:
+        name = pattern[2:]
+        if pattern.startswith("*.") and name.isprintable() and not _WILD.search(name) and not set(name) & set('."\\'):
+            names.append(name.encode() + b'":')  # a key ending so, as orjson writes it
+        else:
+            starts.append(_WILD.split(pattern, maxsplit=1)[0])
+    return _PathNode("", _ignore_pattern(patterns), (tuple(names), tuple(starts)))
+
+
+def _pruned(value: Any, node: _PathNode) -> Any:
+    """prune() along the cached path tree: the same result, one dict lookup per key."""
+    if isinstance(value, list):
+        return [_pruned(item, node) if isinstance(item, dict | list) else item for item in value]
+    kept = {}
+    children = node.children
+    for key, item in value.items():
+        child = children.get(key, _UNSEEN)
+        if child is _UNSEEN:
+            child = node.child(key)
+        if child is not None:
+            kept[key] = _pruned(item, child) if isinstance(item, dict | list) else item
+    return kept
+
+
+_UNSEEN = _PathNode("", None, ((), ()))  # a marker: this key was never met at this path
+
+
+def _digest_view(value: Any, node: _PathNode) -> Any:
+    """_pruned(value), except that a subtree with nothing to prune is the original, uncopied:
+    only the paths that lead to an ignored field are walked in Python."""
+    if node.plain:
+        try:
+            encoded = orjson.dumps(value) if node.names else b""
+        except TypeError:  # what orjson refuses: walked
+            encoded = node.names[0]
+        for name in node.names:
+            if name in encoded:
+                break
+        else:
+            return value
+    if isinstance(value, list):  # its items (sites, say) share one path: walked without more looking
+        return [_pruned(item, node) if isinstance(item, dict | list) else item for item in value]
+    kept = {}
+    children = node.children
+    for key, item in value.items():
+        child = children.get(key, _UNSEEN)
+        if child is _UNSEEN:
+            child = node.child(key)
+        if child is not None:
+            kept[key] = _digest_view(item, child) if isinstance(item, dict | list) else item
+    return kept
+
+
+def content_digest(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
+    """sha256 of the pruned record as sent: equal for two records whose tracked fields are equal
+    byte for byte (then the diff finds nothing); cheap enough to run on every study of a poll."""
+    return hashlib.sha256(compact_json(_digest_view(record, _path_tree(tuple(ignore))))).hexdigest()
+
+
+def compact_json(value: Any) -> bytes:
+    """JSON as UTF-8, keys in their order: orjson (tens of times faster than the json module on
+    registry records), the json module for what orjson refuses (integers over 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def normalize_text(text: str) -> str:
     """Whitespace folded and CommonMark backslash escapes removed."""
-    return " ".join(_MARKDOWN_ESCAPE.sub(r"\1", text).split())
+    if "\\" in text:
+        text = _MARKDOWN_ESCAPE.sub(r"\1", text)
+    return " ".join(text.split())
 
 
 def canonical(value: Any) -> Any:
@@ -71,9 +184,16 @@ def canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: canonical(item) for key, item in value.items() if item not in (None, "", [], {})}
     if isinstance(value, list):
-        items = [canonical(item) for item in value]
-        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, ensure_ascii=False))
+        return sorted((canonical(item) for item in value), key=_order)
     return value
+
+
+def _order(item: Any) -> bytes:
+    """A canonical item as sorted JSON: distinct items, distinct keys (any such order will do)."""
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (an integer over 64 bits)
+        return json.dumps(item, sort_keys=True, ensure_ascii=False).encode()
 
 
 def canonical_json(value: Any) -> str:

@@ -7,14 +7,19 @@ only poll that can tell a study left the watch (`no_longer_matching`); otherwise
 before the last successful poll. When the registry's dataTimestamp has not moved since the
 watch's last successful poll, nothing can have changed and the watch is not polled at all.
 
-Pages are spooled to a temporary file as they arrive (memory stays bounded by one page) and
-applied only when every page has arrived, in a single transaction: a failed poll changes no
-stored study, version or change; only the watch's `last_error` is recorded.
+Each page is sorted as it arrives (registry/batch.py: a content digest per study and one lookup
+for the whole page), then spooled to a temporary file: a study that did not change leaves only
+its id, so memory stays bounded by one page. The spool is applied only when every page has
+arrived, in a single transaction, new studies in bulk: a failed poll changes no stored study,
+version or change; only the watch's `last_error` is recorded.
+
+A study whose digest differs from the stored one is diffed against its stored version; when
+nothing tracked differs (a reordered list, an escape, or a fingerprint stored by an older
+trialwatch), the stored fingerprint is refreshed silently: no version, no change.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
@@ -22,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -32,16 +37,16 @@ from watcher.errors import SourceError
 from watcher.http import Stopping
 from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
+from watcher.registry.batch import DigestMemo, PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
+from watcher.registry.normalize import content_digest
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
-from watcher.store import repo
+from watcher.store import repo, studies
 from watcher.store.db import transaction
-from watcher.store.models import WatchState, WatchStudy
+from watcher.store.models import StudyRow, WatchState, WatchStudy
 
 log = logging.getLogger(__name__)
-
-FLUSH_EVERY = 500  # studies written and dropped from the session's memory at a time
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class PollReport:
     error: str | None = None
     kinds: dict[str, int] = field(default_factory=dict)
     held_back: int = 0  # changes stored but not mailed: a watch rule held them back
+    # studies by what they needed (registry/batch.py): quiet, new, link (stored by another watch), full
+    sorted: dict[str, int] = field(default_factory=dict)
+    digests: int = 0  # content digests worked out (a study another watch of the cycle had: none)
 
     @property
     def ok(self) -> bool:
@@ -120,8 +128,10 @@ def poll_watch(
     on_page: Callable[[Page], None] | None = None,
     stopping: threading.Event | None = None,
     counted_from: tuple[float, int] | None = None,
+    memo: DigestMemo | None = None,
 ) -> PollReport:
-    """Carry out one plan for one watch; never raises SourceError (the report carries it)."""
+    """Carry out one plan for one watch; never raises SourceError (the report carries it).
+    `memo`: the digests of the cycle's earlier watches (several watches overlap)."""
     report = PollReport(watch=watch.name, mode=plan.mode)
     # `counted_from`: the time and request count to charge this watch from (the shared /version)
     started, requests_before = counted_from or (time.monotonic(), client.requests_made)
@@ -129,9 +139,10 @@ def poll_watch(
         if plan.mode == "unchanged":
             _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
         else:
-            with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as spool:
-                for page in client.watch_pages(watch, since=plan.since, scoped=plan.mode == "baseline"):
-                    spool.write(json.dumps(page.studies, separators=(",", ":")) + "\n")
+            sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change, memo)
+            with tempfile.TemporaryFile() as spool:
+                for page in prefetched(client.watch_pages(watch, since=plan.since, scoped=plan.mode == "baseline")):
+                    spool_page(sorter.sort(page.studies), spool)
                     log.debug("%s: page of %d studies (total %s)", watch.name, len(page.studies), page.total)
                     if on_page:
                         on_page(page)
@@ -140,7 +151,8 @@ def poll_watch(
                     raise Stopping
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
-                    apply.run(_spooled(spool), data_timestamp)
+                    apply.run(unspool(spool), data_timestamp)
+            report.sorted, report.digests = dict(sorter.counts), sorter.digests
     except SourceError as exc:
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
@@ -148,11 +160,6 @@ def poll_watch(
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
-
-
-def _spooled(spool: IO[str]) -> Iterator[dict[str, Any]]:
-    for line in spool:
-        yield from json.loads(line)
 
 
 @dataclass
@@ -167,18 +174,21 @@ class Apply:
     report: PollReport
     leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
 
-    def run(self, records: Iterator[dict[str, Any]], data_timestamp: str | None) -> None:
+    def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None) -> None:
         seen: set[str] = set()
         with self.session.no_autoflush:  # flushed explicitly where ids are needed, not on every lookup
-            for record in records:
-                study = Study.from_record(record)
-                if study.nct_id in seen:
-                    continue
-                seen.add(study.nct_id)
-                self._emit(study, self._study_changes(record, study))
-                if len(seen) % FLUSH_EVERY == 0:  # memory bounded by a batch, not by the watch's size
-                    self.session.flush()
-                    self.session.expunge_all()
+            for page in pages:  # memory bounded by a page, not by the watch's size
+                self._check(page)
+                self._bulk(page)
+                for item in page:
+                    seen.add(item.nct_id)
+                    if item.record is not None:
+                        study = Study.from_record(item.record)
+                        self._emit(study, self._study_changes(item.record, study, item.digest))
+                    elif item.change is not None and item.study is not None:
+                        self._emit(item.study, judge_all(self.watch, [item.change], new=item.study))
+                self.session.flush()
+                self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
         self.report.studies = len(seen)
@@ -207,17 +217,28 @@ class Apply:
             self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
             self.report.held_back += 0 if change.alerted else 1
 
-    def _study_changes(self, record: dict[str, Any], study: Study) -> list[FieldChange]:
+    def _check(self, page: list[Prepared]) -> None:
+        """What the page lookup saw still holds (no other process wrote these studies since)."""
+        ids = [item.nct_id for item in page if item.record is None]
+        stored = studies.stored_digests(session=self.session, nct_ids=ids)
+        links = studies.link_versions(session=self.session, watch=self.watch.name, nct_ids=ids)
+        for item in page:
+            if item.record is None and item.expected() != (stored.get(item.nct_id), links.get(item.nct_id)):
+                raise SourceError(f"study {item.nct_id} was stored by another process during this poll; poll again")
+
+    def _bulk(self, page: list[Prepared]) -> None:
+        """New studies and new links of a page, in one insert each."""
+        rows = [item.row for item in page if item.row is not None]
+        versions = studies.add_new_studies(session=self.session, studies=rows, now=self.now)
+        versions.update({item.nct_id: item.version_id for item in page if item.kind == "link" and item.version_id})
+        studies.add_watch_links(session=self.session, watch=self.watch.name, versions=versions, now=self.now)
+
+    def _study_changes(self, record: dict[str, Any], study: Study, digest: str | None = None) -> list[FieldChange]:
         """Store the study; return what changed for this watch since it last saw the study."""
-        version_id = repo.save_study_version(
-            session=self.session,
-            record=record,
-            study=study,
-            fingerprint=record_fingerprint(record, self.ignore),
-            now=self.now,
-        )
+        digest = digest or content_digest(record, self.ignore)
         link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
         link = link or self._adopt_alias(study)
+        version_id, diffed = self._store(record, study, digest, link.version_id if link else None)
         rule = join_rule(self.watch, study) if has_join_rules(self.watch) else None
         if link is None:
             if rule is not None:  # outside the watch's statuses, phases or geography: does not join
@@ -230,10 +251,36 @@ class Apply:
             self.leaving[study.nct_id] = rule
         if link.version_id == version_id:
             return []
-        previous = repo.load_version(session=self.session, version_id=link.version_id)
-        link.version_id = version_id
+        previous_version, link.version_id = link.version_id, version_id
         self.session.add(link)
-        return judge_all(self.watch, diff_records(previous, record, self.ignore), new=study, old_record=previous)
+        previous = None
+        if diffed is None or self.watch.has_geography:  # the geography rule reads the old sites
+            previous = repo.load_version(session=self.session, version_id=previous_version)
+        changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
+        return judge_all(self.watch, changes, new=study, old_record=previous)
+
+    def _store(
+        self, record: dict[str, Any], study: Study, digest: str, link_version: int | None
+    ) -> tuple[int, list[FieldChange] | None]:
+        """The study's current version id, adding one only when a tracked field changed; and the
+        diff from the version the watch holds, when working that out needed it."""
+        row = self.session.get(StudyRow, study.nct_id)
+        current = row.version_id if row is not None else None
+        if row is None or current is None or row.fingerprint == digest:
+            return repo.save_study_version(session=self.session, record=record, study=study, fingerprint=digest,
+                                           now=self.now), None  # fmt: skip
+        stored = repo.load_version(session=self.session, version_id=current)
+        changes = diff_records(stored, record, self.ignore)
+        diffed = changes if link_version == current else None
+        # a change found means the fingerprints differ; none found: the canonical forms decide
+        if not changes and record_fingerprint(stored, self.ignore) == record_fingerprint(record, self.ignore):
+            row.fingerprint = digest  # e.g. stored by an older trialwatch: refreshed, no version
+            self.session.add(row)
+            return current, diffed
+        version_id = repo.save_study_version(
+            session=self.session, record=record, study=study, fingerprint=digest, now=self.now
+        )
+        return version_id, diffed
 
     def _adopt_alias(self, study: Study) -> WatchStudy | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""
@@ -250,6 +297,8 @@ class Apply:
 
     def _reconcile(self, seen: set[str]) -> None:
         """After a full poll: studies the watch had but the registry no longer returns have left it."""
+        if not self.leaving and not repo.watch_study_ids(session=self.session, watch=self.watch.name) - seen:
+            return  # the usual case: one query of ids, no link loaded
         for link, title in repo.watch_links(session=self.session, watch=self.watch.name):
             rule = self.leaving.get(link.nct_id)  # seen, but out of the join rules: let go, never mailed
             if link.nct_id in seen and rule is None:

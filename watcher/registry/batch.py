@@ -1,0 +1,205 @@
+"""Per page, as it arrives and before anything is written: each study's content digest, one
+lookup of what the store holds for the whole page, and what the study needs.
+
+- `quiet`: stored with the same digest and this watch already at that version (the weekly
+  reconciliation of a quiet registry is all quiet): nothing to write, only the id is kept;
+- `new`: never stored: its row, version and link go in with one bulk insert per batch;
+- `link`: stored by another watch (several watches overlap) with the same digest, new to this
+  watch: only a link, to the stored version (parsed, fingerprinted and stored once);
+- `full`: anything else (a real change, an alias, a link behind the stored version, any study of
+  a watch whose statuses, phases or geography decide who joins and who leaves): the record itself is kept
+  for the per-study path, which diffs it and applies the rules.
+
+What the lookup saw is checked again inside the write transaction (`expected`), so a poll never
+writes on the strength of a stale read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import pickle
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from watcher.config import WatchConfig
+from watcher.model import FieldChange, Study
+from watcher.registry.normalize import compact_json, content_digest
+from watcher.rules import has_join_rules
+from watcher.store import repo, studies
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One study of a poll, sorted by what it needs (see the module docstring)."""
+
+    kind: str  # quiet | new | link | full
+    nct_id: str
+    digest: str
+    version_id: int | None = None  # quiet, link: the stored version seen
+    row: studies.NewStudy | None = None  # new: its row and packed record
+    study: Study | None = None  # new, link outside a baseline: the study `change` is about
+    change: FieldChange | None = None  # new, link outside a baseline: `new_study`
+    record: dict[str, Any] | None = None  # full
+
+    def expected(self) -> tuple[tuple[str, int] | None, int | None]:
+        """(stored digest and version, this watch's link version) as the page lookup saw them."""
+        if self.kind == "new":
+            return None, None
+        assert self.version_id is not None
+        return (self.digest, self.version_id), (self.version_id if self.kind == "quiet" else None)
+
+
+class DigestMemo:
+    """The content digests worked out in one cycle, by study and the hash of its record as sent:
+    a study fetched again by another watch of the cycle, byte for byte the same, is not pruned
+    and digested again (hashing the record as sent costs a tenth of a digest)."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, tuple[bytes, str]] = {}
+        self.computed = 0
+
+    def digest(self, nct_id: str, record: dict[str, Any], ignore: Sequence[str]) -> str:
+        sent = hashlib.sha256(compact_json(record)).digest()
+        known = self._digests.get(nct_id)
+        if known is not None and known[0] == sent:
+            return known[1]
+        self.computed += 1
+        digest = content_digest(record, ignore)
+        self._digests[nct_id] = (sent, digest)
+        return digest
+
+
+@dataclass
+class PageSorter:
+    """Sorts the pages of one poll; `seen` drops a study the poll already had (two queries)."""
+
+    engine: Engine
+    watch: WatchConfig
+    baseline: bool
+    ignore: Sequence[str]
+    new_study_change: Any  # (record, study, watch) -> FieldChange
+    memo: DigestMemo | None = None  # shared by the watches of one cycle
+    seen: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+    digests: int = 0  # content digests worked out (not taken from the memo)
+
+    @property
+    def joins_by_rule(self) -> bool:
+        """The watch's statuses, phases or geography decide whether a new study joins it."""
+        return has_join_rules(self.watch)
+
+    def sort(self, records: Iterable[dict[str, Any]]) -> list[Prepared]:
+        """The page's studies, each with what it needs."""
+        fresh: dict[str, dict[str, Any]] = {}
+        for record in records:
+            nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+            if nct_id not in self.seen:
+                self.seen.add(nct_id)
+                fresh[nct_id] = record
+        with Session(self.engine) as session:
+            stored = studies.stored_digests(session=session, nct_ids=list(fresh))
+            links = studies.link_versions(session=session, watch=self.watch.name, nct_ids=list(fresh))
+        items = [self._one(record, nct_id, stored.get(nct_id), links.get(nct_id)) for nct_id, record in fresh.items()]
+        for item in items:
+            self.counts[item.kind] = self.counts.get(item.kind, 0) + 1
+        return items
+
+    def _one(
+        self, record: dict[str, Any], nct_id: str, stored: tuple[str, int | None] | None, link: int | None
+    ) -> Prepared:
+        digest = self._digest(nct_id, record)
+        if record["protocolSection"]["identificationModule"].get("nctIdAliases"):
+            return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
+        if self.joins_by_rule:  # statuses, phases, geography decide who joins and who leaves: per study
+            return Prepared("full", nct_id, digest, record=record)
+        if stored is None and link is None:
+            row = studies.NewStudy.of(_without_sites(record), digest, repo.pack_record(record))
+            return self._announced(Prepared("new", nct_id, digest, row=row), record)
+        if stored is not None and stored[0] == digest and stored[1] is not None:
+            if link == stored[1]:
+                return Prepared("quiet", nct_id, digest, version_id=link)
+            if link is None:
+                return self._announced(Prepared("link", nct_id, digest, version_id=stored[1]), record)
+        return Prepared("full", nct_id, digest, record=record)
+
+    def _digest(self, nct_id: str, record: dict[str, Any]) -> str:
+        if self.memo is None:
+            self.digests += 1
+            return content_digest(record, self.ignore)
+        before = self.memo.computed
+        digest = self.memo.digest(nct_id, record, self.ignore)
+        self.digests += self.memo.computed - before
+        return digest
+
+    def _announced(self, item: Prepared, record: dict[str, Any]) -> Prepared:
+        """Outside a baseline, a study new to the watch is a `new_study` change, said now (the
+        record is not kept)."""
+        if not self.baseline:
+            item.study = Study.from_record(record)
+            item.change = self.new_study_change(record, item.study, self.watch)
+        return item
+
+
+def prefetched(pages: Iterator[Any]) -> Iterator[Any]:
+    """The same pages, the next one fetched in a thread while the caller works on this one (the
+    download overlaps the sorting). The thread fetches a page only once the caller has taken the
+    one before: at most two pages in memory. An error of the fetch is raised here, in order; when
+    the caller stops early, the thread ends after its request in hand (never waited for)."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    taken, done = threading.Event(), threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                handoff.put(("page", page))
+                taken.wait()
+                taken.clear()
+                if done.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            handoff.put(("error", exc))
+
+    threading.Thread(target=fetch, name="trialwatch-fetch", daemon=True).start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            taken.set()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+            value = None  # the page is the caller's alone now
+    finally:  # stopping early: the thread makes at most one more put, then sees `done`
+        done.set()
+        taken.set()
+        with contextlib.suppress(queue.Empty):
+            handoff.get_nowait()
+
+
+def _without_sites(record: dict[str, Any]) -> Study:
+    """The study as its row needs it (title, status, phase, last update): read as Study reads it,
+    without making its sites (an eighth of a first sync of real records, profiled)."""
+    protocol = record.get("protocolSection") or {}
+    return Study.from_record({**record, "protocolSection": {**protocol, "contactsLocationsModule": {}}})
+
+
+def spool_page(items: list[Prepared], to: IO[bytes]) -> None:
+    pickle.dump(items, to, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unspool(source: IO[bytes]) -> Iterator[list[Prepared]]:
+    """The spooled pages back, one page at a time (our own temporary file, written above)."""
+    while True:
+        try:
+            yield pickle.load(source)  # noqa: S301 (our own spool, never outside data)
+        except EOFError:
+            return
