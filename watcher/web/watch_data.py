@@ -16,11 +16,11 @@ from watcher.errors import SourceError
 from watcher.matching import why_study_matches
 from watcher.model import Study
 from watcher.registry.client import CtgovClient
+from watcher.registry.preview import ruled_queries
+from watcher.rules import has_join_rules
 from watcher.store.dashboard import WatchSummary
 from watcher.store.models import WatchRow
 from watcher.store.people import Person
-from watcher.registry.preview import ruled_queries
-from watcher.rules import has_join_rules
 from watcher.watch import WatchConfig
 from watcher.web.rules_form import PREVIEW_RULE_FIELDS, rule_values, rules_from_form
 
