@@ -152,7 +152,8 @@ def test_the_shipped_config_shows_one_working_example_of_each_rule(tmp_path):
 # --- the same rules through the web app: the JSON API and the watch form, over HTTP -------------
 
 HEAD_JSON = {"name": "w", "terms": ["RCC"], "recipients": ["a@example.org"]}
-HEAD_FORM = {"name": "w", "terms": "RCC", "recipients": "a@example.org", "digest": "daily", "feeds": "on", "pubmed": "on"}
+HEAD_FORM = {"name": "w", "terms": "RCC", "recipients": "a@example.org", "digest": "daily", "feeds": "on"}
+HEAD_FORM |= {"pubmed": "on"}  # a browser sends a ticked box as "on"
 RULES_FORM = {  # RULES_TOML as a person fills the form's rules section
     "alert_on": ["status", "results_posted", "new_study", "dates", "sites"],
     "min_slip_days": "30",

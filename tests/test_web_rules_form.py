@@ -104,3 +104,21 @@ def test_numbers_as_typed():
     assert number_or_text("-96.80") == -96.8 and number_or_text("2.5") == 2.5
     assert number_or_text("") is None and number_or_text("  ") is None
     assert number_or_text("thirty") == "thirty"  # WatchConfig names it: "not 'thirty'"
+
+
+def test_the_api_preview_takes_the_join_rules_too(web_server, registry, own_study):
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    api = web_server.api(web_server.token("member@example.org"))
+    asked = {"conditions": ["renal cell carcinoma"], "countries": ["United States"], "states": ["New York"]}
+    response = api.post("/api/v1/preview", json=asked)
+    assert response.status_code == 200, response.text
+    body = response.json()  # NCT09000001's sites are in Texas, France and Korea: left out by geography
+    assert body["count"] == 1 and [study["nct_id"] for study in body["studies"]] == ["NCT09000002"]
+    refused = api.post("/api/v1/preview", json={"conditions": ["x"], "near": {"lat": 1, "lon": 2, "radius_km": 0}})
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "near.radius_km", "message": "near.radius_km must be a number above 0, not 0"}
+    ]
+    refused = api.post("/api/v1/preview", json={"conditions": ["x"], "min_slip_days": 30})  # not a join rule
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "min_slip_days"

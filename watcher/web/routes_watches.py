@@ -39,7 +39,7 @@ from watcher.web.watch_data import (
 )
 
 FORM_FIELDS = ("name", "conditions", "terms", "exclude", "nct_ids", "recipients", "digest", "send_empty", "feeds")
-FORM_FIELDS += RULE_FIELDS  # the rules section (#15) and PubMed (#16): errors next to their inputs
+SHOWN_FIELDS = (*FORM_FIELDS, *RULE_FIELDS)  # with the rules section (#15) and PubMed (#16)
 
 
 def watch_path(name: str) -> str:
@@ -169,7 +169,7 @@ def _form_again(
 ) -> Response:
     if request.headers.get("x-requested-with") == "preview":  # preview.js: errors go in the preview box
         return render(request, "_preview.html", {"preview": None, "preview_errors": errors}, status_code=status)
-    others = {key: message for key, message in errors.items() if key not in FORM_FIELDS}
+    others = {key: message for key, message in errors.items() if key not in SHOWN_FIELDS}
     context = {
         "values": form_values(data),
         "errors": errors,

@@ -101,7 +101,8 @@ def rule_values(data: dict[str, Any]) -> dict[str, Any]:
     for key in PLACE_FIELDS:
         items = data.get(key) or []
         values[key] = "\n".join(map(str, items)) if isinstance(items, list) else str(items)
-    near = data.get("near") if isinstance(data.get("near"), dict) else {}
+    given = data.get("near")
+    near: dict[str, Any] = given if isinstance(given, dict) else {}
     for part in NEAR_PARTS:
         values[f"near_{part}"] = _shown(near.get(part))
     values["rules_set"] = any(
