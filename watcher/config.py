@@ -180,6 +180,7 @@ class ServerConfig(Section):
     """[server]: the optional /healthz and /metrics endpoints."""
 
     listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
+    public_url: str | None = Field(default=None, description="the base of every link a page or a mail gives out")
 
     @field_validator("listen")
     @classmethod
@@ -187,6 +188,20 @@ class ServerConfig(Section):
         if value is not None:
             parse_listen(value)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value.strip()):
+            raise ValueError(f"public_url {value!r} must be an http:// or https:// URL")
+        return value.strip().rstrip("/") if value is not None else None
+
+    @property
+    def effective_public_url(self) -> str | None:
+        """`public_url`, else http://<listen>; None when nothing is served."""
+        if self.public_url:
+            return self.public_url
+        return f"http://{self.listen}" if self.listen else None
 
 
 class Config(Section):
