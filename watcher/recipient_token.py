@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 
 VERSION = "1"
+MAX_LENGTH = 700
 _PURPOSE = b"trialwatch recipient links v1"
 
 
@@ -40,8 +41,15 @@ def _unb64(text: str) -> bytes:
 
 def make_token(secret: bytes, recipient: str, watches: Sequence[str]) -> str:
     """`1.<payload>.<signature>`, URL-safe; the same inputs always give the same token (a message
-    sent again carries the same links)."""
-    body = json.dumps([recipient.strip().lower(), list(dict.fromkeys(watches))], separators=(",", ":"))
+    sent again carries the same links). A message speaking for so many watches that the token
+    would pass MAX_LENGTH names none: an empty list means every watch of the recipient (a mail
+    header line must stay under 998 characters, and a URL cannot be folded)."""
+    token = _signed(secret, recipient, list(dict.fromkeys(watches)))
+    return token if len(token) <= MAX_LENGTH else _signed(secret, recipient, [])
+
+
+def _signed(secret: bytes, recipient: str, watches: list[str]) -> str:
+    body = json.dumps([recipient.strip().lower(), watches], separators=(",", ":"))
     payload = _b64(body.encode("utf-8"))
     signed = f"{VERSION}.{payload}"
     signature = hmac.new(_key(secret), signed.encode("ascii"), hashlib.sha256).digest()

@@ -17,6 +17,7 @@ from watcher.errors import SourceError
 from watcher.http import make_session
 from watcher.literature.pipeline import FeedReport, poll_feed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
+from watcher.mail.links import LinkSigner
 from watcher.mail.transport import Transport
 from watcher.registry.client import CtgovClient, Page
 from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
@@ -50,6 +51,7 @@ class Service:
     transport: Transport
     feed_http: requests.Session = field(default_factory=make_session)
     stopping: threading.Event = field(default_factory=threading.Event)  # set: finish nothing new
+    links: LinkSigner | None = None  # unsubscribe and manage links in every message (the web app is public)
 
     def poll(
         self,
@@ -149,7 +151,7 @@ class Service:
         if watches is not None:
             return deliver(
                 engine=self.engine, config=self.config, transport=self.transport, watches=watches, now=now,
-                stopping=self.stopping,
+                stopping=self.stopping, links=self.links,
             )  # fmt: skip
         scheduled = due_watches(self.config, self.engine, now)
         names = [watch.name for watch in self.config.watch] if everything else scheduled
@@ -162,4 +164,6 @@ class Service:
             retry_now=everything,
             scheduled=scheduled,
             stopping=self.stopping,
+            everything=everything,
+            links=self.links,
         )

@@ -191,7 +191,9 @@ def digest(
         moment = now()
         if dry_run or html:
             watches = due_watches(service.config, service.engine, moment, everything=now_)
-            digests = preview_digests(engine=service.engine, config=service.config, watches=watches, now=moment)
+            digests = preview_digests(
+                engine=service.engine, config=service.config, watches=watches, now=moment, everything=now_
+            )
             if html:
                 _write_html(html, digests)
             for item in digests if dry_run else []:

@@ -23,6 +23,7 @@ from watcher.store.models import (
     WatchState,
     WatchStudy,
 )
+from watcher.store.recipients import opted_out
 
 
 def pack_record(record: dict[str, Any]) -> bytes:
@@ -129,7 +130,7 @@ def add_change(
     recipients: Iterable[str],
     now: datetime,
 ) -> ChangeRow:
-    """Store a change (any source) and owe it to each recipient subscribed now."""
+    """Store a change (any source) and owe it to each recipient subscribed now (not opted out)."""
     row = ChangeRow(
         watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
         details=details, detected_at=now,
@@ -137,8 +138,10 @@ def add_change(
     session.add(row)
     session.flush()
     assert row.id is not None
+    left = opted_out(session=session, watch=watch)
     for recipient in dict.fromkeys(r.lower() for r in recipients):
-        session.add(Notification(change_id=row.id, recipient=recipient))
+        if recipient not in left:
+            session.add(Notification(change_id=row.id, recipient=recipient))
     return row
 
 
