@@ -29,6 +29,7 @@ def write_config(
     extra_email: str = "",
     digest: str = "",
     feeds: str = "",
+    server: str = "",
 ) -> Path:
     mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "{security}"' if smtp else 'smtp_host = ""'
     text = f"""
@@ -53,6 +54,8 @@ timeout = 5
 {digest}
 
 {feeds}
+
+{f"[server]{chr(10)}{server}" if server else ""}
 
 {watches or WATCHES}
 """

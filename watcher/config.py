@@ -261,6 +261,7 @@ class Secrets(BaseSettings):
     database_url: str | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    secret_key: SecretStr | None = None  # signs sessions and the recipient links in mails
 
 
 def resolve_config_path(path: str | Path | None) -> Path:

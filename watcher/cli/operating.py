@@ -16,6 +16,8 @@ from rich.progress import Progress
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
+from watcher.cli.recipients import app as recipients_app
+from watcher.cli.recipients import check_lines
 from watcher.cli.shared import (
     State,
     configure_logging,
@@ -47,6 +49,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
+app.registered_commands.extend(recipients_app.registered_commands)  # recipients
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -104,6 +107,8 @@ def check() -> None:
             out.print(f"  - {feed.name} every {config.feed_interval(feed)}: {feed.url}", markup=False)
             if config.feed_interval(feed) < timedelta(hours=1):
                 out.print("    note: publishers ask to be polled at most hourly; keep this for testing", markup=False)
+        for line in check_lines(config, engine, migrated=revision == head):
+            out.print(line, markup=False)
         return 0
 
     guarded(action)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from watcher.config import Config, Secrets
 from watcher.errors import TrialwatchError
 from watcher.http import make_session
+from watcher.mail.links import link_signer
 from watcher.mail.transport import make_transport
 from watcher.registry.client import CtgovClient
 from watcher.service import Service
@@ -113,4 +114,12 @@ def make_service(
         transport=make_transport(config.email, Secrets()),
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
+        links=link_signer(config.server, link_secret(engine)),
     )
+
+
+def link_secret(engine: Engine) -> bytes | None:
+    """The app's secret key, which signs the recipient links in mails: TRIALWATCH_SECRET_KEY.
+    (The web app's stored key takes over where it is unset.)"""
+    secret = Secrets().secret_key
+    return secret.get_secret_value().encode() if secret else None

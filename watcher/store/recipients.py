@@ -120,8 +120,8 @@ def unsubscribed_reason(watch: str, at: datetime) -> str:
 
 def skip_unsent(*, session: Session, recipient: str, watch: str, reason: str, now: datetime) -> int:
     """Skip every change of a watch owed to the recipient and not sent: those in no message, and
-    those in a message not yet accepted by a server (pending), which loses them (and the watch's
-    "nothing new" line); a pending message left with nothing to say is skipped as a whole."""
+    those in a message no server has accepted yet (pending), which then loses them (and the
+    watch's "nothing new" line); a pending message left with nothing to say is dropped."""
     address = recipient.lower()
     query = (
         select(Notification.id)
@@ -132,18 +132,14 @@ def skip_unsent(*, session: Session, recipient: str, watch: str, reason: str, no
     )
     ids = [nid for nid in session.exec(query) if nid is not None]
     taken = skip(session=session, recipient=address, notification_ids=ids, reason=reason, now=now)
-    _empty_pending_skipped(session=session, recipient=address, watch=watch, reason=reason)
-    return taken
-
-
-def _empty_pending_skipped(*, session: Session, recipient: str, watch: str, reason: str) -> None:
-    for message in session.exec(select(Delivery).where(Delivery.recipient == recipient, Delivery.status == "pending")):
-        if watch in message.quiet_watches:
-            message.quiet_watches = [name for name in message.quiet_watches if name != watch]
+    for message in session.exec(select(Delivery).where(Delivery.recipient == address, Delivery.status == "pending")):
+        message.quiet_watches = [name for name in message.quiet_watches if name != watch]
         carries = session.exec(select(Notification.id).where(Notification.delivery_id == message.id)).first()
         if carries is None and not message.quiet_watches:
-            message.status, message.skip_reason, message.next_attempt_at = "skipped", reason, None
-        session.add(message)
+            session.delete(message)
+        else:
+            session.add(message)
+    return taken
 
 
 def subscribe(*, session: Session, recipient: str, watch: str, now: datetime) -> bool:
