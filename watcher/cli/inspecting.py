@@ -46,7 +46,7 @@ def deliveries(
 
     def action() -> int:
         if status is not None and status not in ("pending", "sending", "sent", "failed", "skipped"):
-            fail(f"--status {status!r}: expected pending, sending, sent, failed or skipped")
+            fail(f"--status {status!r}: expected pending, sending, sent or failed (or skipped: the recipient's choice)")
         service = make_service(load_config(State.config_path))
         if retry_failed:
             with db.transaction(service.engine) as session:

@@ -32,9 +32,10 @@ class LinkSigner:
 
 
 def link_signer(server: ServerConfig, secret: bytes | None) -> LinkSigner | None:
-    """A signer when the web app is served ([server] listen) at a public URL ([server] public_url)
-    with a secret key; None otherwise (messages then carry no unsubscribe header or link)."""
-    if not server.listen or not server.public_url or not secret:
+    """A signer when the web app is served ([server] listen) at a public URL written in the config
+    ([server] public_url; its default, http://<listen>, is for the browser on this machine, not
+    for links in mails) with a secret key; None otherwise (no unsubscribe header or link then)."""
+    if self_service_problem(server) is not None or not server.public_url or not secret:
         return None
     return LinkSigner(public_url=server.public_url, secret=secret)
 
@@ -43,6 +44,6 @@ def self_service_problem(server: ServerConfig) -> str | None:
     """Why recipients cannot unsubscribe themselves, or None when they can."""
     if not server.listen:
         return "[server] listen is not set: the web app is not served"
-    if not server.public_url:
+    if "public_url" not in server.model_fields_set or not server.public_url:
         return "[server] public_url is not set: mails cannot link to the web app"
     return None
