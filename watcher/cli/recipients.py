@@ -14,8 +14,7 @@ from watcher.cli.shared import State, guarded, make_service, now, out
 from watcher.config import Config, load_config
 from watcher.mail.links import self_service_problem
 from watcher.store import db
-from watcher.store.models import RecipientPreference
-from watcher.store.recipients import preferences
+from watcher.store.recipients import receiving
 
 app = typer.Typer()
 
@@ -55,28 +54,9 @@ def recipients(
 
 def recipient_rows(engine: Engine, config: Config, watches: list[str], moment: datetime) -> list[dict[str, Any]]:
     """One row per (watch, recipient of the watch), in config order."""
+    chosen = [(w.name, w.digest, w.recipients) for w in config.watch if w.name in watches]
     with db.transaction(engine) as session:
-        prefs = preferences(session=session)
-    rows = []
-    for watch in config.watch:
-        if watch.name not in watches:
-            continue
-        for recipient in dict.fromkeys(r.lower() for r in watch.recipients):
-            rows.append(_row(watch.name, recipient, watch.digest, prefs.get((watch.name, recipient)), moment))
-    return rows
-
-
-def _row(watch: str, recipient: str, digest: str, pref: RecipientPreference | None, moment: datetime) -> dict[str, Any]:
-    pausing = pref is not None and pref.paused_until is not None and pref.paused_until > moment
-    return {
-        "watch": watch,
-        "recipient": recipient,
-        "schedule": (pref.schedule if pref and pref.schedule else digest),
-        "own_schedule": bool(pref and pref.schedule),
-        "paused_until": pref.paused_until.isoformat() if pausing and pref and pref.paused_until else None,
-        "pause_changes": pref.pause_changes if pref else "deliver",
-        "unsubscribed_at": pref.unsubscribed_at.isoformat() if pref and pref.unsubscribed_at else None,
-    }
+        return [row.as_json() for row in receiving(session=session, watches=chosen, now=moment)]
 
 
 def describe(row: dict[str, Any]) -> str:

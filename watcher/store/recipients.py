@@ -183,3 +183,56 @@ def set_schedule(
     row.pause_changes, row.updated_at = pause_changes, now
     session.add(row)
     return row
+
+
+@dataclass(frozen=True)
+class Receiving:
+    """What one recipient gets from one watch, as `trialwatch recipients` and the pages show it."""
+
+    watch: str
+    recipient: str
+    watch_schedule: str  # the watch's digest
+    own_schedule: str | None
+    paused_until: datetime | None  # only while the pause runs
+    pause_changes: str
+    unsubscribed_at: datetime | None
+
+    @property
+    def schedule(self) -> str:
+        return self.own_schedule or self.watch_schedule
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "watch": self.watch, "recipient": self.recipient, "schedule": self.schedule,
+            "own_schedule": self.own_schedule is not None,
+            "paused_until": self.paused_until.isoformat() if self.paused_until else None,
+            "pause_changes": self.pause_changes,
+            "unsubscribed_at": self.unsubscribed_at.isoformat() if self.unsubscribed_at else None,
+        }  # fmt: skip
+
+
+def receiving(
+    *, session: Session, watches: Sequence[tuple[str, str, Sequence[str]]], now: datetime, recipient: str | None = None
+) -> list[Receiving]:
+    """One row per (watch, recipient of it) for `watches` given as (name, digest, recipients), in
+    that order; only `recipient`'s rows when given."""
+    prefs = preferences(session=session, recipient=recipient)
+    rows = []
+    for name, digest, addresses in watches:
+        for address in dict.fromkeys(a.lower() for a in addresses):
+            if recipient is not None and address != recipient.lower():
+                continue
+            pref = prefs.get((name, address))
+            running = pref is not None and pref.paused_until is not None and pref.paused_until > now
+            rows.append(
+                Receiving(
+                    watch=name,
+                    recipient=address,
+                    watch_schedule=digest,
+                    own_schedule=pref.schedule if pref else None,
+                    paused_until=pref.paused_until if pref and running else None,
+                    pause_changes=pref.pause_changes if pref else "deliver",
+                    unsubscribed_at=pref.unsubscribed_at if pref else None,
+                )  # fmt: skip
+            )
+    return rows
