@@ -112,9 +112,8 @@ def test_without_a_public_web_app_no_header_no_link_and_check_warns(changed, smt
 
 def test_a_public_url_must_be_http(cli_for):
     cli = cli_for(server='listen = "127.0.0.1:0"\npublic_url = "ftp://example.org"')
-    assert "[server]: key 'public_url': public_url 'ftp://example.org' must be an http:// or https:// URL" in cli(
-        "check", code=2
-    )
+    output = cli("check", code=2)
+    assert "[server]: key 'public_url': public_url 'ftp://example.org' must start with http:// or https://" in output
 
 
 def test_an_opt_out_stops_that_watch_for_that_recipient_alone(changed, smtp, secret, database_url, registry, own_study):

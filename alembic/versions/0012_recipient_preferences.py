@@ -1,7 +1,7 @@
 """recipient preferences: unsubscribe, own schedule, pause; skipped deliveries
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-01 11:30:00.000000
 """
 
@@ -15,7 +15,7 @@ import watcher.store.models
 
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -24,7 +24,7 @@ from watcher.mail.links import link_signer
 from watcher.mail.transport import make_transport
 from watcher.registry.client import CtgovClient
 from watcher.service import Service
-from watcher.store import db
+from watcher.store import db, people
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -114,12 +114,15 @@ def make_service(
         transport=make_transport(config.email, Secrets()),
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
-        links=link_signer(config.server, link_secret(engine)),
+        links=link_signer(config.server, lambda: link_secret(engine)),
     )
 
 
-def link_secret(engine: Engine) -> bytes | None:
-    """The app's secret key, which signs the recipient links in mails: TRIALWATCH_SECRET_KEY.
-    (The web app's stored key takes over where it is unset.)"""
+def link_secret(engine: Engine) -> bytes:
+    """The app's secret key, which signs the recipient links in mails as it signs the web app's
+    sessions: TRIALWATCH_SECRET_KEY, else the one generated once and kept in the database."""
     secret = Secrets().secret_key
-    return secret.get_secret_value().encode() if secret else None
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    with db.transaction(engine) as session:
+        return people.session_key(session=session, now=now()).encode()

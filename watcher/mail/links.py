@@ -5,7 +5,7 @@ account (RFC 8058): `List-Unsubscribe` / `List-Unsubscribe-Post` headers and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from watcher.config import ServerConfig
@@ -31,13 +31,14 @@ class LinkSigner:
         return MessageLinks(unsubscribe=f"{base}/u/{token}", manage=f"{base}/m/{token}")
 
 
-def link_signer(server: ServerConfig, secret: bytes | None) -> LinkSigner | None:
+def link_signer(server: ServerConfig, secret: Callable[[], bytes]) -> LinkSigner | None:
     """A signer when the web app is served ([server] listen) at a public URL written in the config
     ([server] public_url; its default, http://<listen>, is for the browser on this machine, not
-    for links in mails) with a secret key; None otherwise (no unsubscribe header or link then)."""
-    if self_service_problem(server) is not None or not server.public_url or not secret:
+    for links in mails); None otherwise (no unsubscribe header or link then). `secret` gives the
+    app's secret key (asked only when there are links to sign)."""
+    if self_service_problem(server) is not None or not server.public_url:
         return None
-    return LinkSigner(public_url=server.public_url, secret=secret)
+    return LinkSigner(public_url=server.public_url, secret=secret())
 
 
 def self_service_problem(server: ServerConfig) -> str | None:
