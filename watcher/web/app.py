@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 import watcher.config
 from watcher.config import Secrets
-from watcher.web import routes_account, routes_api, routes_auth, routes_home, routes_watches
+from watcher.web import routes_account, routes_api, routes_auth, routes_home, routes_recipients, routes_watches
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
@@ -49,6 +49,7 @@ ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
     routes_watches.routes,
     routes_account.routes,
     routes_api.routes,
+    routes_recipients.routes,  # public: the signed links of every mail
 ]
 
 
