@@ -66,7 +66,7 @@ def test_the_manage_page_in_a_browser(browser, browser_site):
     browser.find("form[action^='/m/'] button[type=submit]").click()
     browser.wait_for(lambda driver: browser.find_all(".alert.ok"))
     assert browser.find(".alert.ok").text.startswith("Saved.")
-    assert f"Paused until {resume}" in browser.find("body").text
+    assert f"Paused until {resume}, its news skipped" in browser.find("body").text
     assert state(browser_site, FILE_WATCH.name).own_schedule == "weekly"
     second = state(browser_site, SECOND.name)
     assert second.paused_until is not None and second.pause_changes == "skip"
@@ -77,6 +77,7 @@ def test_the_manage_page_in_a_browser(browser, browser_site):
     browser.find("form[action^='/m/'] button[type=submit]").click()
     browser.wait_for(lambda driver: "Unsubscribed since" in browser.find("body").text)
     assert state(browser_site, SECOND.name).unsubscribed_at is not None
+    assert not at_360(browser)
     browser.screenshot("recipient-manage-unsubscribed")
 
 
