@@ -96,6 +96,12 @@ class WebClient:
         kwargs.setdefault("allow_redirects", False)
         return self.session.post(self.base_url + path, timeout=30, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("allow_redirects", False)
         return self.session.request(method, self.base_url + path, timeout=30, **kwargs)
