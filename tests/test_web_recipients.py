@@ -204,3 +204,17 @@ def test_a_pause_set_on_the_page_gives_one_digest_after_it(mailed, smtp):
         "25": [f"{ONC} [trialwatch] {BISPECIFICS}"],  # the pause's changes, in one digest
         "26": [],
     }
+
+
+def test_the_watch_page_lists_the_opt_outs(web_server):
+    from tests.web_support import FILE_WATCH
+    from watcher.store import recipients
+
+    at = web_server.clock.now()
+    with db.transaction(web_server.engine) as session:
+        recipients.unsubscribe(session=session, recipient=ONC, watches=[FILE_WATCH.name], now=at)
+    page = web_server.signed_in("reader@example.org").get("/watches/RCC%20file%20watch")
+    assert page.status_code == 200
+    section = page.text.split("<h2>Recipients</h2>")[1]
+    assert f'<td data-label="Recipient">{ONC}</td>' in section
+    assert f"opted out since {at:%Y-%m-%d %H:%M} UTC" in section

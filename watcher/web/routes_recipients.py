@@ -76,6 +76,13 @@ def _rows(session: Session, watches: list[WatchConfig], recipient: str, now: dat
     return recipients.receiving(session=session, watches=chosen, now=now, recipient=recipient)
 
 
+async def watch_recipients(request: Request, name: str, definition: dict[str, Any]) -> list[recipients.Receiving]:
+    """Each recipient of a watch with their schedule, pause and opt-out (the watch's page)."""
+    now = context_of(request).now()
+    chosen = [(name, str(definition.get("digest") or "daily"), list(definition.get("recipients") or []))]
+    return await in_db(request, lambda session: recipients.receiving(session=session, watches=chosen, now=now))
+
+
 async def unsubscribe_page(request: Request) -> Response:
     link = await _link(request)
     if link is None:
