@@ -124,6 +124,18 @@ def test_an_altered_token_is_a_404_and_changes_nothing(mailed, smtp):
     assert rows(cli) == before
 
 
+def test_one_click_as_multipart_form_data_works_too(mailed, smtp):
+    """RFC 8058 allows either form encoding; some mail clients send multipart/form-data."""
+    cli, site = mailed, mailed.site
+    cli("digest", "--now")
+    token = token_of(first_messages(smtp, 2)[COORDINATOR])
+    answer = site.client().post(f"/u/{token}", files={"List-Unsubscribe": (None, "One-Click")})
+    assert answer.status_code == 200 and "You are unsubscribed" in answer.text
+    assert answer.request.headers["content-type"].startswith("multipart/form-data")
+    assert rows(cli)[(BISPECIFICS, COORDINATOR)]["unsubscribed_at"] is not None
+    assert rows(cli)[(BISPECIFICS, ONC)]["unsubscribed_at"] is None
+
+
 def test_a_post_without_the_one_click_body_changes_nothing(mailed, smtp):
     cli, site = mailed, mailed.site
     cli("digest", "--now")
