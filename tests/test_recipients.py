@@ -58,6 +58,7 @@ def by_recipient(received: list[Any]) -> dict[str, list[Any]]:
 
 def test_every_message_carries_one_click_headers_and_footer_links(changed, smtp, secret, database_url):
     cli = changed(smtp=smtp, server=SERVER, database_url=database_url)
+    preview = cli("digest", "--now", "--dry-run")
     cli("digest", "--now")
     received = smtp.wait_for(2)
     watches = {ONC: [BISPECIFICS, CART], COORDINATOR: [BISPECIFICS]}
@@ -71,6 +72,7 @@ def test_every_message_carries_one_click_headers_and_footer_links(changed, smtp,
         assert read_token(secret, token) == (recipient, watches[recipient])
         text = message.get_body(("plain",)).get_content()
         assert f"Manage your alerts: {PUBLIC}/m/{token}" in text and f"Unsubscribe: {PUBLIC}/u/{token}" in text
+        assert f"Unsubscribe: {PUBLIC}/u/{token}" in preview  # --dry-run shows the very links that go out
         html = message.get_body(("html",)).get_content()
         assert f'<a href="{PUBLIC}/m/{token}"' in html and ">Manage your alerts</a>" in html
         assert f'<a href="{PUBLIC}/u/{token}"' in html and ">Unsubscribe</a>" in html

@@ -197,7 +197,12 @@ def digest(
         if dry_run or html:
             watches = due_watches(service.config, service.engine, moment, everything=now_)
             digests = preview_digests(
-                engine=service.engine, config=service.config, watches=watches, now=moment, everything=now_
+                engine=service.engine,
+                config=service.config,
+                watches=watches,
+                now=moment,
+                everything=now_,
+                links=service.links,
             )
             if html:
                 _write_html(html, digests)

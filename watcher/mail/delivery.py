@@ -280,9 +280,15 @@ def _mark(
 
 
 def preview_digests(
-    *, engine: Engine, config: Config, watches: list[str], now: datetime, everything: bool = False
+    *,
+    engine: Engine,
+    config: Config,
+    watches: list[str],
+    now: datetime,
+    everything: bool = False,
+    links: LinkSigner | None = None,
 ) -> list[Digest]:
-    """The digests that would go out now, built without writing anything."""
+    """The digests that would go out now (with their recipient links), built without writing anything."""
     order = [watch.name for watch in config.watch]
     context = RunContext(
         watches=config.watch, due=set(watches), scheduled=set(), everything=everything,
@@ -291,7 +297,7 @@ def preview_digests(
     with transaction(engine) as session:
         owed = recipients.owed(session=session, watches=order)
         plan = plan_run(context=context, prefs=recipients.preferences(session=session), owed=owed)
-        return [
+        digests = [
             build_digest(
                 recipient,
                 repo.notification_changes(session=session, notification_ids=ids),
@@ -302,6 +308,10 @@ def preview_digests(
             )
             for recipient, ids in sorted(plan.send.items())
         ]
+    if links is not None:
+        for digest in digests:
+            digest.links = links.links(digest.recipient, digest.watch_names)
+    return digests
 
 
 def immediate_watches(watches: Iterable[WatchConfig]) -> list[str]:
