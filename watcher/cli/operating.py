@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
+from watcher.cli.people import token_app, user_app
 from watcher.cli.recipients import app as recipients_app
 from watcher.cli.recipients import check_lines
 from watcher.cli.shared import (
@@ -52,6 +53,8 @@ app.registered_commands.extend(inspect_app.registered_commands)  # changes, deli
 app.registered_commands.extend(recipients_app.registered_commands)  # recipients
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 @app.callback()

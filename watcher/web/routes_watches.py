@@ -167,7 +167,7 @@ def _form_again(
     status: int = 422,
 ) -> Response:
     if request.headers.get("x-requested-with") == "preview":  # preview.js: errors go in the preview box
-        return render(request, "_preview.html", {"preview": None, "errors": errors}, status_code=status)
+        return render(request, "_preview.html", {"preview": None, "preview_errors": errors}, status_code=status)
     others = {key: message for key, message in errors.items() if key not in FORM_FIELDS}
     context = {
         "values": form_values(data),

@@ -86,9 +86,9 @@ def split_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def split_items(text: str) -> list[str]:
-    """Ids or addresses: one a line, or separated by commas, semicolons or spaces."""
-    return [item for item in re.split(r"[\s,;]+", text) if item]
+def split_items(text: str, *, spaces: bool = True) -> list[str]:
+    """Ids or addresses: one a line, or separated by commas, semicolons (or spaces)."""
+    return [item.strip() for item in re.split(r"[\s,;]+" if spaces else r"[\n,;]+", text) if item.strip()]
 
 
 def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -98,8 +98,8 @@ def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any
     data["name"] = str(form.get("name", "")).strip()
     for key in ("conditions", "terms", "exclude"):
         data[key] = split_lines(str(form.get(key, "")))
-    for key in ("nct_ids", "recipients"):
-        data[key] = split_items(str(form.get(key, "")))
+    data["nct_ids"] = split_items(str(form.get("nct_ids", "")))
+    data["recipients"] = split_items(str(form.get("recipients", "")), spaces=False)
     data["digest"] = str(form.get("digest", "daily"))
     data["send_empty"] = form.get("send_empty") == "on"
     data["feeds"] = form.get("feeds") == "on"

@@ -12,7 +12,9 @@
     var box = document.getElementById("preview");
     button.disabled = true;
     button.textContent = "Asking the registry…";
-    fetch(form.action, {
+    // not form.action: the buttons named "action" shadow it
+    var target = (button.getAttribute("formaction") || form.getAttribute("action")).split("#")[0];
+    fetch(target, {
       method: "POST",
       body: data,
       credentials: "same-origin",
@@ -23,7 +25,12 @@
       var holder = document.createElement("div");
       holder.innerHTML = html;  // our own server-rendered, escaped fragment
       var fresh = holder.querySelector("#preview");
-      if (fresh && box) { box.replaceWith(fresh); }
+      if (!fresh || !box) { throw new Error("no preview in the answer"); }
+      {
+        box.replaceWith(fresh);
+        var top = fresh.getBoundingClientRect().top;
+        if (top < 0 || top > window.innerHeight - 80) { fresh.scrollIntoView({ block: "start" }); }
+      }
     }).catch(function () {  // no answer: post the form the plain way, as a preview
       var action = document.createElement("input");
       action.type = "hidden";
