@@ -99,3 +99,12 @@ def test_the_unsubscribe_page_in_a_browser(browser, browser_site):
     browser.open(f"/u/{token[:-2]}")
     assert browser.find("h1").text == "This link does not work"
     browser.screenshot("recipient-link-invalid")
+
+    browser_site.add_user("admin@example.org", role="admin")  # the watch's page lists the opt-outs
+    browser.sign_in("admin@example.org")
+    browser.wait_for(lambda driver: browser.path == "/")
+    browser.open("/watches/RCC%20file%20watch")
+    recipients_table = browser.wait_for(lambda driver: browser.find("#recipients table"))
+    assert "onc@example.org" in recipients_table.text and "opted out since" in recipients_table.text
+    assert not at_360(browser)
+    browser.screenshot("watch-page-recipients")
