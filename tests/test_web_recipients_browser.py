@@ -104,7 +104,7 @@ def test_the_unsubscribe_page_in_a_browser(browser, browser_site):
     browser.sign_in("admin@example.org")
     browser.wait_for(lambda driver: browser.path == "/")
     browser.open("/watches/RCC%20file%20watch")
-    recipients_table = browser.wait_for(lambda driver: browser.find("#recipients table"))
+    recipients_table = browser.wait_for(lambda driver: browser.find("#watch-recipients table"))
     assert "onc@example.org" in recipients_table.text and "opted out since" in recipients_table.text
     assert not at_360(browser)
     browser.screenshot("watch-page-recipients")
