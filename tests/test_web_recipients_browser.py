@@ -36,6 +36,16 @@ def state(site: Any, watch: str) -> Any:
         }[watch]  # fmt: skip
 
 
+def wait_for_text(browser: Any, css: str, text: str) -> None:
+    """Wait until the element's text holds `text`, through the page load a form submit starts
+    (an element of the page being left goes stale: try again)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    passing = (NoSuchElementException, StaleElementReferenceException)
+    WebDriverWait(browser.driver, 20, ignored_exceptions=passing).until(lambda driver: text in browser.find(css).text)
+
+
 def at_360(browser: Any) -> bool:
     """Whether the page, laid out 360 px wide, sticks out sideways."""
     browser.driver.execute_cdp_cmd(
@@ -64,8 +74,7 @@ def test_the_manage_page_in_a_browser(browser, browser_site):
     browser.driver.execute_script("arguments[0].value = arguments[1]", browser.find("#paused_until-1"), resume)
     browser.find("input[name='pause_changes-1'][value='skip']").click()
     browser.find("form[action^='/m/'] button[type=submit]").click()
-    browser.wait_for(lambda driver: browser.find_all(".alert.ok"))
-    assert browser.find(".alert.ok").text.startswith("Saved.")
+    wait_for_text(browser, ".alert.ok", "Saved.")
     assert f"Paused until {resume}, its news skipped" in browser.find("body").text
     assert state(browser_site, FILE_WATCH.name).own_schedule == "weekly"
     second = state(browser_site, SECOND.name)
@@ -75,7 +84,7 @@ def test_the_manage_page_in_a_browser(browser, browser_site):
 
     browser.find("input[name='subscribed-1'][value='no']").click()
     browser.find("form[action^='/m/'] button[type=submit]").click()
-    browser.wait_for(lambda driver: "Unsubscribed since" in browser.find("body").text)
+    wait_for_text(browser, "body", "Unsubscribed since")
     assert state(browser_site, SECOND.name).unsubscribed_at is not None
     assert not at_360(browser)
     browser.screenshot("recipient-manage-unsubscribed")
@@ -91,7 +100,7 @@ def test_the_unsubscribe_page_in_a_browser(browser, browser_site):
     assert not at_360(browser)
     browser.screenshot("recipient-unsubscribe")
     browser.find(".unsubscribe-form button").click()
-    browser.wait_for(lambda driver: browser.find("h1").text == "You are unsubscribed")
+    wait_for_text(browser, "h1", "You are unsubscribed")
     assert state(browser_site, FILE_WATCH.name).unsubscribed_at is not None
     assert state(browser_site, SECOND.name).unsubscribed_at is not None
     assert not at_360(browser)
@@ -104,7 +113,7 @@ def test_the_unsubscribe_page_in_a_browser(browser, browser_site):
     browser.sign_in("admin@example.org")
     browser.wait_for(lambda driver: browser.path == "/")
     browser.open("/watches/RCC%20file%20watch")
-    recipients_table = browser.wait_for(lambda driver: browser.find("#watch-recipients table"))
-    assert "onc@example.org" in recipients_table.text and "opted out since" in recipients_table.text
+    wait_for_text(browser, "#watch-recipients table", "opted out since")
+    assert "onc@example.org" in browser.find("#watch-recipients table").text
     assert not at_360(browser)
     browser.screenshot("watch-page-recipients")
