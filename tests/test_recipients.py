@@ -21,7 +21,7 @@ from watcher.store import db, recipients
 
 PUBLIC = "https://trialwatch.example.org/tw"
 SERVER = f'listen = "127.0.0.1:0"\npublic_url = "{PUBLIC}"'
-SECRET = "a secret key for the tests only"
+SECRET = "a secret key for the tests only, 48 characters long"
 BISPECIFICS, CART = "RCC bispecifics", "RCC CAR-T"
 ONC, COORDINATOR = "onc@example.org", "coordinator@example.org"
 
@@ -110,6 +110,13 @@ def test_without_a_public_web_app_no_header_no_link_and_check_warns(changed, smt
         text = item.message.get_body(("plain",)).get_content()
         assert "Unsubscribe" not in text and "/u/" not in text and "trialwatch check" in text
     assert f"warning: recipients cannot unsubscribe themselves: {why}" in cli("check")
+
+
+def test_a_short_secret_key_is_refused_before_anything_is_signed(changed, smtp, monkeypatch):
+    cli = changed(smtp=smtp, server=SERVER)
+    monkeypatch.setenv("TRIALWATCH_SECRET_KEY", "too short")
+    assert "TRIALWATCH_SECRET_KEY is shorter than 32 characters" in cli("digest", "--now", code=2)
+    assert smtp.received == []
 
 
 def test_a_public_url_must_be_http(cli_for):

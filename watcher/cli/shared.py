@@ -18,7 +18,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from watcher.config import Config, Secrets
-from watcher.errors import TrialwatchError
+from watcher.errors import ConfigError, TrialwatchError
 from watcher.http import make_session
 from watcher.mail.links import link_signer
 from watcher.mail.transport import make_transport
@@ -121,7 +121,14 @@ def make_service(
 def link_secret(engine: Engine) -> bytes:
     """The app's secret key, which signs the recipient links in mails as it signs the web app's
     sessions: TRIALWATCH_SECRET_KEY, else the one generated once and kept in the database."""
+    from watcher.web.app import MIN_SECRET_LENGTH  # the web app's rule, the same key
+
     secret = Secrets().secret_key
+    if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"TRIALWATCH_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: it signs the links in mails",
+            hint="make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))', or unset it",
+        )
     if secret is not None:
         return secret.get_secret_value().encode()
     with db.transaction(engine) as session:
