@@ -237,9 +237,13 @@ class Browser:
         return url[len(self.base_url) :] if url.startswith(self.base_url) else url
 
     def wait_for(self, condition: Any, timeout: float = 20) -> Any:
+        """Wait until `condition(driver)` is truthy; an element of the page being left (stale) or of
+        the page not there yet (missing) means "not yet"."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout).until(condition)
+        passing = (NoSuchElementException, StaleElementReferenceException)
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=passing).until(condition)
 
     def find(self, css: str) -> Any:
         from selenium.webdriver.common.by import By
