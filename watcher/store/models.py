@@ -184,6 +184,7 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime | None = _when(nullable=True)
     claimed_at: datetime | None = _when(nullable=True)  # status "sending" since then
     quiet_watches: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    skip_reason: str | None = None  # status "skipped": never sent, and why (the recipient's choice)
 
 
 class Notification(SQLModel, table=True):
@@ -286,3 +287,25 @@ class SignInFailure(SQLModel, table=True):
     account: str = Field(index=True, max_length=320)
     address: str = Field(index=True, max_length=64)
     at: datetime = _when(index=True)
+
+
+class RecipientPreference(SQLModel, table=True):
+    """What one recipient asked for one watch (the manage page, the unsubscribe link), for config
+    and web watches alike: the file is never edited. A row outlives the recipient's removal from
+    the watch, so an address removed and added back stays opted out until it subscribes again.
+    `schedule` None follows the watch's; `last_digest_at` is the recipient's own last digest slot
+    while they have their own schedule."""
+
+    __tablename__ = "recipient_preference"
+    __table_args__ = (UniqueConstraint("watch", "recipient", name="uq_recipient_preference_watch_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(index=True, max_length=200)
+    recipient: str = Field(index=True, max_length=320)  # lower case, as in notification
+    unsubscribed_at: datetime | None = _when(nullable=True)
+    schedule: str | None = Field(default=None, max_length=16)  # immediate | daily | weekly
+    paused_at: datetime | None = _when(nullable=True)
+    paused_until: datetime | None = _when(nullable=True)
+    pause_changes: str = Field(default="deliver", max_length=16)  # deliver (after the pause) | skip
+    last_digest_at: datetime | None = _when(nullable=True)
+    updated_at: datetime = _when()

@@ -26,6 +26,7 @@ from watcher.store.watches import (
 )
 from watcher.web.auth import Forbidden, context_of, form_of, in_db, require_user
 from watcher.web.render import render
+from watcher.web.routes_recipients import watch_recipients
 from watcher.web.rules_form import PREVIEW_RULE_FIELDS, RULE_FIELDS
 from watcher.web.watch_data import (
     PREVIEW_FIELDS,
@@ -87,6 +88,7 @@ async def watch_page(request: Request) -> Response:
         raise HTTPException(404, f"There is no watch named {name!r}.")
     editable = may_edit(user, summary)
     values = form_values({"name": summary.name, **summary.definition})
+    receivers = await watch_recipients(request, summary.name, summary.definition)
     return render(
         request,
         "watch_edit.html" if editable else "watch_view.html",
@@ -99,6 +101,7 @@ async def watch_page(request: Request) -> Response:
             "preview": None,
             "saved": request.query_params.get("saved") == "1",
             "config_path": str(context_of(request).config().path),
+            "receivers": receivers,
         },
     )
 
