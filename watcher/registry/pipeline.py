@@ -142,6 +142,7 @@ def poll_watch(
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
+    _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
@@ -268,6 +269,15 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
         state.failing_since = None
+        session.add(state)
+
+
+def _count_requests(*, engine: Engine, watch: str, requests: int, unchanged: bool) -> None:
+    """The sources page's counters: requests charged to the watch, polls ended at /version."""
+    with transaction(engine) as session:
+        state = repo.get_watch_state(session=session, name=watch)
+        state.request_count += requests
+        state.unchanged_count += int(unchanged)
         session.add(state)
 
 
