@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from watcher.model import DatePoint
+from watcher.registry.studies import VersionView
+
 SVG_NS = "http://www.w3.org/2000/svg"
 WIDTH, HEIGHT = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 44, 46
@@ -101,7 +104,8 @@ def _axes(svg: ET.Element, scale: _Scale, ticks: list[tuple[float, str]], points
                                 "stroke": "#5b6570", "stroke-width": "1"})  # fmt: skip
     step = max(1, len(points) // 6)  # at most about seven labels under the axis
     for index, point in enumerate(points):
-        if index % step == 0 or index == len(points) - 1:
+        last = index == len(points) - 1
+        if (index % step == 0 and len(points) - 1 - index >= max(step // 2, 1)) or last or len(points) <= 2:
             _text(svg, scale.x(index), bottom + 18, point.label.split(" · ")[0], anchor="middle")
     _text(svg, (LEFT + WIDTH - RIGHT) / 2, bottom + 36, "stored versions, oldest to newest", anchor="middle",
           fill="#5b6570")  # fmt: skip
@@ -180,3 +184,29 @@ def _number_ticks(low: float, high: float) -> list[tuple[float, str]]:
         step *= 2
     top = step * (int(high // step) + 1)
     return [(step * n, f"{int(step * n):,}") for n in range(int(top // step) + 1)]
+
+
+def study_charts(versions: Sequence[VersionView]) -> tuple[str, str]:
+    """The study page's two charts: dates (primary completion, completion) and enrollment."""
+    labels = [f"v{v.meta.number} · {v.meta.seen_at:%Y-%m-%d}" for v in versions]
+
+    def date_series(name: str, attr: str) -> Series:
+        points = []
+        for label, version in zip(labels, versions, strict=True):
+            point: DatePoint = getattr(version.facts, attr)
+            day = parse_registry_date(point.value)
+            points.append(Point(label, float(day.toordinal()) if day else None, point.type == "ACTUAL",
+                                point.describe()))  # fmt: skip
+        return Series(name, tuple(points))
+
+    enrollment = Series("enrollment", tuple(
+        Point(label, float(v.facts.enrollment_count) if v.facts.enrollment_count is not None else None,
+              v.facts.enrollment_type == "ACTUAL",
+              f"{v.facts.enrollment_count} {(v.facts.enrollment_type or '').lower()}".strip())
+        for label, v in zip(labels, versions, strict=True)
+    ))  # fmt: skip
+    dates = dates_chart(
+        "Primary completion and completion dates across stored versions",
+        [date_series("primary completion", "primary_completion"), date_series("completion", "completion")],
+    )
+    return dates, enrollment_chart("Enrollment across stored versions", [enrollment])
