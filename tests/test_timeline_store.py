@@ -177,3 +177,19 @@ def test_sources_show_counters_and_health(engine):
     assert (rows[0].requests, rows[0].not_modified, rows[0].next_poll_at) == (12, 3, T0 + timedelta(hours=6))
     assert rows[1].note == "no baseline yet" and rows[3].note == "never polled"
     assert (rows[2].requests, rows[2].not_modified, rows[2].last_error, rows[2].failing_since) == (9, 4, "HTTP 503", T0)
+
+
+def test_a_poll_caches_what_the_study_page_shows(changed, tmp_path):
+    changed()  # baseline on v1 of NCT09000001, then a poll that finds v2
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        cached = timeline.version_summaries(session=session, nct_id="NCT09000001")
+    assert len(cached) == 2 and all(summary is not None for _, summary in cached)
+    polled = cached[1][1]
+    with db.transaction(engine) as session:  # the same as computing it afresh on view
+        timeline.save_version_summaries(session=session, summaries={meta.id: {} for meta, _ in cached})
+    with db.transaction(engine) as session:
+        view = studies.study_view(session=session, nct_id="NCT09000001", ignore=DEFAULT_IGNORE)
+        fresh = timeline.version_summaries(session=session, nct_id="NCT09000001")[1][1]
+    assert view is not None and view.versions[1].changes
+    assert polled == fresh

@@ -105,8 +105,14 @@ def bench_feed() -> None:
 
 
 if __name__ == "__main__":
+    from tests.benchmarks import timeline
+
+    if sys.argv[1:] == ["timeline"]:  # only the browser pages: python -m tests.benchmarks.bench timeline
+        timeline.main(FIXTURES)
+        sys.exit(0)
     sizes = [int(arg) for arg in sys.argv[1:]] or [1000, 5000]
     bench_diff()
     for size in sizes:
         bench_poll(size)
     bench_feed()
+    timeline.main(FIXTURES)

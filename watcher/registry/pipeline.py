@@ -34,7 +34,8 @@ from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
-from watcher.store import repo
+from watcher.registry.studies import summarize, summary_of
+from watcher.store import repo, timeline
 from watcher.store.db import transaction
 from watcher.store.models import WatchState, WatchStudy
 
@@ -205,12 +206,14 @@ class Apply:
 
     def _study_changes(self, record: dict[str, Any], study: Study) -> list[FieldChange]:
         """Store the study; return what changed for this watch since it last saw the study."""
+        known = timeline.current_version_id(session=self.session, nct_id=study.nct_id)
         version_id = repo.save_study_version(
             session=self.session,
             record=record,
             study=study,
             fingerprint=record_fingerprint(record, self.ignore),
             now=self.now,
+            summary=summarize(None, record, self.ignore) if known is None else None,  # the study page's cache
         )
         link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
         link = link or self._adopt_alias(study)
@@ -222,9 +225,13 @@ class Apply:
         if link.version_id == version_id:
             return []
         previous = repo.load_version(session=self.session, version_id=link.version_id)
-        link.version_id = version_id
+        from_version, link.version_id = link.version_id, version_id
         self.session.add(link)
-        return diff_records(previous, record, self.ignore)
+        changes = diff_records(previous, record, self.ignore)
+        if version_id != known and from_version == known:  # the study's own previous version: cache the diff
+            summary = summary_of(record, changes, self.ignore)
+            timeline.save_version_summaries(session=self.session, summaries={version_id: summary})
+        return changes
 
     def _adopt_alias(self, study: Study) -> WatchStudy | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""

@@ -124,10 +124,14 @@ def _version_views(*, session: Session, nct_id: str, ignore: Sequence[str]) -> t
 
 def summarize(before: dict[str, Any] | None, after: dict[str, Any], ignore: Sequence[str]) -> dict[str, Any]:
     """A version's cache entry: its facts and the changes from `before` (the version before it)."""
-    changes = diff_records(before, after, ignore) if before is not None else []
+    return summary_of(after, diff_records(before, after, ignore) if before is not None else [], ignore)
+
+
+def summary_of(record: dict[str, Any], changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
+    """A version's cache entry from changes already computed (the poll that stored it)."""
     return {
         "ignore": ignore_signature(ignore),
-        "facts": VersionFacts.of(Study.from_record(after)).as_json(),
+        "facts": VersionFacts.of(Study.from_record(record)).as_json(),
         "changes": [{"kind": str(c.kind), "summary": c.summary, "details": c.details} for c in changes],
     }
 

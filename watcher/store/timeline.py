@@ -174,6 +174,12 @@ def get_study(*, session: Session, nct_id: str) -> StudyRow | None:
     return session.get(StudyRow, nct_id)
 
 
+def current_version_id(*, session: Session, nct_id: str) -> int | None:
+    """The id of the study's newest stored version (None: not stored yet)."""
+    row = session.get(StudyRow, nct_id)
+    return row.version_id if row is not None else None
+
+
 def articles_naming(*, session: Session, nct_id: str, limit: int = 100) -> list[FeedItemRow]:
     """Stored articles that name this NCT id, newest first (feed_item.nct_ids holds JSON text)."""
     pattern = f'%"{_escape_like(nct_id)}"%'
