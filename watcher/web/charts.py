@@ -19,8 +19,8 @@ from watcher.model import DatePoint
 from watcher.registry.studies import VersionView
 
 SVG_NS = "http://www.w3.org/2000/svg"
-WIDTH, HEIGHT = 640, 300
-LEFT, RIGHT, TOP, BOTTOM = 78, 16, 44, 46
+WIDE, NARROW, HEIGHT = 640, 340, 300  # viewBox widths: a desktop column and a phone screen
+LEFT, RIGHT, TOP, BOTTOM = 70, 14, 52, 46
 COLOURS = ("#1f5fa8", "#b4462a")  # colour-blind safe pair: blue and rust
 MARK_SHAPES = ("circle", "square")
 
@@ -47,31 +47,31 @@ def parse_registry_date(value: str | None) -> date | None:
     return date(parts[0], parts[1], parts[2])
 
 
-def dates_chart(title: str, series: Sequence[Series]) -> str:
+def dates_chart(title: str, series: Sequence[Series], width: int = WIDE) -> str:
     """Dates (y, as ordinal days) across versions (x)."""
-    return _chart(title, series, _date_ticks, "dates")
+    return _chart(title, series, _date_ticks, "dates", width)
 
 
-def enrollment_chart(title: str, series: Sequence[Series]) -> str:
-    return _chart(title, series, _number_ticks, "participants")
+def enrollment_chart(title: str, series: Sequence[Series], width: int = WIDE) -> str:
+    return _chart(title, series, _number_ticks, "participants", width)
 
 
-def _chart(title: str, series: Sequence[Series], ticks_for: object, unit: str) -> str:
+def _chart(title: str, series: Sequence[Series], ticks_for: object, unit: str, width: int) -> str:
     svg = ET.Element(
         "svg",
-        {"xmlns": SVG_NS, "viewBox": f"0 0 {WIDTH} {HEIGHT}", "role": "img", "class": "chart",
+        {"xmlns": SVG_NS, "viewBox": f"0 0 {width} {HEIGHT}", "role": "img", "class": "chart",
          "aria-label": title, "font-family": "sans-serif", "font-size": "13"},
     )  # fmt: skip
     ET.SubElement(svg, "title").text = title
     values = [p.value for s in series for p in s.points if p.value is not None]
     count = max((len(s.points) for s in series), default=0)
     if not values or count == 0:
-        _text(svg, WIDTH / 2, HEIGHT / 2, f"No {unit} in the stored versions", anchor="middle")
+        _text(svg, width / 2, HEIGHT / 2, f"No {unit} in the stored versions", anchor="middle")
         return ET.tostring(svg, encoding="unicode")
     low, high = min(values), max(values)
     ticks = ticks_for(low, high)  # type: ignore[operator]
     low, high = min(low, ticks[0][0]), max(high, ticks[-1][0])
-    scale = _Scale(low=low, high=high if high > low else low + 1, count=count)
+    scale = _Scale(low=low, high=high if high > low else low + 1, count=count, width=width)
     _axes(svg, scale, ticks, series[0].points if series else ())
     for index, one in enumerate(series):
         _draw_series(svg, scale, one, COLOURS[index % 2], MARK_SHAPES[index % 2])
@@ -84,9 +84,10 @@ class _Scale:
     low: float
     high: float
     count: int
+    width: int
 
     def x(self, index: int) -> float:
-        span = WIDTH - LEFT - RIGHT
+        span = self.width - LEFT - RIGHT
         return LEFT + (span / 2 if self.count == 1 else span * index / (self.count - 1))
 
     def y(self, value: float) -> float:
@@ -97,17 +98,17 @@ def _axes(svg: ET.Element, scale: _Scale, ticks: list[tuple[float, str]], points
     bottom = HEIGHT - BOTTOM
     for value, label in ticks:
         y = scale.y(value)
-        ET.SubElement(svg, "line", {"x1": str(LEFT), "x2": str(WIDTH - RIGHT), "y1": f"{y:.1f}", "y2": f"{y:.1f}",
+        ET.SubElement(svg, "line", {"x1": str(LEFT), "x2": str(scale.width - RIGHT), "y1": f"{y:.1f}", "y2": f"{y:.1f}",
                                     "stroke": "#d8dde3", "stroke-width": "1"})  # fmt: skip
         _text(svg, LEFT - 6, y + 4, label, anchor="end")
-    ET.SubElement(svg, "line", {"x1": str(LEFT), "x2": str(WIDTH - RIGHT), "y1": str(bottom), "y2": str(bottom),
+    ET.SubElement(svg, "line", {"x1": str(LEFT), "x2": str(scale.width - RIGHT), "y1": str(bottom), "y2": str(bottom),
                                 "stroke": "#5b6570", "stroke-width": "1"})  # fmt: skip
-    step = max(1, len(points) // 6)  # at most about seven labels under the axis
+    step = max(1, len(points) // (6 if scale.width >= WIDE else 3))  # a few labels under the axis
     for index, point in enumerate(points):
         last = index == len(points) - 1
         if (index % step == 0 and len(points) - 1 - index >= max(step // 2, 1)) or last or len(points) <= 2:
             _text(svg, scale.x(index), bottom + 18, point.label.split(" · ")[0], anchor="middle")
-    _text(svg, (LEFT + WIDTH - RIGHT) / 2, bottom + 36, "stored versions, oldest to newest", anchor="middle",
+    _text(svg, (LEFT + scale.width - RIGHT) / 2, bottom + 36, "stored versions, oldest to newest", anchor="middle",
           fill="#5b6570")  # fmt: skip
 
 
@@ -144,17 +145,18 @@ def _marker(group: ET.Element, x: float, y: float, colour: str, shape: str, poin
 
 
 def _legend(svg: ET.Element, series: Sequence[Series]) -> None:
+    """Row 1: each series (colour and shape); row 2: what filled and hollow mean."""
     x: float = LEFT
     for index, one in enumerate(series):
         colour, shape = COLOURS[index % 2], MARK_SHAPES[index % 2]
         group = ET.SubElement(svg, "g", {"class": "legend"})
-        _marker(group, x + 6, 16, colour, shape, Point("", 0, True, "actual"), one.name)
-        _text(group, x + 16, 20, one.name)
-        x += 24 + 7.5 * len(one.name)
-    _marker(svg, x + 6, 16, "#5b6570", "circle", Point("", 0, True, "actual"), "legend")
-    _text(svg, x + 16, 20, "actual")
-    _marker(svg, x + 76, 16, "#5b6570", "circle", Point("", 0, False, "estimated"), "legend")
-    _text(svg, x + 86, 20, "estimated (dashed)")
+        _marker(group, x + 6, 14, colour, shape, Point("", 0, True, "actual"), one.name)
+        _text(group, x + 16, 18, one.name)
+        x += 30 + 7.2 * len(one.name)
+    _marker(svg, LEFT + 6, 34, "#5b6570", "circle", Point("", 0, True, "actual"), "legend")
+    _text(svg, LEFT + 16, 38, "actual (solid)")
+    _marker(svg, LEFT + 126, 34, "#5b6570", "circle", Point("", 0, False, "estimated"), "legend")
+    _text(svg, LEFT + 136, 38, "estimated (dashed)")
 
 
 def _text(parent: ET.Element, x: float, y: float, text: str, anchor: str = "start", fill: str = "#1d2329") -> None:
@@ -186,7 +188,7 @@ def _number_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return [(step * n, f"{int(step * n):,}") for n in range(int(top // step) + 1)]
 
 
-def study_charts(versions: Sequence[VersionView]) -> tuple[str, str]:
+def study_charts(versions: Sequence[VersionView], width: int = WIDE) -> tuple[str, str]:
     """The study page's two charts: dates (primary completion, completion) and enrollment."""
     labels = [f"v{v.meta.number} · {v.meta.seen_at:%Y-%m-%d}" for v in versions]
 
@@ -208,5 +210,6 @@ def study_charts(versions: Sequence[VersionView]) -> tuple[str, str]:
     dates = dates_chart(
         "Primary completion and completion dates across stored versions",
         [date_series("primary completion", "primary_completion"), date_series("completion", "completion")],
+        width,
     )
-    return dates, enrollment_chart("Enrollment across stored versions", [enrollment])
+    return dates, enrollment_chart("Enrollment across stored versions", [enrollment], width)
