@@ -126,3 +126,44 @@ def changed(cli_for, registry, own_study):
         return cli
 
     return make
+
+
+@pytest.fixture
+def web_server(database_url: str, registry: FakeRegistry) -> Iterator[Any]:
+    """The web app served by uvicorn on 127.0.0.1 (port 0) over a fresh database, both kinds
+    (tests/web_support.WebSite: .url, .client(), .signed_in(email), .token(email), .engine)."""
+    from tests.web_support import close_site, make_site
+
+    site = make_site(database_url, registry.base_url)
+    yield site
+    close_site(site)
+
+
+@pytest.fixture
+def browser_site(tmp_path: Path, registry: FakeRegistry) -> Iterator[Any]:
+    """The web app for the browser tests, on a fresh SQLite file."""
+    from tests.web_support import close_site, make_site
+
+    site = make_site(f"sqlite:///{tmp_path / 'web.db'}", registry.base_url)
+    yield site
+    close_site(site)
+
+
+@pytest.fixture
+def browser(browser_site: Any) -> Iterator[Any]:
+    """A headless Chromium (Debian's) on a fresh profile, signed out; skipped only outside CI."""
+    from tests.web_support import Browser, chromium_or_skip
+
+    chromium_or_skip()
+    driver = Browser(browser_site.url)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def signed_in_browser(browser: Any, browser_site: Any) -> Any:
+    """The browser signed in as admin@example.org (an admin)."""
+    browser_site.add_user("admin@example.org", role="admin")
+    browser.sign_in("admin@example.org")
+    browser.wait_for(lambda driver: browser.path == "/")
+    return browser

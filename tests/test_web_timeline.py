@@ -12,8 +12,9 @@ import pytest
 
 from tests.timeline_data import T0, add_article, add_change, change_rows, insert_changes, store_versions
 from tests.web_support import WebSite
+from watcher.config import FeedConfig
 from watcher.model import ChangeKind
-from watcher.store import db, people
+from watcher.store import db, people, repo
 from watcher.watch import WatchConfig
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -32,13 +33,34 @@ def seed(site: WebSite, own_study) -> dict[str, int | list[int]]:
     insert_changes(site.engine, change_rows(120, watches=[FILE_WATCH.name, OTHER_WATCH.name],
                                              nct_ids=["NCT09000001", "NCT09000002"]))  # fmt: skip
     hostile = add_change(site.engine, watch=FILE_WATCH.name, kind=ChangeKind.STATUS, nct_id="NCT09000001",
-                         title=f"Study {HOSTILE}", summary=f"Status changed {HOSTILE}", when=T0 + timedelta(days=2))  # fmt: skip
+                         title=f"Study {HOSTILE}", summary=f"Status changed {HOSTILE}",
+                         when=T0 + timedelta(days=2))  # fmt: skip
     add_change(site.engine, watch=FILE_WATCH.name, kind=ChangeKind.PUBLICATION, nct_id="NCT09000001",
                title=f"Study {HOSTILE}", summary=f"New article on NCT09000001: {HOSTILE}", when=T0 + timedelta(days=1),
                details={"feed": f"JCO {HOSTILE}", "link": "javascript:alert(1)", "nct_ids": ["NCT09000001"],
                         "why": f'"{HOSTILE}" in title', "title": HOSTILE})  # fmt: skip
     add_article(site.engine, title=f"Paper {HOSTILE}", nct_ids=["NCT09000001"])
     return {"versions": versions, "hostile": hostile}
+
+
+def seed_sources(site: WebSite) -> None:
+    """Two feeds in the config (one healthy with counters, one failing) and a polled watch."""
+    from tests.web_support import FILE_WATCH
+
+    feeds = [FeedConfig(name="JCO", url="https://ascopubs.org/jco.rss"),
+             FeedConfig(name="Lancet <Oncology>", url="https://thelancet.com/onc.rss")]  # fmt: skip
+    config = site.config.model_copy(update={"feed": feeds})
+    site.app.state.context.config = lambda: config  # the running app reads its config through this
+    with db.transaction(site.engine) as session:
+        state = repo.get_watch_state(session=session, name=FILE_WATCH.name)
+        state.last_poll_at = state.last_success_at = state.baseline_at = T0
+        state.request_count, state.unchanged_count = 14, 5
+        jco = repo.get_feed_state(session=session, name="JCO", url=feeds[0].url)
+        jco.last_poll_at = jco.last_success_at = T0
+        jco.next_poll_at, jco.request_count, jco.not_modified_count = T0 + timedelta(hours=1), 30, 21
+        lancet = repo.get_feed_state(session=session, name=feeds[1].name, url=feeds[1].url)
+        lancet.last_poll_at, lancet.failing_since = T0, T0 - timedelta(hours=3)
+        lancet.last_error, lancet.request_count, lancet.error_count = f"HTTP 503 {HOSTILE}", 4, 3
 
 
 def rows_of(html: str) -> list[str]:
@@ -80,7 +102,9 @@ def test_timeline_pages_by_keyset_and_keeps_its_filters(web_server, own_study):
     watches = set(re.findall(r'class="watch-name" href="[^"]+">([^<]+)</a>', filtered.text))
     assert watches == {"RCC file watch"}
     one_watch = client.get("/changes?watch=RCC+file+watch")
-    assert '<a class="button" href="/changes?watch=RCC+file+watch&amp;cursor=' in one_watch.text  # kept on the next page
+    assert (
+        '<a class="button" href="/changes?watch=RCC+file+watch&amp;cursor=' in one_watch.text
+    )  # kept on the next page
     by_study = client.get("/changes?nct_id=nct09000002&since=2026-01-05&until=2026-01-05")
     assert by_study.status_code == 200 and rows_of(by_study.text)
     assert set(re.findall(r'<span class="mono">(NCT\d+)</span>', by_study.text)) == {"NCT09000002"}
@@ -100,7 +124,8 @@ def test_hostile_text_shows_as_text_everywhere(web_server, own_study):
     versions = ids["versions"]
     assert isinstance(versions, list)
     paths = ["/changes", "/changes?q=onerror", "/articles", "/sources", "/studies/NCT09000001",
-             f"/studies/NCT09000001/diff?from={versions[0]}&to={versions[4]}", "/changes?watch=Bladder+<b>watch</b>"]  # fmt: skip
+             f"/studies/NCT09000001/diff?from={versions[0]}&to={versions[4]}",
+             "/changes?watch=Bladder+<b>watch</b>"]  # fmt: skip
     for path in paths:
         response = client.get(path)
         assert response.status_code == 200, path
@@ -130,8 +155,8 @@ def test_diff_view_shows_the_fields_side_by_side(web_server, own_study):
     client = web_server.signed_in("reader@example.org")
     page = client.get(f"/studies/NCT09000001/diff?from={versions[0]}&to={versions[4]}")
     assert page.status_code == 200
-    assert re.search(r'<td data-label="Version 1" class="before">40</td><td data-label="Version 5" class="after">80</td>',
-                     page.text)  # fmt: skip
+    before_after = r'<td data-label="Version 1" class="before">40</td><td data-label="Version 5" class="after">80</td>'
+    assert re.search(before_after, page.text)
     assert "Gustave Roussy" in page.text  # a site removed, on the left
     default = client.get("/studies/NCT09000001/diff")  # the newest two
     assert default.status_code == 200 and "Version 4" in default.text and "Version 5" in default.text
@@ -185,10 +210,19 @@ def test_atom_feed_with_a_token_and_stable_ids(web_server, own_study):
 
 def test_sources_table(web_server, own_study):
     seed(web_server, own_study)
+    seed_sources(web_server)
     client = web_server.signed_in("reader@example.org")
     page = client.get("/sources")
     assert page.status_code == 200
-    assert "ClinicalTrials.gov" in page.text and "RCC file watch" in page.text and "no baseline yet" in page.text
+    cells = [re.sub(r"<[^>]+>", " ", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page.text, flags=re.S)[1:]]
+    rows = [" ".join(unescape(cell).split()) for cell in cells]
+    assert len(rows) == 4  # two watches on the registry, two feeds
+    assert rows[0].startswith("ClinicalTrials.gov watch Bladder <b>watch</b>") and "no baseline yet" in rows[0]
+    assert "watch RCC file watch" in rows[1] and "ok 2026-01-05 08:00 UTC" in rows[1] and rows[1].endswith("14 5")
+    assert "2026-01-05 14:00 UTC" in rows[1]  # the next poll: the last one plus the 6 h interval
+    assert rows[2].startswith("JCO feed") and "2026-01-05 09:00 UTC" in rows[2] and rows[2].endswith("30 21")
+    assert "failing since 2026-01-05 05:00 UTC" in rows[3] and f"HTTP 503 {HOSTILE}" in rows[3]
+    assert_escaped(page.text)
 
 
 @pytest.mark.parametrize("path", ["/changes?kind=publication", "/articles"])

@@ -9,12 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.support.ui import Select
 
-from tests.test_web_timeline import HOSTILE, seed
+from tests.test_web_timeline import HOSTILE, seed, seed_sources
 
 
 def no_alert(browser) -> bool:
     try:
-        browser.driver.switch_to.alert
+        _ = browser.driver.switch_to.alert
     except NoAlertPresentException:
         return True
     return False
@@ -50,10 +50,14 @@ def test_filter_and_page_the_timeline(signed_in_browser, browser_site, own_study
     assert {r.find_element("css selector", ".watch-name").text for r in rows} == {"RCC file watch"}
     browser.screenshot("changes-filtered")
     browser.open("/changes")
-    first_page = [r.find_element("css selector", "time").get_attribute("datetime") for r in browser.find_all("li.change")]
+    first_page = [
+        r.find_element("css selector", "time").get_attribute("datetime") for r in browser.find_all("li.change")
+    ]
     browser.find("a[rel=next]").click()
     browser.wait_for(lambda d: "cursor=" in browser.path)
-    second_page = [r.find_element("css selector", "time").get_attribute("datetime") for r in browser.find_all("li.change")]
+    second_page = [
+        r.find_element("css selector", "time").get_attribute("datetime") for r in browser.find_all("li.change")
+    ]
     assert len(second_page) == 50 and max(second_page) <= min(first_page)
     browser.find("a[rel=next]").click()
     browser.wait_for(lambda d: len(browser.find_all("li.change")) == 22)
@@ -92,6 +96,7 @@ def test_study_page_with_its_chart_and_the_diff_view(signed_in_browser, browser_
 def test_articles_and_sources_pages(signed_in_browser, browser_site, own_study):
     browser = signed_in_browser
     seed(browser_site, own_study)
+    seed_sources(browser_site)
     browser.find("a[href='/articles']").click()
     browser.wait_for(lambda d: browser.path == "/articles")
     kinds = {r.get_attribute("class") for r in browser.find_all("li.change")}
@@ -103,5 +108,6 @@ def test_articles_and_sources_pages(signed_in_browser, browser_site, own_study):
     browser.find("a[href='/sources']").click()
     browser.wait_for(lambda d: browser.path == "/sources")
     assert "ClinicalTrials.gov" in browser.find("table.sources").text
+    assert f"HTTP 503 {HOSTILE}" in browser.find("table.sources tr.failing").text and no_alert(browser)
     browser.screenshot("sources")
     assert fits_a_phone(browser)

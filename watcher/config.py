@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -177,9 +178,12 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class ServerConfig(Section):
-    """[server]: the optional /healthz and /metrics endpoints."""
+    """[server]: the optional /healthz and /metrics endpoints (and the web app beside them)."""
 
     listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
+    public_url: str | None = Field(
+        default=None, description="base of every link the app or a mail gives out; default http://<listen>"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -187,6 +191,24 @@ class ServerConfig(Section):
         if value is not None:
             parse_listen(value)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError(f"public_url {value!r} must start with http:// or https:// and name a host")
+        return value.strip().rstrip("/") if value is not None else None
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> ServerConfig:
+        if self.public_url is None and self.listen is not None:
+            object.__setattr__(self, "public_url", f"http://{self.listen.strip()}")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are marked Secure when the app is reached over https."""
+        return (self.public_url or "").startswith("https://")
 
 
 class Config(Section):
@@ -246,6 +268,7 @@ class Secrets(BaseSettings):
     database_url: str | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    secret_key: SecretStr | None = None  # signs the web app's session cookies; else one is kept in the database
 
 
 def resolve_config_path(path: str | Path | None) -> Path:

@@ -5,7 +5,7 @@ NCT id; a study's versions cache their consecutive changes and charted facts (`s
 on first view); the sources page shows requests and "not modified" answers per feed and per watch.
 
 Revision ID: 0013
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-01 11:08:29.743057
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0013'
-down_revision: str | None = '0006'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

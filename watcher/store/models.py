@@ -217,3 +217,62 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=16)  # create | update | archive | provision | restore
     watch: str = Field(index=True, max_length=200)
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the web app: `role` "admin" (everything) or "member" (reads
+    everything, edits the watches they created). `session_version` grows when the password
+    changes or the user is removed, which ends every session signed before."""
+
+    __tablename__ = "web_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=320)
+    password_hash: str = Field(max_length=200)
+    role: str = Field(default="member", max_length=16)
+    session_version: int = 1
+    created_at: datetime = _when()
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """An API token: shown once, stored as the sha256 of its text."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="web_user.id", index=True)
+    name: str = Field(default="", max_length=200)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)
+
+
+class WebSecret(SQLModel, table=True):
+    """Values the web app generates once and every replica shares (the session signing key)."""
+
+    __tablename__ = "web_secret"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    created_at: datetime = _when()
+
+
+class SetupToken(SQLModel, table=True):
+    """A one-time link that creates the first admin (sha256 stored; valid 24 hours)."""
+
+    __tablename__ = "setup_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _when()
+
+
+class SignInFailure(SQLModel, table=True):
+    """One failed sign-in, counted per account and per client address for throttling."""
+
+    __tablename__ = "sign_in_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(index=True, max_length=320)
+    address: str = Field(index=True, max_length=64)
+    at: datetime = _when(index=True)

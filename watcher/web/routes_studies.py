@@ -111,7 +111,9 @@ async def study_diff_page(request: Request) -> Response:
     diff: VersionDiff | None = data["diff"]
     if diff is None:
         raise HTTPException(404, f"Those are not two stored versions of {nct_id}.")
-    rows = [(change, KIND_LABELS.get(str(change.kind), str(change.kind)), side_by_side(change)) for change in diff.changes]
+    rows = [
+        (change, KIND_LABELS.get(str(change.kind), str(change.kind)), side_by_side(change)) for change in diff.changes
+    ]
     context = {"diff": diff, "versions": data["versions"], "title": data["title"], "rows": rows,
                "study_link": study_path(nct_id)}  # fmt: skip
     return render(request, "study_diff.html", context)

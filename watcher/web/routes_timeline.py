@@ -84,7 +84,9 @@ async def articles_page(request: Request) -> Response:
     return _render_timeline(request, "articles.html", query, data, "/articles")
 
 
-def _render_timeline(request: Request, template: str, query: TimelineQuery, data: dict[str, Any], path: str) -> Response:
+def _render_timeline(
+    request: Request, template: str, query: TimelineQuery, data: dict[str, Any], path: str
+) -> Response:
     next_cursor = data["next_cursor"]
     context = {
         **data,

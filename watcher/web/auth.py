@@ -1,0 +1,117 @@
+"""What every route reuses: the context, the database in a worker thread, the signed-in user (a
+session for pages, a bearer token for the API), roles, and forms checked for their CSRF token.
+
+Failures are exceptions that watcher.web.errors turns into responses: `SignInRequired` (pages:
+303 to /login; API: 401), `Forbidden` (403), `Throttled` (429). Database errors become 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from watcher.store import people
+from watcher.store.db import transaction
+from watcher.store.people import Person
+from watcher.web.sessions import csrf_matches, load_session
+
+T = TypeVar("T")
+
+
+class SignInRequired(Exception):
+    """No valid session (pages) or bearer token (API)."""
+
+
+class Forbidden(Exception):
+    """Signed in, but not allowed: the message says why."""
+
+
+class Throttled(Exception):
+    """Too many failed sign-ins; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def context_of(request: Request):  # type: ignore[no-untyped-def]  # -> WebContext (app imports this module)
+    return request.app.state.context
+
+
+async def in_db(request: Request, work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in one transaction, in a worker thread (the event loop never waits
+    on the database, so a database that hangs does not hang the other pages)."""
+    engine = context_of(request).engine
+
+    def run() -> T:
+        with transaction(engine) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def current_user(request: Request) -> Person | None:
+    """The signed-in user of this page request, or None (a stale session is cleared)."""
+    cached = getattr(request.state, "user", None)
+    if isinstance(cached, Person):
+        return cached
+    web_session = await load_session(request)
+    uid = web_session.user_id
+    if uid is None:
+        return None
+    person = await in_db(request, lambda session: people.get_user(session=session, user_id=uid))
+    if person is None or person.session_version != web_session.data.get("ver"):
+        web_session.clear()
+        return None
+    request.state.user = person
+    return person
+
+
+async def require_user(request: Request) -> Person:
+    """The signed-in user of a page; SignInRequired (303 to /login) without one."""
+    person = await current_user(request)
+    if person is None:
+        raise SignInRequired()
+    return person
+
+
+async def require_api_user(request: Request) -> Person:
+    """The owner of the request's `Authorization: Bearer TOKEN`; SignInRequired (401) without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise SignInRequired()
+    now = context_of(request).now()
+    person = await in_db(request, lambda session: people.user_for_token(session=session, token=token, now=now))
+    if person is None:
+        raise SignInRequired()
+    request.state.user = person
+    return person
+
+
+def require_admin(person: Person) -> Person:
+    if not person.is_admin:
+        raise Forbidden("only an admin may do this")
+    return person
+
+
+async def form_of(request: Request) -> FormData:
+    """The POSTed form, its CSRF token checked against the session's (Forbidden when it is not)."""
+    form = await request.form()
+    web_session = await load_session(request)
+    if not csrf_matches(web_session, form.get("csrf_token")):
+        raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
+    return form
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
