@@ -102,6 +102,7 @@ def test_timeline_pages_by_keyset_and_keeps_its_filters(web_server, own_study):
     watches = set(re.findall(r'class="watch-name" href="[^"]+">([^<]+)</a>', filtered.text))
     assert watches == {"RCC file watch"}
     one_watch = client.get("/changes?watch=RCC+file+watch")
+    assert "/atom/RCC%20file%20watch.atom?token=" in one_watch.text  # where to follow it in a feed reader
     assert (
         '<a class="button" href="/changes?watch=RCC+file+watch&amp;cursor=' in one_watch.text
     )  # kept on the next page

@@ -111,3 +111,19 @@ def test_articles_and_sources_pages(signed_in_browser, browser_site, own_study):
     assert f"HTTP 503 {HOSTILE}" in browser.find("table.sources tr.failing").text and no_alert(browser)
     browser.screenshot("sources")
     assert fits_a_phone(browser)
+
+
+def test_a_large_real_study_page(signed_in_browser, browser_site, real_study):
+    """The real 1.5 MB record with 437 sites, six stored versions: every site listed, the chart drawn,
+    nothing sideways on a phone."""
+    from tests.timeline_data import store_versions
+
+    browser = signed_in_browser
+    store_versions(browser_site.engine, real_study("study_NCT02513394_with_results_large.json"), 6)
+    browser.open("/studies/NCT02513394")
+    browser.wait_for(lambda d: browser.find_all("table.sites"))
+    assert len(browser.find_all("table.sites tbody tr")) == 437 - 1 + 3 + 1  # 3 sites added, the first removed
+    charts = [svg for svg in browser.find_all(".chart-box svg") if svg.is_displayed()]
+    assert len(charts) == 2 and len(charts[0].find_elements("css selector", ".series circle")) == 6
+    browser.screenshot("study-large")
+    assert fits_a_phone(browser)

@@ -94,8 +94,14 @@ def _render_timeline(
         "kinds": KIND_LABELS if path == "/changes" else {k: KIND_LABELS[k] for k in ARTICLE_KINDS},
         "next_link": query.link(path, next_cursor) if next_cursor else None,
         "first_link": query.link(path) if query.cursor else None,
+        "atom_path": f"{_public_base(request)}/atom/{quote(query.watch, safe='')}.atom" if query.watch else None,
     }
     return render(request, template, context, status_code=400 if query.errors else 200)
+
+
+def _public_base(request: Request) -> str:
+    """The base of links given out: `[server] public_url`, else the address this request came to."""
+    return (context_of(request).config().server.public_url or str(request.base_url)).rstrip("/")
 
 
 async def sources_page(request: Request) -> Response:
