@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, or_, tuple_, update
+from sqlalchemy import Integer, String, and_, cast, func, literal, or_, tuple_, update
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeRecord
-from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion
+from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
 from watcher.store.repo import to_record
 
 PAGE_SIZE = 50
@@ -105,7 +105,9 @@ def change_page(
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     conditions = filters.conditions()
     if after is not None:
-        conditions.append(tuple_(col(ChangeRow.detected_at), col(ChangeRow.id)) < tuple_(after.detected_at, after.id))
+        # typed binds: the cursor's time goes through UTCDateTime like every stored time
+        last = tuple_(literal(after.detected_at, UTCDateTime()), literal(after.id, Integer()))
+        conditions.append(tuple_(col(ChangeRow.detected_at), col(ChangeRow.id)) < last)
     query = (
         select(ChangeRow, StudyRow)
         .join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
