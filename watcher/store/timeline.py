@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, cast, func, literal, or_, tuple_, update
+from sqlalchemy import Integer, String, and_, cast, literal, or_, tuple_, update
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeRecord
@@ -61,15 +61,13 @@ class ChangeFilter:
     since: datetime | None = None
     until: datetime | None = None
     words: tuple[str, ...] = ()
-    watches: tuple[str, ...] | None = field(default=None)  # restrict to these (e.g. a user's), None: all
 
     def conditions(self) -> list[Any]:
-        """One SQL condition per filter given. (A later "alerted only" switch is one more line.)"""
+        """One SQL condition per filter given. A switch such as "alerted only" (when changes carry
+        an `alerted` flag) is one more field here and one more line below."""
         found: list[Any] = []
         if self.watch:
             found.append(col(ChangeRow.watch) == self.watch)
-        if self.watches is not None:
-            found.append(col(ChangeRow.watch).in_(list(self.watches)))
         if self.kinds:
             found.append(col(ChangeRow.kind).in_(list(self.kinds)))
         if self.nct_id:
@@ -127,11 +125,6 @@ def latest_changes(*, session: Session, watch: str, limit: int = 100) -> list[Ch
     return change_page(session=session, filters=ChangeFilter(watch=watch), limit=limit).changes
 
 
-def known_watches(*, session: Session) -> list[str]:
-    """Every watch name that has a change, for the timeline's filter list."""
-    return sorted(session.exec(select(ChangeRow.watch).distinct()))
-
-
 @dataclass(frozen=True)
 class VersionMeta:
     """A stored version without its (large) record."""
@@ -152,15 +145,6 @@ def version_list(*, session: Session, nct_id: str) -> list[VersionMeta]:
     return [
         VersionMeta(id=int(ident or 0), number=number, seen_at=seen_at, last_update_posted=posted)
         for number, (ident, seen_at, posted) in enumerate(session.exec(query), start=1)
-    ]
-
-
-def version_records(*, session: Session, nct_id: str) -> list[tuple[VersionMeta, bytes]]:
-    """A study's stored versions with their compressed records (repo.unpack_record), oldest first."""
-    query = select(StudyVersion).where(StudyVersion.nct_id == nct_id).order_by(col(StudyVersion.id))
-    return [
-        (VersionMeta(id=v.id or 0, number=n, seen_at=v.seen_at, last_update_posted=v.last_update_posted), v.record)
-        for n, v in enumerate(session.exec(query), start=1)
     ]
 
 
@@ -192,11 +176,6 @@ def articles_naming(*, session: Session, nct_id: str, limit: int = 100) -> list[
         .limit(limit)
     )
     return list(session.exec(query))
-
-
-def count_changes(*, session: Session, filters: ChangeFilter) -> int:
-    query = select(func.count()).select_from(ChangeRow).where(and_(True, *filters.conditions()))
-    return int(session.exec(query).one())
 
 
 def version_summaries(*, session: Session, nct_id: str) -> list[tuple[VersionMeta, dict[str, Any] | None]]:
