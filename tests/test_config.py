@@ -172,3 +172,15 @@ def test_feed_errors_name_the_feed(tmp_path):
     unknown = '\n[[feed]]\nname = "European Urology"\nurl = "https://example.org/feed"\npol_interval = "3h"\n'
     assert error_of(tmp_path, VALID + unknown).endswith("feed 'European Urology': unknown key 'pol_interval'")
     assert error_of(tmp_path, VALID + "\n[sever]\nlisten = '1'\n").endswith("unknown section")
+
+
+def test_public_url_defaults_to_the_listen_address_and_must_be_http():
+    from watcher.config import ServerConfig
+
+    assert ServerConfig(listen="127.0.0.1:8080").public_url == "http://127.0.0.1:8080"
+    assert ServerConfig().public_url is None
+    secure = ServerConfig(listen="0.0.0.0:8080", public_url="https://trials.example.org/")
+    assert secure.public_url == "https://trials.example.org" and secure.secure_cookies
+    assert not ServerConfig(listen="127.0.0.1:8080").secure_cookies
+    with pytest.raises(ValueError, match="must start with http:// or https://"):
+        ServerConfig(public_url="ftp://trials.example.org")

@@ -11,7 +11,7 @@ from tests.web_support import PASSWORD, close_site, csrf_of, make_site
 from watcher.store import db, people
 from watcher.web.headers import CONTENT_SECURITY_POLICY
 
-PAGES = ["/", "/logout"]  # grows with the pages
+PAGES = ["/", "/watches/new", "/watches/RCC%20file%20watch", "/account", "/logout"]
 
 
 def test_every_page_but_login_and_setup_needs_a_session(web_server):

@@ -26,3 +26,101 @@ def test_sign_in_with_a_wrong_password_then_the_right_one_then_sign_out(browser,
     browser.wait_for(lambda driver: browser.path == "/login")
     browser.open("/")
     assert browser.path.startswith("/login")
+
+
+def test_create_a_watch_with_its_preview_edit_it_and_see_it_on_the_dashboard(
+    signed_in_browser, browser_site, registry, own_study
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    registry.put(own_study("study_NCT09000002_v1"))
+    browser = signed_in_browser
+    browser.screenshot("dashboard-config-watch")
+    browser.find("header a[href='/watches/new']").click()
+    browser.wait_for(lambda driver: browser.path == "/watches/new")
+    assert browser.find("#recipients").get_attribute("value") == "admin@example.org"
+    browser.screenshot("new-watch")
+    browser.fill(
+        {
+            "name": "RCC bispecifics",
+            "conditions": "renal cell carcinoma",
+            "terms": "bispecific\ntobemstomig",
+            "recipients": "onc@example.org",
+        }
+    )
+    requests_before = registry.request_count("/studies")
+    browser.find("#preview-button").click()  # preview.js swaps the preview box in place
+    count = browser.wait_for(lambda driver: browser.find_all("#preview .count"))
+    assert "2 studies match now" in count[0].text
+    studies = browser.find_all("#preview li")
+    assert [li.find_element("css selector", "a").text for li in studies] == ["NCT09000001", "NCT09000002"]
+    assert "Recruiting" in studies[0].text and "matched" in studies[0].text
+    assert registry.request_count("/studies") == requests_before + 1
+    assert browser.path == "/watches/new" and browser.find("#name").get_attribute("value") == "RCC bispecifics"
+    assert not browser.page_overflows()
+    browser.screenshot("new-watch-preview")
+    browser.find("#save-button").click()
+    browser.wait_for(lambda driver: browser.path.startswith("/watches/RCC%20bispecifics"))
+    assert "Saved." in browser.find(".alert.ok").text
+    browser.screenshot("watch-saved")
+
+    browser.fill({"terms": "bispecific\ntobemstomig\nFX-101", "recipients": "onc@example.org\nnurse@example.org"})
+    browser.find("#save-button").click()
+    browser.wait_for(
+        lambda driver: "FX-101" in browser.find("#terms").get_attribute("value") and browser.find_all(".alert.ok")
+    )
+    history = browser.find("table.stack").text
+    assert "update" in history and "FX-101" in history
+    browser.screenshot("watch-edited")
+
+    browser.find("header a[href='/']").click()
+    browser.wait_for(lambda driver: browser.path == "/")
+    card = browser.find("li.watch[data-watch='RCC bispecifics']")
+    assert "FX-101" in card.text and "nurse@example.org" in card.text and "weekly" not in card.text
+    assert "waiting for its first poll" in card.text
+    assert not browser.page_overflows()
+    browser.screenshot("dashboard")
+
+
+def test_errors_appear_next_to_the_field_in_the_browser(signed_in_browser):
+    browser = signed_in_browser
+    browser.open("/watches/new")
+    browser.fill({"name": "Broken", "conditions": "renal cell carcinoma", "recipients": "not an address"})
+    browser.find("#save-button").click()
+    error = browser.wait_for(lambda driver: browser.find_all("#recipients-error"))
+    assert "not a valid mail address" in error[0].text
+    assert browser.find("#recipients").get_attribute("aria-invalid") == "true"
+    browser.screenshot("new-watch-errors")
+
+
+def test_account_and_config_watch_pages(signed_in_browser):
+    browser = signed_in_browser
+    browser.open("/watches/RCC%20file%20watch")
+    assert "managed in" in browser.find(".alert.warn").text
+    browser.screenshot("config-watch")
+    browser.open("/account")
+    browser.fill({"name": "notebook"})
+    browser.find(".token-form button").click()
+    token = browser.wait_for(lambda driver: browser.find_all("#new-token"))
+    assert token[0].text.startswith("tw_")
+    assert not browser.page_overflows()
+    browser.screenshot("account")
+
+
+def test_the_setup_link_creates_the_first_admin(browser, browser_site):
+    from watcher.store import db, people
+
+    with db.transaction(browser_site.engine) as session:
+        token = people.ensure_setup_token(session=session, now=browser_site.clock.now())
+    browser.open(f"/setup/{token}")
+    browser.screenshot("setup")
+    browser.fill({"email": "boss@example.org", "password": PASSWORD, "password_again": PASSWORD})
+    browser.find("form button[type=submit]").click()
+    browser.wait_for(lambda driver: browser.path == "/")
+    assert "boss@example.org (admin)" in browser.find("footer").text
+    browser.open("/logout")
+    browser.screenshot("logout")
+    browser.find("main form button").click()
+    browser.wait_for(lambda driver: browser.path == "/login")
+    browser.open(f"/setup/{token}")
+    assert "expired or was used already" in browser.find(".message").text
+    browser.screenshot("setup-used")

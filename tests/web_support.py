@@ -96,6 +96,12 @@ class WebClient:
         kwargs.setdefault("allow_redirects", False)
         return self.session.post(self.base_url + path, timeout=30, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("allow_redirects", False)
         return self.session.request(method, self.base_url + path, timeout=30, **kwargs)
@@ -256,25 +262,22 @@ class Browser:
         self.find("form[action='/login'] button[type=submit]").click()
 
     def screenshot(self, name: str) -> list[Path]:
-        """The page at 1280 px and 360 px wide, whole height, into $TRIALWATCH_SCREENSHOTS (if set)."""
+        """The page at 1280 px and 360 px wide: nothing may stick out sideways at either width;
+        whole-page PNGs go to $TRIALWATCH_SCREENSHOTS when it is set."""
         folder = os.environ.get("TRIALWATCH_SCREENSHOTS")
-        if not folder:
-            return []
-        Path(folder).mkdir(parents=True, exist_ok=True)
         saved = []
         for width in (1280, 360):
-            self.driver.execute_cdp_cmd(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600},
-            )
-            height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
-            self.driver.execute_cdp_cmd(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": width, "height": max(height, 600), "deviceScaleFactor": 1, "mobile": width < 600},
-            )
-            path = Path(folder) / f"{name}-{width}.png"
-            self.driver.save_screenshot(str(path))
-            saved.append(path)
+            metrics = {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600}
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            assert not self.page_overflows(), f"{name}: the page is wider than {width} px"
+            if folder:
+                height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+                metrics["height"] = max(height, 600)
+                self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                path = Path(folder) / f"{name}-{width}.png"
+                self.driver.save_screenshot(str(path))
+                saved.append(path)
         self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         return saved
 

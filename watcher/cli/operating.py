@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
+from watcher.cli.people import token_app, user_app
 from watcher.cli.shared import (
     State,
     configure_logging,
@@ -49,6 +50,8 @@ app = typer.Typer(
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 @app.callback()

@@ -20,6 +20,8 @@ from starlette.staticfiles import StaticFiles
 
 import watcher.config
 from watcher.config import Secrets
+from watcher.store import people
+from watcher.store.db import transaction
 from watcher.web import (
     routes_account,
     routes_api,
@@ -78,3 +80,14 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
     app.state.context = context
     app.state.session_keys = SessionKeys(secret.get_secret_value() if secret else None)
     return app
+
+
+def setup_url(context: WebContext) -> str | None:
+    """At start, with no user yet: the one-time URL (valid 24 hours) whose page creates the first
+    admin, for the log; None once someone can sign in. Each call makes a new token."""
+    with transaction(context.engine) as session:
+        token = people.ensure_setup_token(session=session, now=context.now())
+    if token is None:
+        return None
+    base = context.config().server.public_url or "http://127.0.0.1:8080"
+    return f"{base}/setup/{token}"

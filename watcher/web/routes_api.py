@@ -1,19 +1,213 @@
-"""The JSON API under /api/v1 (bearer tokens)."""
+"""The JSON API under /api/v1 (`Authorization: Bearer TOKEN`): watches (list, read, create,
+replace, delete), the registry preview, and changes a page at a time. A watch is validated by
+`WatchConfig` exactly as the form is; errors are `{"errors": [{"field", "message"}]}`."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from watcher.store.watches import watch_rows
-from watcher.web.auth import in_db, require_api_user
+from watcher.model import ChangeKind
+from watcher.store.dashboard import ChangeFilter, changes_page, watch_summaries, watch_summary
+from watcher.store.people import Person
+from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
+from watcher.watch import NCT_ID, WatchConfig
+from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
+from watcher.web.routes_watches import managed_in_file
+from watcher.web.watch_data import FieldError, WatchInvalid, may_edit, run_preview, validate_preview, validate_watch
+from watcher.web.watch_data import watch_json as w_json
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+
+def invalid(errors: list[FieldError], status: int = 422) -> JSONResponse:
+    return JSONResponse({"errors": [error.as_json() for error in errors]}, status_code=status)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WatchInvalid([FieldError("body", f"not JSON: {exc}")]) from exc
+    if not isinstance(body, dict):
+        raise WatchInvalid([FieldError("body", "expected a JSON object")])
+    return body
 
 
 async def list_watches(request: Request) -> Response:
     await require_api_user(request)
-    rows = await in_db(request, lambda session: watch_rows(session=session))
-    return JSONResponse({"watches": [{"name": row.name, "source": row.source} for row in rows]})
+    now = context_of(request).now()
+    summaries = await in_db(request, lambda session: watch_summaries(session=session, now=now))
+    return JSONResponse({"watches": [w_json(summary) for summary in summaries]})
 
 
-routes: list[BaseRoute] = [Route("/api/v1/watches", list_watches, methods=["GET"])]
+async def get_watch(request: Request) -> Response:
+    await require_api_user(request)
+    name, now = request.path_params["name"], context_of(request).now()
+    summary = await in_db(request, lambda session: watch_summary(session=session, name=name, now=now))
+    if summary is None:
+        raise HTTPException(404, f"no watch named {name!r}")
+    return JSONResponse(w_json(summary))
+
+
+async def post_watch(request: Request) -> Response:
+    user = await require_api_user(request)
+    try:
+        watch = validate_watch(await json_body(request))
+    except WatchInvalid as exc:
+        return invalid(exc.errors)
+    now = context_of(request).now()
+
+    def create(session: Session) -> dict[str, Any]:
+        create_watch(session=session, watch=watch, owner=user.email, now=now)
+        session.flush()
+        summary = watch_summary(session=session, name=watch.name, now=now)
+        assert summary is not None
+        return w_json(summary)
+
+    try:
+        return JSONResponse(await in_db(request, create), status_code=201)
+    except WatchNameTaken as exc:
+        return invalid([FieldError("name", str(exc))], status=409)
+
+
+async def _editable_row(request: Request, user: Person, name: str) -> None:
+    row = await in_db(request, lambda session: get_watch_row(session=session, name=name))
+    if row is None or row.archived_at is not None:
+        raise HTTPException(404, f"no watch named {name!r}")
+    if row.source != "web":
+        raise Forbidden(managed_in_file(request, name))
+    if not may_edit(user, row):
+        raise Forbidden(f"watch {name!r} was created by {row.owner}; only they or an admin may change it")
+
+
+async def put_watch(request: Request) -> Response:
+    user = await require_api_user(request)
+    name = request.path_params["name"]
+    await _editable_row(request, user, name)
+    try:
+        watch = validate_watch({"name": name, **await json_body(request)})
+    except WatchInvalid as exc:
+        return invalid(exc.errors)
+    now = context_of(request).now()
+
+    def replace(session: Session) -> dict[str, Any]:
+        update_watch(session=session, name=name, watch=watch, actor=user.email, now=now)
+        session.flush()
+        summary = watch_summary(session=session, name=watch.name, now=now)
+        assert summary is not None
+        return w_json(summary)
+
+    try:
+        return JSONResponse(await in_db(request, replace))
+    except WatchNameTaken as exc:
+        return invalid([FieldError("name", str(exc))], status=409)
+
+
+async def delete_watch(request: Request) -> Response:
+    user = await require_api_user(request)
+    name, now = request.path_params["name"], context_of(request).now()
+    await _editable_row(request, user, name)
+    await in_db(request, lambda session: archive_watch(session=session, name=name, actor=user.email, now=now))
+    return Response(status_code=204)
+
+
+async def preview(request: Request) -> Response:
+    await require_api_user(request)
+    try:
+        watch: WatchConfig = validate_preview(await json_body(request))
+    except WatchInvalid as exc:
+        return invalid(exc.errors)
+    result = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
+    if result.error:
+        return JSONResponse({"error": f"the registry could not be asked: {result.error}"}, status_code=502)
+    return JSONResponse(result.as_json())
+
+
+def encode_cursor(cursor: tuple[datetime, int]) -> str:
+    raw = json.dumps([cursor[0].isoformat(), cursor[1]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, int]:
+    try:
+        at, change_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        return datetime.fromisoformat(at).astimezone(UTC), int(change_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ValueError("not a cursor this API gave out") from exc
+
+
+def _moment(value: str) -> datetime:
+    """2026-11-01 (midnight UTC) or an ISO 8601 time (UTC when it names no offset)."""
+    if len(value) == 10:
+        day = date.fromisoformat(value)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def change_query(params: Any) -> tuple[ChangeFilter, int, tuple[datetime, int] | None, list[FieldError]]:
+    errors: list[FieldError] = []
+    moments: dict[str, datetime | None] = {"since": None, "until": None}
+    for key in moments:
+        if params.get(key):
+            try:
+                moments[key] = _moment(params[key])
+            except ValueError:
+                errors.append(FieldError(key, f"expected a date (2026-11-01) or an ISO 8601 time, got {params[key]!r}"))
+    kind = params.get("kind") or None
+    if kind is not None and kind not in {str(k) for k in ChangeKind}:
+        errors.append(FieldError("kind", f"unknown kind {kind!r}: one of {', '.join(str(k) for k in ChangeKind)}"))
+    nct_id = (params.get("nct_id") or "").strip().upper() or None
+    if nct_id is not None and not NCT_ID.match(nct_id):
+        errors.append(FieldError("nct_id", f"not an NCT id: {nct_id!r}"))
+    limit_text = params.get("limit") or str(DEFAULT_LIMIT)
+    limit = int(limit_text) if limit_text.isdigit() else 0
+    if not 1 <= limit <= MAX_LIMIT:
+        errors.append(FieldError("limit", f"expected a whole number from 1 to {MAX_LIMIT}"))
+    cursor = None
+    if params.get("cursor"):
+        try:
+            cursor = decode_cursor(params["cursor"])
+        except ValueError as exc:
+            errors.append(FieldError("cursor", str(exc)))
+    filters = ChangeFilter(params.get("watch") or None, kind, nct_id, moments["since"], moments["until"])
+    return filters, limit, cursor, errors
+
+
+async def list_changes(request: Request) -> Response:
+    await require_api_user(request)
+    filters, limit, cursor, errors = change_query(request.query_params)
+    if errors:
+        return invalid(errors)
+    records, following = await in_db(
+        request, lambda session: changes_page(session=session, filters=filters, limit=limit, after=cursor)
+    )
+    return JSONResponse(
+        {
+            "changes": [record.as_json() for record in records],
+            "next_cursor": encode_cursor(following) if following else None,
+        }
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/watches", list_watches, methods=["GET"]),
+    Route("/api/v1/watches", post_watch, methods=["POST"]),
+    Route("/api/v1/watches/{name:path}", get_watch, methods=["GET"]),
+    Route("/api/v1/watches/{name:path}", put_watch, methods=["PUT"]),
+    Route("/api/v1/watches/{name:path}", delete_watch, methods=["DELETE"]),
+    Route("/api/v1/preview", preview, methods=["POST"]),
+    Route("/api/v1/changes", list_changes, methods=["GET"]),
+]

@@ -1,7 +1,186 @@
-"""Placeholder: filled in after the skeleton."""
+"""The watch pages: /watches/new and /watches/<name> (the form, its Preview, saving, deleting,
+the audit). Forms work without JavaScript; static/preview.js only updates the preview in place
+(it asks for the fragment with `X-Requested-With: preview`)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
+from urllib.parse import quote
 
-routes: list[BaseRoute] = []
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from watcher.store.dashboard import watch_summary
+from watcher.store.people import Person
+from watcher.store.watches import (
+    WatchNameTaken,
+    archive_watch,
+    audit_entries,
+    create_watch,
+    get_watch_row,
+    update_watch,
+)
+from watcher.web.auth import Forbidden, context_of, form_of, in_db, require_user
+from watcher.web.render import render
+from watcher.web.watch_data import (
+    PREVIEW_FIELDS,
+    WatchInvalid,
+    form_to_data,
+    form_values,
+    may_edit,
+    run_preview,
+    validate_preview,
+    validate_watch,
+)
+
+FORM_FIELDS = ("name", "conditions", "terms", "exclude", "nct_ids", "recipients", "digest", "send_empty", "feeds")
+
+
+def watch_path(name: str) -> str:
+    return "/watches/" + quote(name, safe="")
+
+
+def managed_in_file(request: Request, name: str) -> str:
+    return f"watch {name!r} is managed in {context_of(request).config().path}; edit it there"
+
+
+async def new_page(request: Request) -> Response:
+    user = await require_user(request)
+    values = form_values({"recipients": [user.email]})
+    return render(request, "watch_edit.html", {"values": values, "errors": {}, "editing": None, "preview": None})
+
+
+async def new_submit(request: Request) -> Response:
+    user = await require_user(request)
+    form = await form_of(request)
+    data = form_to_data(form)
+    if form.get("action") == "preview":
+        return await _previewed(request, data, editing=None)
+    try:
+        watch = validate_watch(data)
+    except WatchInvalid as exc:
+        return _form_again(request, data, exc.by_field(), editing=None)
+    now = context_of(request).now()
+    try:
+        await in_db(request, lambda session: create_watch(session=session, watch=watch, owner=user.email, now=now))
+    except WatchNameTaken as exc:
+        return _form_again(request, data, {"name": str(exc)}, editing=None, status=409)
+    return RedirectResponse(watch_path(watch.name) + "?saved=1", status_code=303)
+
+
+async def watch_page(request: Request) -> Response:
+    user = await require_user(request)
+    name = request.path_params["name"]
+    now = context_of(request).now()
+
+    def load(session: Session) -> tuple[Any, list[Any]]:
+        return watch_summary(session=session, name=name, now=now), audit_entries(session=session, watch=name, limit=50)
+
+    summary, audit = await in_db(request, load)
+    if summary is None:
+        raise HTTPException(404, f"There is no watch named {name!r}.")
+    editable = may_edit(user, summary)
+    values = form_values({"name": summary.name, **summary.definition})
+    return render(
+        request,
+        "watch_edit.html" if editable else "watch_view.html",
+        {
+            "summary": summary,
+            "values": values,
+            "errors": {},
+            "editing": summary.name,
+            "audit": audit,
+            "preview": None,
+            "saved": request.query_params.get("saved") == "1",
+            "config_path": str(context_of(request).config().path),
+        },
+    )
+
+
+async def watch_submit(request: Request) -> Response:
+    user = await require_user(request)
+    form = await form_of(request)
+    name = request.path_params["name"]
+    row = await in_db(request, lambda session: get_watch_row(session=session, name=name))
+    if row is None or row.archived_at is not None:
+        raise HTTPException(404, f"There is no watch named {name!r}.")
+    _check_may_edit(request, user, row)
+    action = form.get("action")
+    if action == "delete":
+        now = context_of(request).now()
+        await in_db(request, lambda session: archive_watch(session=session, name=name, actor=user.email, now=now))
+        return RedirectResponse("/?deleted=" + quote(name, safe=""), status_code=303)
+    data = form_to_data(form, base=row.definition)
+    if action == "preview":
+        return await _previewed(request, data, editing=name)
+    return await _save_edit(request, user, name, data)
+
+
+async def _save_edit(request: Request, user: Person, name: str, data: dict[str, Any]) -> Response:
+    try:
+        watch = validate_watch(data)
+    except WatchInvalid as exc:
+        return _form_again(request, data, exc.by_field(), editing=name)
+    now = context_of(request).now()
+    try:
+        await in_db(
+            request, lambda session: update_watch(session=session, name=name, watch=watch, actor=user.email, now=now)
+        )
+    except WatchNameTaken as exc:
+        return _form_again(request, data, {"name": str(exc)}, editing=name, status=409)
+    return RedirectResponse(watch_path(watch.name) + "?saved=1", status_code=303)
+
+
+def _check_may_edit(request: Request, user: Person, row: Any) -> None:
+    if row.source != "web":
+        raise Forbidden(managed_in_file(request, row.name))
+    if not may_edit(user, row):
+        raise Forbidden(f"watch {row.name!r} was created by {row.owner}; only they or an admin may change it")
+
+
+async def _previewed(request: Request, data: dict[str, Any], *, editing: str | None) -> Response:
+    """The form again with the registry's answer beside it (or only that, for preview.js)."""
+    try:
+        watch = validate_preview({key: data.get(key, []) for key in PREVIEW_FIELDS})
+    except WatchInvalid as exc:
+        return _form_again(request, data, exc.by_field(), editing=editing)
+    preview = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
+    if request.headers.get("x-requested-with") == "preview":
+        return render(request, "_preview.html", {"preview": preview})
+    return _form_again(request, data, {}, editing=editing, preview=preview, status=200)
+
+
+def _form_again(
+    request: Request,
+    data: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    editing: str | None,
+    preview: Any = None,
+    status: int = 422,
+) -> Response:
+    if request.headers.get("x-requested-with") == "preview":  # preview.js: errors go in the preview box
+        return render(request, "_preview.html", {"preview": None, "preview_errors": errors}, status_code=status)
+    others = {key: message for key, message in errors.items() if key not in FORM_FIELDS}
+    context = {
+        "values": form_values(data),
+        "errors": errors,
+        "other_errors": others,
+        "editing": editing,
+        "preview": preview,
+        "summary": None,
+        "audit": [],
+    }
+    return render(request, "watch_edit.html", context, status_code=status)
+
+
+routes: list[BaseRoute] = [
+    Route("/watches/new", new_page, methods=["GET"]),
+    Route("/watches/new", new_submit, methods=["POST"]),
+    Route("/watches/{name:path}", watch_page, methods=["GET"]),
+    Route("/watches/{name:path}", watch_submit, methods=["POST"]),
+]

@@ -1,0 +1,190 @@
+"""A watch in the web app: validated through `WatchConfig` wherever it comes from (the form or the
+API's JSON), pydantic's errors as `{"field", "message"}`, the W object of the API, who may edit
+which watch, and the registry preview (runs the query now, stores nothing)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from watcher.config import ClinicalTrialsConfig
+from watcher.errors import SourceError
+from watcher.matching import why_study_matches
+from watcher.model import Study
+from watcher.registry.client import CtgovClient
+from watcher.store.dashboard import WatchSummary
+from watcher.store.models import WatchRow
+from watcher.store.people import Person
+from watcher.watch import WatchConfig
+
+PREVIEW_SHOWN = 20
+PREVIEW_FIELDS = ("conditions", "terms", "exclude", "nct_ids")
+LIST_FIELDS = ("conditions", "terms", "exclude", "nct_ids", "recipients")
+_PLACEHOLDER = {"name": "preview", "recipients": ["preview@localhost"]}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class WatchInvalid(Exception):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    def by_field(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for error in self.errors:
+            found[error.field] = f"{found[error.field]} {error.message}" if error.field in found else error.message
+        return found
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """pydantic's errors, one per field, in words a person reads."""
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {loc[0]!r}"
+        elif error["type"] == "missing":
+            message = "required"
+        where = loc[0] if loc else ("conditions" if "conditions" in message else "watch")
+        errors.append(FieldError(where, message))
+    return errors
+
+
+def validate_watch(data: dict[str, Any]) -> WatchConfig:
+    """A WatchConfig from JSON-like data; WatchInvalid with every field's error."""
+    try:
+        return WatchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise WatchInvalid(field_errors(exc)) from exc
+
+
+def validate_preview(data: dict[str, Any]) -> WatchConfig:
+    """The words and ids of a preview (the other fields of a watch do not matter to it)."""
+    if not isinstance(data, dict):
+        raise WatchInvalid([FieldError("body", "expected a JSON object")])
+    unknown = sorted(set(data) - set(PREVIEW_FIELDS))
+    if unknown:
+        raise WatchInvalid([FieldError(key, f"unknown field {key!r}") for key in unknown])
+    return validate_watch({**_PLACEHOLDER, **data})
+
+
+def split_lines(text: str) -> list[str]:
+    """One word or phrase a line (blank lines ignored)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def split_items(text: str, *, spaces: bool = True) -> list[str]:
+    """Ids or addresses: one a line, or separated by commas, semicolons (or spaces)."""
+    return [item.strip() for item in re.split(r"[\s,;]+" if spaces else r"[\n,;]+", text) if item.strip()]
+
+
+def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The watch form as WatchConfig data, over `base` (an edited watch keeps what the form does
+    not show, such as rule keys added later)."""
+    data: dict[str, Any] = dict(base or {})
+    data["name"] = str(form.get("name", "")).strip()
+    for key in ("conditions", "terms", "exclude"):
+        data[key] = split_lines(str(form.get(key, "")))
+    data["nct_ids"] = split_items(str(form.get("nct_ids", "")))
+    data["recipients"] = split_items(str(form.get("recipients", "")), spaces=False)
+    data["digest"] = str(form.get("digest", "daily"))
+    data["send_empty"] = form.get("send_empty") == "on"
+    data["feeds"] = form.get("feeds") == "on"
+    return data
+
+
+def form_values(data: dict[str, Any]) -> dict[str, Any]:
+    """WatchConfig data as the form's inputs show it (lists one item a line)."""
+    values = dict(data)
+    for key in LIST_FIELDS:
+        items = data.get(key) or []
+        values[key] = "\n".join(str(item) for item in items) if isinstance(items, list) else str(items)
+    values.setdefault("name", "")
+    values.setdefault("digest", "daily")
+    values.setdefault("send_empty", False)
+    values.setdefault("feeds", True)
+    return values
+
+
+def may_edit(person: Person, row: WatchRow | WatchSummary) -> bool:
+    """Admins edit every web watch; members the ones they created; nobody a config watch here."""
+    return row.source == "web" and (person.is_admin or row.owner == person.email)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def watch_json(summary: WatchSummary) -> dict[str, Any]:
+    """W: the watch's fields (every key its definition has), where it is defined, and its health."""
+    return {
+        "name": summary.name,
+        **summary.definition,
+        "source": summary.source,
+        "owner": summary.owner,
+        "last_poll_at": _iso(summary.last_poll_at),
+        "last_success_at": _iso(summary.last_success_at),
+        "failing_since": _iso(summary.failing_since),
+        "last_error": summary.last_error,
+        "studies": summary.studies,
+        "changes_7d": summary.changes_7d,
+    }
+
+
+@dataclass(frozen=True)
+class PreviewStudy:
+    nct_id: str
+    title: str
+    status: str
+    phase: str
+    why: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"nct_id": self.nct_id, "title": self.title, "status": self.status, "phase": self.phase, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    studies: list[PreviewStudy] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"count": self.count, "studies": [study.as_json() for study in self.studies]}
+
+
+def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig) -> Preview:
+    """What the watch's queries match in the registry now: the count and the first 20 studies
+    with why each matched. A study found by its words and by its id is counted once when both
+    queries show it; the registry's own totals are used for the rest."""
+    quick = config.model_copy(update={"max_attempts": min(config.max_attempts, 2)})  # a person is waiting
+    try:
+        pages = CtgovClient(quick).preview(watch, limit=PREVIEW_SHOWN)
+    except SourceError as exc:
+        return Preview(count=0, error=exc.one_line())
+    seen: dict[str, PreviewStudy] = {}
+    total = 0
+    for _url, page in pages:
+        total += page.total if page.total is not None else len(page.studies)
+        for record in page.studies:
+            study = Study.from_record(record)
+            if study.nct_id in seen:
+                total -= 1
+                continue
+            why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
+            seen[study.nct_id] = PreviewStudy(study.nct_id, study.title, study.status_label, study.phase_label, why)
+    return Preview(count=total, studies=list(seen.values())[:PREVIEW_SHOWN], requests=[url for url, _ in pages])
