@@ -5,6 +5,7 @@ and changes with keyset pagination."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -88,6 +89,8 @@ def test_create_read_replace_delete_a_watch_and_its_audit(web_server, api):
     replaced = api.put("/api/v1/watches/RCC%20bispecifics", json={**NEW, "terms": ["tobemstomig"], "digest": "daily"})
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["terms"] == ["tobemstomig"] and replaced.json()["digest"] == "daily"
+    round_trip = {**replaced.json(), "send_empty": True}  # a W read back, changed and sent again
+    assert api.put("/api/v1/watches/RCC%20bispecifics", json=round_trip).json()["send_empty"] is True
     renamed = api.put("/api/v1/watches/RCC%20bispecifics", json={**NEW, "name": "RCC BsAb"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "RCC BsAb"
     assert api.get("/api/v1/watches/RCC%20bispecifics").status_code == 404
@@ -99,8 +102,9 @@ def test_create_read_replace_delete_a_watch_and_its_audit(web_server, api):
             (e.action, e.actor) for e in reversed(audit_entries(session=session)) if e.actor != "trialwatch.toml"
         ]
         first = [e for e in audit_entries(session=session, watch="RCC bispecifics") if e.action == "update"][-1]
-    assert actions == [("create", "member@example.org"), ("update", "member@example.org"),
-                       ("update", "member@example.org"), ("archive", "member@example.org")]  # fmt: skip
+    assert actions == [("create", "member@example.org")] + [("update", "member@example.org")] * 3 + [
+        ("archive", "member@example.org")
+    ]
     assert first.changes["terms"] == [["bispecific"], ["tobemstomig"]]
 
 
@@ -252,3 +256,27 @@ def test_bad_change_queries_are_422(api, params, field):
     response = api.get("/api/v1/changes", params=params)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == field
+
+
+def test_preview_when_the_registry_fails_is_502(api, registry):
+    from tests.servers import Fault
+
+    registry.fail_next(Fault.status(500), Fault.status(500))
+    response = api.post("/api/v1/preview", json={"terms": ["CAR-T"]})
+    assert response.status_code == 502 and response.json()["error"].startswith("the registry could not be asked")
+
+
+def test_a_name_with_a_slash_and_unicode_round_trips(api):
+    name = "RCC / ccRCC – 2L"
+    assert api.post("/api/v1/watches", json={**NEW, "name": name}).status_code == 201
+    path = "/api/v1/watches/" + quote(name, safe="")
+    assert api.get(path).json()["name"] == name
+    assert api.put(path, json={**NEW, "name": name, "digest": "daily"}).json()["digest"] == "daily"
+    assert api.delete(path).status_code == 204
+
+
+def test_unknown_api_paths_and_methods_answer_json(api):
+    missing = api.get("/api/v1/nothing")
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong = api.request("PATCH", "/api/v1/watches")
+    assert wrong.status_code == 405 and "error" in wrong.json()

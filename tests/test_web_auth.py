@@ -3,6 +3,7 @@ response carries; a real uvicorn over both databases."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -99,7 +100,8 @@ def test_a_password_change_ends_other_sessions(web_server):
     assert client.get("/").status_code == 303
 
 
-def test_wrong_password_and_unknown_account_look_the_same(web_server):
+def test_wrong_password_and_unknown_account_look_the_same(web_server, caplog):
+    caplog.set_level("INFO")
     web_server.add_user("ann@example.org")
     wrong = web_server.client().sign_in("ann@example.org", "not the password")
     unknown = web_server.client().sign_in("nobody@example.org", "not the password")
@@ -107,6 +109,10 @@ def test_wrong_password_and_unknown_account_look_the_same(web_server):
         assert response.status_code == 401
         assert "Wrong email address or password." in response.text
         assert "trialwatch_session" not in response.cookies or "uid" not in response.text
+    assert "failed sign-in for 'ann@example.org'" in caplog.text
+    assert "not the password" not in caplog.text  # a password is never logged
+    web_server.client().sign_in("ann@example.org")
+    assert "ann@example.org signed in" in caplog.text and PASSWORD not in caplog.text
 
 
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
@@ -233,3 +239,54 @@ def test_an_unreachable_database_answers_503_with_a_clear_message(tmp_path):
     finally:
         server.stop()
         engine.dispose()
+
+
+PUBLIC = {"/login", "/setup/{token}"}  # a new public page (an unsubscribe link, say) is added here, on purpose
+
+
+def test_every_route_the_app_has_needs_a_session_or_a_token_unless_public(web_server):
+    from starlette.routing import Route
+
+    client = web_server.client()
+    checked = []
+    for route in web_server.app.routes:
+        if not isinstance(route, Route) or route.path in PUBLIC:
+            continue
+        path = re.sub(r"\{[^}]+\}", "RCC%20file%20watch", route.path)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            response = client.request(method, path, data={} if method == "POST" else None)
+            expected = 401 if route.path.startswith("/api/") else 303
+            assert response.status_code == expected, f"{method} {route.path}: {response.status_code}"
+            if expected == 303:
+                assert response.headers["location"].startswith("/login"), f"{method} {route.path}"
+            checked.append(f"{method} {route.path}")
+    assert len(checked) >= 15, checked
+
+
+def test_sessions_outlive_a_restart_and_work_on_every_replica(web_server, database_url, registry):
+    client = web_server.signed_in("ann@example.org")
+    replica = make_site(database_url, registry.base_url)  # another process's app over the same database
+    try:
+        client.base_url = replica.url  # the cookie jar sends the same cookie (cookies ignore the port)
+        assert client.get("/").status_code == 200
+    finally:
+        close_site(replica)
+
+
+def test_the_secret_key_from_the_environment_signs_and_nothing_is_stored(tmp_path, registry, monkeypatch):
+    from sqlmodel import select
+
+    from watcher.errors import ConfigError
+    from watcher.store.models import WebSecret
+
+    monkeypatch.setenv("TRIALWATCH_SECRET_KEY", "k" * 40)
+    site = make_site(f"sqlite:///{tmp_path / 'env-key.db'}", registry.base_url)
+    try:
+        assert site.signed_in("ann@example.org").get("/").status_code == 200
+        with db.transaction(site.engine) as session:
+            assert session.exec(select(WebSecret)).all() == []
+    finally:
+        close_site(site)
+    monkeypatch.setenv("TRIALWATCH_SECRET_KEY", "too short")
+    with pytest.raises(ConfigError, match="TRIALWATCH_SECRET_KEY is shorter than 32 characters"):
+        make_site(f"sqlite:///{tmp_path / 'short-key.db'}", registry.base_url)

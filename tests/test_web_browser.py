@@ -72,10 +72,13 @@ def test_create_a_watch_with_its_preview_edit_it_and_see_it_on_the_dashboard(
     assert "update" in history and "FX-101" in history
     browser.screenshot("watch-edited")
 
+    mark_failing(browser_site, "RCC file watch")
     browser.find("header a[href='/']").click()
     browser.wait_for(lambda driver: browser.path == "/")
+    failing = browser.find("li.watch[data-watch='RCC file watch']")
+    assert "failing" in failing.text and "GET https://clinicaltrials.gov/api/v2/studies" in failing.text
     card = browser.find("li.watch[data-watch='RCC bispecifics']")
-    assert "FX-101" in card.text and "nurse@example.org" in card.text and "weekly" not in card.text
+    assert "FX-101" in card.text and "nurse@example.org" in card.text and "daily at 07:00 (UTC)" in card.text
     assert "waiting for its first poll" in card.text
     assert not browser.page_overflows()
     browser.screenshot("dashboard")
@@ -124,3 +127,42 @@ def test_the_setup_link_creates_the_first_admin(browser, browser_site):
     browser.open(f"/setup/{token}")
     assert "expired or was used already" in browser.find(".message").text
     browser.screenshot("setup-used")
+
+
+def mark_failing(site, name):
+    """The watch's polls fail since an hour ago (as the daemon records it), a long error included."""
+    from datetime import timedelta
+
+    from watcher.store import db
+    from watcher.store.models import WatchState
+
+    now = site.clock.now()
+    error = "GET https://clinicaltrials.gov/api/v2/studies?query.cond=%22renal+cell+carcinoma%22&pageSize=1000: 503"
+    with db.transaction(site.engine) as session:
+        session.add(
+            WatchState(
+                name=name, last_poll_at=now, last_success_at=now - timedelta(days=1),
+                failing_since=now - timedelta(hours=1), last_error=error,
+            )
+        )  # fmt: skip
+
+
+def test_the_database_unreachable_page(tmp_path):
+    from tests.web_support import Browser, Clock, UvicornThread, chromium_or_skip
+    from watcher.config import Config
+    from watcher.store import db
+    from watcher.web.app import WebContext, create_app
+
+    chromium_or_skip()
+    engine = db.make_engine("postgresql+psycopg://trialwatch@127.0.0.1:1/trialwatch?connect_timeout=2")
+    config = Config()
+    server = UvicornThread(create_app(WebContext(engine=engine, config=lambda: config, now=Clock().now)))
+    browser = Browser(server.start())
+    try:
+        browser.open("/")
+        assert "The database cannot be reached right now; trialwatch keeps trying" in browser.find(".message").text
+        browser.screenshot("database-unreachable")
+    finally:
+        browser.close()
+        server.stop()
+        engine.dispose()

@@ -43,6 +43,7 @@ def test_creating_a_watch_in_the_form_stores_it_and_shows_it(web_server):
     assert "ann@example.org" in page.text and "create" in page.text  # the history
     dashboard = client.get("/").text
     assert "RCC bispecifics" in dashboard and "kidney cancer" in dashboard and "coordinator@example.org" in dashboard
+    assert "weekly on Monday at 07:00 (UTC)" in dashboard and "daily at 07:00 (UTC)" in dashboard
     assert "RCC file watch" in dashboard and "managed in trialwatch.toml" in dashboard
 
 
@@ -123,7 +124,11 @@ def test_editing_and_deleting_a_watch(web_server):
     assert response.status_code == 303 and response.headers["location"] == "/?deleted=RCC%20bispecifics"
     dashboard = client.get(response.headers["location"]).text
     assert "was deleted" in dashboard and 'href="/watches/RCC%20bispecifics"' not in dashboard
-    assert client.get("/watches/RCC%20bispecifics").status_code == 404
+    gone = client.get("/watches/RCC%20bispecifics")
+    assert gone.status_code == 404 and "There is no watch named &#39;RCC bispecifics&#39;." in gone.text
+    assert "Sign out" in gone.text  # the signed-in header
+    nowhere = client.get("/no/such/page")
+    assert nowhere.status_code == 404 and "There is no page here." in nowhere.text and "Sign out" in nowhere.text
 
 
 def test_a_member_cannot_edit_another_members_watch_an_admin_can(web_server):

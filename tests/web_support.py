@@ -165,7 +165,9 @@ def make_site(database_url: str, registry_url: str, *, public_url: str | None = 
     db.upgrade(engine)
     config = Config(
         database=DatabaseConfig(url=database_url),
-        clinicaltrials=ClinicalTrialsConfig(base_url=registry_url, requests_per_second=0, max_attempts=2),
+        clinicaltrials=ClinicalTrialsConfig(
+            base_url=registry_url, requests_per_second=0, max_attempts=2, backoff_seconds=0.01
+        ),
         server=ServerConfig(listen="127.0.0.1:0", public_url=public_url),
         watch=[FILE_WATCH],
     )

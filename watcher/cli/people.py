@@ -57,7 +57,7 @@ def user_add(
 ) -> None:
     """Add a person who can sign in. Members read everything and edit the watches they create.
 
-    Example: echo "$PASSWORD" | trialwatch user add ann@example.org --admin --password-stdin
+    Example: trialwatch user add ann@example.org --admin   (in a script: add --password-stdin)
     """
 
     def action() -> int:

@@ -20,6 +20,10 @@ Adding a page group (say, a changes timeline):
 3. Templates extend "base.html" (block `title` and `content`); put a nav link in base.html.
    Everything is autoescaped; never mark user, registry or feed text safe. No inline script or
    style (the CSP forbids both): JavaScript goes in static/*.js, loaded with a <script src>.
-4. Test it over HTTP with tests/web_support.py (`web_app` / `web_server` fixtures) and, for what a
-   person does in the page, in the browser (`browser` fixture).
+4. Test it over HTTP with tests/web_support.py (the `web_server` fixture: a real uvicorn over a
+   fresh database, both kinds; `.signed_in(email)`, `.token(email)`, `.submit(page, data)`) and,
+   for what a person does in the page, in the browser (`browser`, `signed_in_browser`;
+   `browser.screenshot(name)` also fails when the page is wider than 1280 or 360 px).
+   tests/test_web_auth.py checks that every route needs a session (or a token under /api): a page
+   meant to be public (an unsubscribe link) goes in its `PUBLIC` set, on purpose.
 """

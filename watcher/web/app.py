@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 import watcher.config
 from watcher.config import Secrets
+from watcher.errors import ConfigError
 from watcher.store import people
 from watcher.store.db import transaction
 from watcher.web import (
@@ -37,6 +38,7 @@ from watcher.web.headers import SecurityHeadersMiddleware
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+MIN_SECRET_LENGTH = 32
 
 
 def _utc_now() -> datetime:
@@ -72,6 +74,11 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
     for group in ROUTE_GROUPS:
         routes.extend(group)
     secret = Secrets().secret_key
+    if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"TRIALWATCH_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters",
+            hint="make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))', or unset it",
+        )
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeadersMiddleware), Middleware(SessionCookieMiddleware)],

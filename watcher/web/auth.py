@@ -2,13 +2,13 @@
 session for pages, a bearer token for the API), roles, and forms checked for their CSRF token.
 
 Failures are exceptions that watcher.web.errors turns into responses: `SignInRequired` (pages:
-303 to /login; API: 401), `Forbidden` (403), `Throttled` (429). Database errors become 503.
+303 to /login; API: 401) and `Forbidden` (403). Database errors become 503.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,9 @@ from watcher.store import people
 from watcher.store.db import transaction
 from watcher.store.people import Person
 from watcher.web.sessions import csrf_matches, load_session
+
+if TYPE_CHECKING:
+    from watcher.web.app import WebContext
 
 T = TypeVar("T")
 
@@ -31,16 +34,9 @@ class Forbidden(Exception):
     """Signed in, but not allowed: the message says why."""
 
 
-class Throttled(Exception):
-    """Too many failed sign-ins; try again after `retry_after` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def context_of(request: Request):  # type: ignore[no-untyped-def]  # -> WebContext (app imports this module)
-    return request.app.state.context
+def context_of(request: Request) -> WebContext:
+    context: WebContext = request.app.state.context
+    return context
 
 
 async def in_db(request: Request, work: Callable[[Session], T]) -> T:

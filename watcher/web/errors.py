@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from watcher.errors import StoreError
-from watcher.web.auth import Forbidden, SignInRequired, Throttled, is_api
+from watcher.web.auth import Forbidden, SignInRequired, current_user, is_api
 from watcher.web.render import render
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,16 @@ async def forbidden(request: Request, exc: Exception) -> Response:
     return error_response(request, 403, str(exc) or "You are not allowed to do this.")
 
 
-async def throttled(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Throttled)
-    return error_response(request, 429, str(exc), {"Retry-After": str(exc.retry_after)})
-
-
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "There is no page here.", 405: "This address does not take that method."}
-    message = exc.detail if exc.detail and exc.status_code not in messages else messages.get(exc.status_code, "")
+    default = HTTPStatus(exc.status_code).phrase
+    message = exc.detail if exc.detail and exc.detail != default else messages.get(exc.status_code, default)
+    if not is_api(request):
+        try:  # the header shows the signed-in user's navigation on a 404 too
+            await current_user(request)
+        except Exception:  # noqa: BLE001 (a page that is not there must not fail on the database)
+            log.debug("web: no user for the %s page", exc.status_code, exc_info=True)
     return error_response(request, exc.status_code, str(message), exc.headers)
 
 
@@ -74,7 +76,6 @@ def _first_line(exc: BaseException) -> str:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: sign_in_required,
     Forbidden: forbidden,
-    Throttled: throttled,
     HTTPException: http_error,
     OperationalError: database_down,
     InterfaceError: database_down,

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from watcher.config import DigestConfig
 from watcher.web.sessions import SCOPE_KEY, WebSession
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -30,6 +31,16 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     return str(value)
+
+
+def schedule_text(digest: str, config: DigestConfig) -> str:
+    """'daily at 07:00 (Europe/Paris)', 'weekly on Monday at 07:00 (UTC)', 'after each poll'."""
+    at = f"{config.time:%H:%M} ({config.timezone})"
+    if digest == "weekly":
+        return f"weekly on {config.weekday.capitalize()} at {at}"
+    if digest == "immediate":
+        return "after each poll"
+    return f"daily at {at}"
 
 
 def _environment() -> jinja2.Environment:
@@ -62,5 +73,6 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
         "csrf_token": token,
         "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(token)),
         "path": request.url.path,
+        "schedule": lambda digest: schedule_text(digest or "daily", request.app.state.context.config().digest),
     }
     return templates.TemplateResponse(request, name, {**base, **(context or {})}, status_code=status_code)

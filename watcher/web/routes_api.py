@@ -29,6 +29,17 @@ from watcher.web.watch_data import watch_json as w_json
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
+# W's fields the server keeps: ignored in a POST or PUT body, so a W read with GET can be sent back.
+READ_ONLY = (
+    "source",
+    "owner",
+    "last_poll_at",
+    "last_success_at",
+    "failing_since",
+    "last_error",
+    "studies",
+    "changes_7d",
+)
 
 
 def invalid(errors: list[FieldError], status: int = 422) -> JSONResponse:
@@ -43,6 +54,11 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise WatchInvalid([FieldError("body", "expected a JSON object")])
     return body
+
+
+async def watch_body(request: Request) -> dict[str, Any]:
+    """The editable fields of a watch from the body (W's read-only fields dropped)."""
+    return {key: value for key, value in (await json_body(request)).items() if key not in READ_ONLY}
 
 
 async def list_watches(request: Request) -> Response:
@@ -64,7 +80,7 @@ async def get_watch(request: Request) -> Response:
 async def post_watch(request: Request) -> Response:
     user = await require_api_user(request)
     try:
-        watch = validate_watch(await json_body(request))
+        watch = validate_watch(await watch_body(request))
     except WatchInvalid as exc:
         return invalid(exc.errors)
     now = context_of(request).now()
@@ -97,7 +113,7 @@ async def put_watch(request: Request) -> Response:
     name = request.path_params["name"]
     await _editable_row(request, user, name)
     try:
-        watch = validate_watch({"name": name, **await json_body(request)})
+        watch = validate_watch({"name": name, **await watch_body(request)})
     except WatchInvalid as exc:
         return invalid(exc.errors)
     now = context_of(request).now()

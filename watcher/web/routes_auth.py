@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -15,6 +16,7 @@ from watcher.web.auth import client_address, context_of, current_user, form_of, 
 from watcher.web.render import render
 from watcher.web.sessions import load_session
 
+log = logging.getLogger(__name__)
 THROTTLE_SECONDS = int(people.THROTTLE_WINDOW.total_seconds())
 WRONG = "Wrong email address or password."
 BLOCKED = "Too many failed sign-ins. Wait 15 minutes and try again."
@@ -57,6 +59,12 @@ async def login_submit(request: Request) -> Response:
         return SignInResult(person=person)
 
     result = await in_db(request, attempt)
+    if result.blocked:
+        log.warning("web: sign-in refused for %r from %s: too many failures in 15 minutes", email, address)
+    elif result.person is None:
+        log.warning("web: failed sign-in for %r from %s", email, address)
+    else:
+        log.info("web: %s signed in from %s", result.person.email, address)
     if result.person is None:
         status, message = (429, BLOCKED) if result.blocked else (401, WRONG)
         response = render(request, "login.html", {"next": target, "email": email, "error": message}, status)
@@ -74,6 +82,8 @@ async def logout_page(request: Request) -> Response:
 
 
 async def logout_submit(request: Request) -> Response:
+    if await current_user(request) is None:  # nobody to sign out
+        return RedirectResponse("/login", status_code=303)
     await form_of(request)
     (await load_session(request)).clear()
     return RedirectResponse("/login", status_code=303)
