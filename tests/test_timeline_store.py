@@ -4,6 +4,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import event
 
 from tests.timeline_data import T0, add_article, add_change, change_rows, insert_changes, store_versions
 from watcher.config import DEFAULT_IGNORE, Config, FeedConfig
-from watcher.model import ChangeKind
+from watcher.model import ChangeKind, Study
 from watcher.registry import studies
 from watcher.store import db, repo, timeline
 from watcher.store.sources import source_rows
@@ -197,3 +198,23 @@ def test_a_poll_caches_what_the_study_page_shows(changed, tmp_path):
         fresh = timeline.version_summaries(session=session, nct_id="NCT09000001")[1][1]
     assert view is not None and view.versions[1].changes
     assert polled == fresh
+
+
+def test_versions_follow_the_configured_noise_rules_and_recompute_when_they_change(engine, own_study):
+    record = own_study("study_NCT09000001_v1")
+    bookkeeping = copy.deepcopy(record)
+    bookkeeping["protocolSection"]["statusModule"]["statusVerifiedDate"] = "2026-11"
+    enrolled = copy.deepcopy(bookkeeping)
+    enrolled["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 99, "type": "ESTIMATED"}
+    with db.transaction(engine) as session:
+        for n, version in enumerate((record, bookkeeping, enrolled)):
+            repo.save_study_version(session=session, record=version, study=Study.from_record(version),
+                                    fingerprint=f"f{n}", now=T0 + timedelta(days=n))  # fmt: skip
+    with db.transaction(engine) as session:
+        view = studies.study_view(session=session, nct_id="NCT09000001", ignore=DEFAULT_IGNORE)
+    assert view is not None and view.versions[1].changes == ()  # only noise: nothing to show
+    assert [c.kind for c in view.versions[2].changes] == [ChangeKind.ENROLLMENT]
+    quieter = [*DEFAULT_IGNORE, "protocolSection.designModule.enrollmentInfo"]
+    with db.transaction(engine) as session:  # another ignore list: the kept changes are worked out again
+        view = studies.study_view(session=session, nct_id="NCT09000001", ignore=quieter)
+    assert view is not None and view.versions[2].changes == ()
