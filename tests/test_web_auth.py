@@ -242,6 +242,7 @@ def test_an_unreachable_database_answers_503_with_a_clear_message(tmp_path):
 
 
 PUBLIC = {"/login", "/setup/{token}"}  # a new public page (an unsubscribe link, say) is added here, on purpose
+PUBLIC |= {"/atom/{filename}"}  # feed readers: an API token in the address, else 404 (tests/test_web_timeline.py)
 
 
 def test_every_route_the_app_has_needs_a_session_or_a_token_unless_public(web_server):
