@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint, true
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, true
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -33,6 +33,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def _counter() -> Any:
+    return Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
@@ -50,6 +54,8 @@ class WatchState(SQLModel, table=True):
     data_timestamp: str | None = Field(default=None, max_length=40)
     last_full_at: datetime | None = _when(nullable=True)
     failing_since: datetime | None = _when(nullable=True)
+    request_count: int = _counter()  # registry requests charged to this watch, every poll
+    unchanged_count: int = _counter()  # polls that ended at /version: the registry's "not modified"
 
 
 class StudyRow(SQLModel, table=True):
@@ -75,6 +81,9 @@ class StudyVersion(SQLModel, table=True):
     record: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     last_update_posted: str | None = Field(default=None, max_length=10)
     seen_at: datetime = _when()
+    # filled on first view by registry.studies (cache): the changes from the version before and the
+    # facts the study page charts, so a page of a 1.5 MB record does not unpack every version
+    summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class WatchStudy(SQLModel, table=True):
@@ -88,6 +97,13 @@ class WatchStudy(SQLModel, table=True):
 
 class ChangeRow(SQLModel, table=True):
     __tablename__ = "change"
+    # the browser's timeline: newest first on (detected_at, id), keyset-paged, optionally filtered
+    __table_args__ = (
+        Index("ix_change_detected_at_id", "detected_at", "id"),
+        Index("ix_change_watch_detected_at_id", "watch", "detected_at", "id"),
+        Index("ix_change_nct_id_detected_at_id", "nct_id", "detected_at", "id"),
+        Index("ix_change_kind_detected_at_id", "kind", "detected_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     watch: str = Field(index=True, max_length=200)
@@ -123,6 +139,8 @@ class FeedState(SQLModel, table=True):
     last_error: str | None = None
     failing_since: datetime | None = _when(nullable=True)
     gone_at: datetime | None = _when(nullable=True)  # 410: polling stopped
+    request_count: int = _counter()  # requests made, every poll
+    not_modified_count: int = _counter()  # of which answered 304 Not Modified
 
 
 class FeedItemRow(SQLModel, table=True):

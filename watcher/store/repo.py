@@ -58,9 +58,16 @@ def watch_states(*, session: Session) -> dict[str, WatchState]:
 
 
 def save_study_version(
-    *, session: Session, record: dict[str, Any], study: Study, fingerprint: str, now: datetime
+    *,
+    session: Session,
+    record: dict[str, Any],
+    study: Study,
+    fingerprint: str,
+    now: datetime,
+    summary: dict[str, Any] | None = None,
 ) -> int:
-    """Store the study; add a version only when its tracked fields changed. Returns the version id."""
+    """Store the study; add a version only when its tracked fields changed (with `summary`, the
+    study page's cache, when known). Returns the version id."""
     row = session.get(StudyRow, study.nct_id)
     if row is not None and row.fingerprint == fingerprint and row.version_id is not None:
         return row.version_id
@@ -76,6 +83,7 @@ def save_study_version(
         record=pack_record(record),
         last_update_posted=study.last_update_posted,
         seen_at=now,
+        summary=summary,
     )
     session.add(version)
     session.flush()
