@@ -235,3 +235,33 @@ def test_articles_show_journal_why_and_named_trials_but_no_unsafe_link(web_serve
     assert '<a class="mono" href="/studies/NCT09000001">NCT09000001</a>' in page
     assert "read the article" in page  # the seeded feed changes carry an https link
     assert_escaped(page)
+
+
+def test_held_back_changes_stay_out_of_the_timeline_atom_and_api_unless_asked(web_server):
+    """Issue 15: a change a watch rule held back is stored but never in the timeline by default,
+    never in the Atom feed; the timeline's "show held back" switch and the API's held_back=1 show it."""
+    from tests.web_support import FILE_WATCH
+
+    web_server.provision(FILE_WATCH)
+    with db.transaction(web_server.engine) as session:
+        for summary, rule in (("Dates moved 12 days", "min_slip_days=30"), ("Status changed to Recruiting", None)):
+            kind = ChangeKind.DATES if rule else ChangeKind.STATUS
+            repo.add_change(session=session, watch=FILE_WATCH.name, kind=kind,
+                            source="clinicaltrials", nct_id="NCT09000001", title="Study", summary=summary, details={},
+                            recipients=["onc@example.org"], now=T0, suppressed_by=rule)  # fmt: skip
+    client = web_server.signed_in("reader@example.org")
+    default = unescape(client.get("/changes").text)
+    assert "Status changed to Recruiting" in default and "Dates moved 12 days" not in default
+    shown = client.get("/changes?held_back=1")
+    assert shown.status_code == 200 and "Dates moved 12 days" in unescape(shown.text)
+    assert "held back by min_slip_days=30" in unescape(shown.text)
+    assert 'name="held_back" value="1" checked' in shown.text  # the switch stays on in the bookmarkable view
+    token = web_server.token("feeds@example.org")
+    feed = feedparser.parse(client.get(f"/atom/RCC%20file%20watch.atom?token={token}").content)
+    assert [entry.summary for entry in feed.entries] == ["Status changed to Recruiting"]
+    api = {"Authorization": f"Bearer {token}"}
+    alerted = client.get("/api/v1/changes", headers=api).json()["changes"]
+    assert [c["summary"] for c in alerted] == ["Status changed to Recruiting"]
+    every = client.get("/api/v1/changes?held_back=1", headers=api).json()["changes"]
+    assert {(c["summary"], c["alerted"], c["suppressed_by"]) for c in every} == {
+        ("Dates moved 12 days", False, "min_slip_days=30"), ("Status changed to Recruiting", True, None)}  # fmt: skip

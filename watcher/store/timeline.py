@@ -61,11 +61,11 @@ class ChangeFilter:
     since: datetime | None = None
     until: datetime | None = None
     words: tuple[str, ...] = ()
+    held_back: bool = False  # also the changes a watch rule held back (never mailed, never in Atom)
 
     def conditions(self) -> list[Any]:
-        """One SQL condition per filter given. A switch such as "alerted only" (when changes carry
-        an `alerted` flag) is one more field here and one more line below."""
-        found: list[Any] = []
+        """One SQL condition per filter given; alerted changes only unless `held_back`."""
+        found: list[Any] = [] if self.held_back else [col(ChangeRow.alerted).is_(True)]
         if self.watch:
             found.append(col(ChangeRow.watch) == self.watch)
         if self.kinds:

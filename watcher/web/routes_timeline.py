@@ -58,7 +58,10 @@ def study_path(nct_id: str) -> str:
 
 
 def _query(request: Request, allowed_kinds: tuple[str, ...] = ()) -> TimelineQuery:
-    params = {key: request.query_params.get(key, "") for key in ("watch", "nct_id", "since", "until", "q", "cursor")}
+    params = {
+        key: request.query_params.get(key, "")
+        for key in ("watch", "nct_id", "since", "until", "q", "cursor", "held_back")
+    }
     return parse_query(params, request.query_params.getlist("kind"), allowed_kinds=allowed_kinds)
 
 

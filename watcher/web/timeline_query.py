@@ -45,6 +45,7 @@ class TimelineQuery:
     since: str = ""
     until: str = ""
     q: str = ""
+    held_back: bool = False  # the "show held back" switch (#15): changes a watch rule kept from the mail
     cursor: Cursor | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -60,12 +61,14 @@ class TimelineQuery:
             since=_day_start(self.since),
             until=_day_start(self.until, days=1),
             words=tuple(self.q.split()[:MAX_WORDS]),
+            held_back=self.held_back,
         )
 
     def params(self) -> list[tuple[str, str]]:
         """The filters as query parameters (no cursor), in a stable order."""
         pairs = [("watch", self.watch)] + [("kind", kind) for kind in self.kinds]
         pairs += [("nct_id", self.nct_id), ("since", self.since), ("until", self.until), ("q", self.q)]
+        pairs += [("held_back", "1" if self.held_back else "")]
         return [(key, value) for key, value in pairs if value]
 
     def link(self, path: str, cursor: Cursor | None = None) -> str:
@@ -85,6 +88,7 @@ def parse_query(params: Mapping[str, str], kinds: Sequence[str], *, allowed_kind
         since=params.get("since", "").strip(),
         until=params.get("until", "").strip(),
         q=" ".join(params.get("q", "").split()),
+        held_back=params.get("held_back", "") in ("1", "on", "true"),
     )
     known = allowed_kinds or [str(kind) for kind in ChangeKind]
     query.kinds = list(dict.fromkeys(k.strip() for k in kinds if k.strip()))
