@@ -30,6 +30,7 @@ def write_config(
     digest: str = "",
     feeds: str = "",
     pubmed: str = "",
+    server: str = "",
 ) -> Path:
     mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "{security}"' if smtp else 'smtp_host = ""'
     text = f"""
@@ -56,6 +57,7 @@ timeout = 5
 {feeds}
 
 {pubmed}
+{f"[server]{chr(10)}{server}" if server else ""}
 
 {watches or WATCHES}
 """

@@ -122,7 +122,11 @@ def stored_state(path: Path) -> dict[str, Any]:
         for model in (StudyRow, StudyVersion, WatchStudy, ChangeRow, Notification):
             dump[model.__tablename__] = sorted(repr(row.model_dump()) for row in session.exec(select(model)))
         dump["watch_state"] = sorted(
-            repr(row.model_dump(exclude={"last_poll_at", "last_error", "failing_since"}))
+            repr(
+                row.model_dump(
+                    exclude={"last_poll_at", "last_error", "failing_since", "request_count", "unchanged_count"}
+                )
+            )
             for row in session.exec(select(WatchState))
         )
     return dump

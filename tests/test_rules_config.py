@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from pydantic import ValidationError
 
 from tests.test_rules import DALLAS, E0205, E0210, R0212, R0216, verdicts, watch
@@ -20,6 +21,8 @@ from watcher.config import load_config
 from watcher.errors import ConfigError
 from watcher.registry.client import query_signature, updated_since, watch_queries, with_advanced
 from watcher.rules import describe_rules, registry_geo_filter
+from watcher.store import db
+from watcher.store.watches import get_watch_row, watch_of, watch_rows
 from watcher.watch import WatchConfig
 
 # --- the registry query ------------------------------------------------------------------------
@@ -144,3 +147,88 @@ def test_the_shipped_config_shows_one_working_example_of_each_rule(tmp_path):
     assert len(watches) == 3 and all(describe_rules(w) == "mails: every kind of change" for w in watches)
     uncommented = from_toml(tmp_path, "\n".join(examples) + "\n")
     assert describe_rules(uncommented).startswith("mails: status, results posted, new study, dates; dates only")
+
+
+# --- the same rules through the web app: the JSON API and the watch form, over HTTP -------------
+
+HEAD_JSON = {"name": "w", "terms": ["RCC"], "recipients": ["a@example.org"]}
+HEAD_FORM = {"name": "w", "terms": "RCC", "recipients": "a@example.org", "digest": "daily", "feeds": "on"}
+HEAD_FORM |= {"pubmed": "on"}  # a browser sends a ticked box as "on"
+RULES_FORM = {  # RULES_TOML as a person fills the form's rules section
+    "alert_on": ["status", "results_posted", "new_study", "dates", "sites"],
+    "min_slip_days": "30",
+    "min_enrollment_change_percent": "10",
+    "statuses": ["RECRUITING", "ACTIVE_NOT_RECRUITING"],
+    "phases": ["PHASE1", "PHASE2"],
+    "countries": "United States",
+    "near_lat": "32.78",
+    "near_lon": "-96.80",
+    "near_radius_km": "100",
+}
+FORM_TWIN = {  # the form's inputs for a BAD_RULES line; None: the form cannot say it (no such input)
+    'alert_on = ["status", "recruitment"]': {"alert_on": ["status", "recruitment"]},
+    "alert_on = []": None,  # nothing ticked is every kind
+    "min_slip_days = 0": {"min_slip_days": "0"},
+    "min_slip_days = -3": {"min_slip_days": "-3"},
+    'min_slip_days = "30"': None,  # a number input reads 30 as the number
+    "min_slip_days = 2.5": {"min_slip_days": "2.5"},
+    "min_enrollment_change_percent = 0": {"min_enrollment_change_percent": "0"},
+    'statuses = ["RECRUITING", "OPEN"]': {"statuses": ["RECRUITING", "OPEN"]},
+    'phases = ["PHASE5"]': {"phases": ["PHASE5"]},
+    'countries = ["Texas", ""]': None,  # blank lines are skipped
+    "near = { lat = 95, lon = 0, radius_km = 10 }": {"near_lat": "95", "near_lon": "0", "near_radius_km": "10"},
+    "near = { lat = 1, lon = 2, radius_km = -5 }": {"near_lat": "1", "near_lon": "2", "near_radius_km": "-5"},
+    'near = "Dallas"': None,
+}
+
+
+def stored_watch(web_server, name: str) -> WatchConfig:
+    with db.transaction(web_server.engine) as session:
+        row = get_watch_row(session=session, name=name)
+        assert row is not None
+        return watch_of(row)
+
+
+def test_toml_the_api_and_the_form_store_the_same_watch(tmp_path, web_server):
+    toml_watch = from_toml(tmp_path, RULES_TOML)
+    api = web_server.api(web_server.token("member@example.org"))
+    created = api.post("/api/v1/watches", json={**HEAD_JSON, **RULES_JSON})
+    assert created.status_code == 201, created.text
+    read = api.get("/api/v1/watches/w").json()
+    assert WatchConfig.model_validate({k: v for k, v in read.items() if k in WatchConfig.model_fields}) == toml_watch
+    assert stored_watch(web_server, "w") == toml_watch
+    form = web_server.signed_in("ann@example.org")
+    saved = form.submit("/watches/new", {**HEAD_FORM, **RULES_FORM, "name": "w in the form", "action": "save"})
+    assert saved.status_code == 303, saved.text
+    assert stored_watch(web_server, "w in the form") == toml_watch.model_copy(update={"name": "w in the form"})
+    page = form.get("/watches/w%20in%20the%20form").text  # the form again, its rules section filled and open
+    assert '<details class="rules" id="rules" open>' in page
+    assert 'name="min_slip_days" type="number" min="1" step="1" inputmode="numeric" value="30"' in page
+    assert 'value="ACTIVE_NOT_RECRUITING" checked' in page and 'value="PHASE3">' in page
+    assert '<textarea id="countries" name="countries" rows="2" aria-describedby="countries-hint">United States<' in page
+    assert escape(describe_rules(toml_watch)) in page  # in words, under "Now"
+
+
+def test_a_bad_rule_gives_the_same_message_from_toml_the_api_and_the_form(tmp_path, web_server):
+    api = web_server.api(web_server.token("member@example.org"))
+    form = web_server.signed_in("ann@example.org")
+    rows = [(toml_text, key) for toml_text, key, _bad in BAD_RULES]
+    rows.append(("near = { lat = 1, lon = 2 }", "near.radius_km"))  # one of the three left empty
+    twins = {**FORM_TWIN, "near = { lat = 1, lon = 2 }": {"near_lat": "1", "near_lon": "2"}}
+    for toml_text, key in rows:
+        with pytest.raises(ConfigError) as config_error:
+            from_toml(tmp_path, toml_text + "\n")
+        in_toml = config_error.value.one_line().split("watch 'w': ", 1)[1]
+        message = in_toml.removeprefix(f"key '{key}': ")
+        response = api.post("/api/v1/watches", json={**HEAD_JSON, **tomllib.loads(toml_text)})
+        assert response.status_code == 422, toml_text
+        assert response.json()["errors"] == [{"field": key, "message": message}], toml_text
+        if twins[toml_text] is None:
+            continue
+        page = form.submit("/watches/new", {**HEAD_FORM, **twins[toml_text], "action": "save"})
+        assert page.status_code == 422, toml_text
+        shown = f'<p class="field-error" id="{key.replace(".", "_")}-error">{escape(message)}</p>'
+        assert shown in page.text, toml_text
+        assert "Please correct the fields marked below." in page.text  # not listed at the top instead
+    with db.transaction(web_server.engine) as session:
+        assert [row.name for row in watch_rows(session=session)] == ["RCC file watch"]

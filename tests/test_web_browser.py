@@ -166,3 +166,39 @@ def test_the_database_unreachable_page(tmp_path):
         browser.close()
         server.stop()
         engine.dispose()
+
+
+def test_the_rules_section_opens_and_saves_a_threshold_and_a_country(signed_in_browser, browser_site):
+    browser = signed_in_browser
+    browser.open("/watches/new")
+    rules = browser.find("details#rules")
+    assert rules.get_attribute("open") is None  # closed while no rule is set
+    assert not browser.find("#min_slip_days").is_displayed()
+    browser.screenshot("new-watch-rules-closed")
+    browser.find("details#rules > summary").click()
+    browser.wait_for(lambda driver: browser.find("#min_slip_days").is_displayed())
+    browser.fill({"name": "Dallas RCC", "conditions": "renal cell carcinoma", "recipients": "site@example.org"})
+    browser.fill({"min_slip_days": "30", "countries": "United States"})
+    browser.find("#alert_on input[value='dates']").click()
+    browser.find("#alert_on input[value='status']").click()
+    browser.screenshot("new-watch-rules-open")
+    browser.find("#save-button").click()
+    browser.wait_for(lambda driver: browser.path.startswith("/watches/Dallas%20RCC"))
+    assert browser.find("#min_slip_days").get_attribute("value") == "30"
+    assert browser.find("#countries").get_attribute("value") == "United States"
+    assert browser.find("details#rules").get_attribute("open") is not None  # open: rules are set
+    words = browser.find("dd.rules-words").text
+    assert words == "mails: status, dates; dates only when they move 30 days or more, or become actual; " \
+        "sites in United States"  # fmt: skip
+    browser.screenshot("watch-rules-saved")
+    browser.fill({"min_slip_days": "0", "near_lat": "95", "near_lon": "-96.8", "near_radius_km": "100"})
+    browser.find("#save-button").click()
+    error = browser.wait_for(lambda driver: browser.find_all("#min_slip_days-error"))
+    assert error[0].text == "min_slip_days must be a whole number of at least 1, not 0"
+    assert browser.find("#near_lat-error").text == "near.lat must be between -90 and 90, not 95"
+    assert browser.find("#near_lat").get_attribute("aria-invalid") == "true"
+    browser.screenshot("watch-rules-errors")
+    browser.open("/")
+    card = browser.find("li.watch[data-watch='Dallas RCC']")
+    assert "sites in United States" in card.text
+    browser.screenshot("dashboard-rules")

@@ -19,6 +19,7 @@ from watcher.literature.pipeline import FeedReport, poll_feed
 from watcher.literature.pubmed import PubmedClient
 from watcher.literature.pubmed_pipeline import PubmedReport, poll_pubmed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
+from watcher.mail.links import LinkSigner
 from watcher.mail.transport import Transport
 from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient, Page
@@ -57,6 +58,7 @@ class Service:
     feed_http: requests.Session = field(default_factory=make_session)
     stopping: threading.Event = field(default_factory=threading.Event)  # set: finish nothing new
     pubmed: PubmedClient | None = None  # None: [pubmed] is not enabled
+    links: LinkSigner | None = None  # unsubscribe and manage links in every message (the web app is public)
 
     def poll(
         self,
@@ -190,7 +192,7 @@ class Service:
         if watches is not None:
             return deliver(
                 engine=self.engine, config=self.config, transport=self.transport, watches=watches, now=now,
-                stopping=self.stopping,
+                stopping=self.stopping, links=self.links,
             )  # fmt: skip
         scheduled = due_watches(self.config, self.engine, now)
         names = [watch.name for watch in self.config.watch] if everything else scheduled
@@ -203,4 +205,6 @@ class Service:
             retry_now=everything,
             scheduled=scheduled,
             stopping=self.stopping,
+            everything=everything,
+            links=self.links,
         )

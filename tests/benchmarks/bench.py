@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -367,10 +368,13 @@ def main(sizes: list[int]) -> None:
     bench_overlap(min(sizes))
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
+    timeline.main(FIXTURES)  # the browser pages over 10,000 studies and 100,000 changes
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--states"]:
+    if sys.argv[1:] == ["timeline"]:  # only the browser pages: python -m tests.benchmarks.bench timeline
+        timeline.main(FIXTURES)
+    elif sys.argv[1:2] == ["--states"]:
         make_states(Path(sys.argv[2]), int(sys.argv[3]))
     else:
         main([int(arg) for arg in sys.argv[1:]] or [1000, 3000])

@@ -22,7 +22,7 @@ app = typer.Typer()
 @app.command()
 def deliveries(
     status: Annotated[
-        str | None, typer.Option(help="Only messages in this state: pending, sending, sent or failed.")
+        str | None, typer.Option(help="Only messages in this state: pending, sending, sent, failed or skipped.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
@@ -31,6 +31,9 @@ def deliveries(
     ] = False,
 ) -> None:
     """List sent, pending and failed messages with the server's answer, newest first.
+
+    Changes a recipient will never get (they unsubscribed, or paused and chose to skip the
+    pause's changes) are listed as "skipped" messages, with why; nothing is sent for them.
 
     A message the server refused for good stays failed; once the cause is fixed (a mailbox, an
     address in the config), `--retry-failed` queues it again for the next digest run, with the
@@ -43,8 +46,8 @@ def deliveries(
     from watcher.store import db, repo
 
     def action() -> int:
-        if status is not None and status not in ("pending", "sending", "sent", "failed"):
-            fail(f"--status {status!r}: expected pending, sending, sent or failed")
+        if status is not None and status not in ("pending", "sending", "sent", "failed", "skipped"):
+            fail(f"--status {status!r}: expected pending, sending, sent or failed (or skipped: the recipient's choice)")
         service = make_service(load_config(State.config_path))
         if retry_failed:
             with db.transaction(service.engine) as session:
@@ -72,6 +75,8 @@ def _delivery_line(row: dict[str, Any]) -> str:
         line += f", next try {row['next_attempt_at'][:16]}"
     if row["last_error"]:
         line += f" — {row['last_error']}"
+    if row["skip_reason"]:
+        line += f" — {row['skip_reason']}"
     return line
 
 
@@ -91,6 +96,7 @@ def _delivery_json(row: Any, changes: int) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "sent_at": iso(row.sent_at),
         "next_attempt_at": iso(row.next_attempt_at),
+        "skip_reason": row.skip_reason,
     }
 
 

@@ -16,6 +16,7 @@ import typer
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
 from watcher.cli.people import token_app, user_app
+from watcher.cli.recipients import app as recipients_app
 from watcher.cli.serving import app as serving_app
 from watcher.cli.shared import (
     State,
@@ -48,6 +49,7 @@ app = typer.Typer(
 )
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
 app.registered_commands.extend(serving_app.registered_commands)  # run, web
+app.registered_commands.extend(recipients_app.registered_commands)  # recipients
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
@@ -84,6 +86,7 @@ def check() -> None:
     """
 
     from watcher.cli.pubmed import pubmed_check_line
+    from watcher.cli.recipients import check_lines
     from watcher.config import load_config
     from watcher.rules import describe_rules
     from watcher.store import db
@@ -118,6 +121,8 @@ def check() -> None:
             if config.feed_interval(feed) < timedelta(hours=1):
                 out.print("    note: publishers ask to be polled at most hourly; keep this for testing", markup=False)
         out.print(pubmed_check_line(config), markup=False)
+        for line in check_lines(config, engine, migrated=revision == head):
+            out.print(line, markup=False)
         return 0
 
     guarded(action)
@@ -242,7 +247,14 @@ def digest(
         if dry_run or html:
             service = make_service(config)
             watches = due_watches(service.config, service.engine, moment, everything=now_)
-            digests = preview_digests(engine=service.engine, config=service.config, watches=watches, now=moment)
+            digests = preview_digests(
+                engine=service.engine,
+                config=service.config,
+                watches=watches,
+                now=moment,
+                everything=now_,
+                links=service.links,
+            )
             if html:
                 _write_html(html, digests)
             for item in digests if dry_run else []:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import typer
 
-from watcher.errors import TrialwatchError
+from watcher.errors import ConfigError, TrialwatchError
 
 if TYPE_CHECKING:  # imported where used: `--help` and `version` stay quick
     from rich.console import Console
@@ -157,6 +157,7 @@ def make_service(
     stop flag (set, no new work starts and retry waits end at once)."""
     from watcher.config import Secrets
     from watcher.http import make_session
+    from watcher.mail.links import link_signer
     from watcher.mail.transport import make_transport
     from watcher.registry.client import CtgovClient
     from watcher.service import Service
@@ -175,4 +176,24 @@ def make_service(
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
         pubmed=make_pubmed_client(config, stopping=stopping),
+        links=link_signer(config.server, lambda: link_secret(engine)),
     )
+
+
+def link_secret(engine: Engine) -> bytes:
+    """The app's secret key, which signs the recipient links in mails as it signs the web app's
+    sessions: TRIALWATCH_SECRET_KEY, else the one generated once and kept in the database."""
+    from watcher.config import Secrets
+    from watcher.store import db, people
+    from watcher.web.app import MIN_SECRET_LENGTH  # the web app's rule, the same key
+
+    secret = Secrets().secret_key
+    if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"TRIALWATCH_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: it signs the links in mails",
+            hint="make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))', or unset it",
+        )
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    with db.transaction(engine) as session:
+        return people.session_key(session=session, now=now()).encode()

@@ -128,6 +128,7 @@ def _apply(
         state.url = result.final_url
     state.last_poll_at = state.last_success_at = now
     state.error_count, state.last_error, state.failing_since = 0, None, None
+    state.request_count += 1
     if result.status == "gone":
         state.gone_at, state.last_error, report.status = now, "HTTP 410 Gone: no longer polled", "gone"
         log.error("feed %s answered 410 Gone: polling stopped (change its url in the config to resume)", feed.name)
@@ -143,6 +144,7 @@ def _apply(
         state.baseline_at = state.baseline_at or now
     else:
         report.status = "not_modified"
+        state.not_modified_count += 1
         state.etag, state.last_modified = result.etag, result.last_modified
     state.next_poll_at = next_poll(state, interval, now)
     session.add(state)
@@ -223,6 +225,7 @@ def _record_failure(
     with transaction(engine) as session:
         state = repo.get_feed_state(session=session, name=feed.name, url=feed.url)
         state.error_count += 1
+        state.request_count += 1
         state.last_poll_at, state.last_error = now, error
         state.failing_since = state.failing_since or now
         state.next_poll_at = now + backoff(interval, state.error_count, retry_after)

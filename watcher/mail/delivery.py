@@ -24,9 +24,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
+from watcher.mail.audience import RunContext, plan_run
 from watcher.mail.digest import Digest, SourceProblem, build_digest
+from watcher.mail.links import LinkSigner
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
-from watcher.store import articles, repo
+from watcher.store import articles, recipients, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
 
@@ -99,14 +101,19 @@ def deliver(
     retry_now: bool = False,
     scheduled: Iterable[str] = (),
     stopping: threading.Event | None = None,
+    everything: bool = False,
+    links: LinkSigner | None = None,
 ) -> DeliveryReport:
     """Send every pending change of `watches` in one message per recipient, plus messages left
     pending by earlier runs whose backoff has passed (all of them with `retry_now`). Watches in
-    `scheduled` that have `send_empty` and nothing new get a short "nothing new" note. Once
-    `stopping` is set no further message is sent (the rest stay pending)."""
+    `scheduled` that have `send_empty` and nothing new get a short "nothing new" note. Recipients
+    with their own schedule get their changes when it is due (every one of them with
+    `everything`); paused and unsubscribed ones get nothing (see audience.plan_run). With `links`
+    each message carries its recipient's unsubscribe and manage links. Once `stopping` is set no
+    further message is sent (the rest stay pending)."""
     with _ONE_RUN_AT_A_TIME:  # the poll job's immediate sends and the digest job are threads
         pending = _promise(engine=engine, config=config, watches=list(watches), now=now, scheduled=scheduled,
-                           retry_now=retry_now)  # fmt: skip
+                           retry_now=retry_now, everything=everything)  # fmt: skip
         report = DeliveryReport()
         for delivery in pending:
             if stopping is not None and stopping.is_set():
@@ -114,47 +121,54 @@ def deliver(
                     "stopping: %d message(s) left for the next run", len(pending) - len(report.sent + report.failed)
                 )
                 break
-            _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now)
+            _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now,
+                      links=links)  # fmt: skip
     return report
 
 
 def _promise(
-    *, engine: Engine, config: Config, watches: list[str], now: datetime, scheduled: Iterable[str], retry_now: bool
+    *,
+    engine: Engine,
+    config: Config,
+    watches: list[str],
+    now: datetime,
+    scheduled: Iterable[str],
+    retry_now: bool,
+    everything: bool,
 ) -> list[Delivery]:
-    """Create this run's messages (one per recipient) and return every message due to be sent."""
+    """Create this run's messages (one per recipient, by what each asked for: audience.plan_run),
+    mark for good the changes they will never get, and return every message due to be sent."""
     schedules = {watch.name: watch for watch in config.watch}
+    context = RunContext(
+        watches=config.watch, due=set(watches), scheduled=set(scheduled), everything=everything,
+        slot_of=lambda schedule: last_slot(schedule, config.digest, now), now=now,
+    )  # fmt: skip
     with transaction(engine) as session:
-        owed = repo.undelivered(session=session, watches=watches)
-        quiet = _quiet_recipients(config, scheduled, owed_watches=repo.watches_owing(session=session, watches=watches))
-        for recipient in sorted(set(owed) | set(quiet)):
+        owed = recipients.owed(session=session, watches=list(schedules))
+        plan = plan_run(context=context, prefs=recipients.preferences(session=session), owed=owed)
+        for (recipient, reason), ids in plan.skip.items():
+            recipients.skip(session=session, recipient=recipient, notification_ids=ids, reason=reason, now=now)
+        for recipient in sorted(set(plan.send) | set(plan.quiet)):
             message_id = new_message_id(config.email.sender, uuid.uuid4().hex)
             delivery, claimed = repo.create_delivery(
                 session=session,
                 recipient=recipient,
-                notification_ids=owed.get(recipient, []),
+                notification_ids=plan.send.get(recipient, []),
                 message_id=message_id,
                 now=now,
             )
-            delivery.quiet_watches = quiet.get(recipient, [])
+            delivery.quiet_watches = plan.quiet.get(recipient, [])
             if not claimed and not delivery.quiet_watches:
                 session.delete(delivery)  # another run promised them first
         for name in watches:
             if name in schedules and schedules[name].digest != "immediate":
                 repo.get_watch_state(session=session, name=name).last_digest_at = now
+        for pref in plan.own_slots:
+            pref.last_digest_at = now
+            session.add(pref)
         return repo.pending_deliveries(
             session=session, now=None if retry_now else now, stale_before=now - SENDING_STALE_AFTER
         )
-
-
-def _quiet_recipients(config: Config, scheduled: Iterable[str], owed_watches: set[str]) -> dict[str, list[str]]:
-    """Recipients owed a "nothing new" note: due `send_empty` watches with no pending change."""
-    due = set(scheduled)
-    quiet: dict[str, list[str]] = {}
-    for watch in config.watch:
-        if watch.send_empty and watch.digest != "immediate" and watch.name in due and watch.name not in owed_watches:
-            for recipient in dict.fromkeys(r.lower() for r in watch.recipients):
-                quiet.setdefault(recipient, []).append(watch.name)
-    return quiet
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -163,7 +177,14 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _send_one(
-    *, engine: Engine, config: Config, transport: Transport, delivery: Delivery, report: DeliveryReport, now: datetime
+    *,
+    engine: Engine,
+    config: Config,
+    transport: Transport,
+    delivery: Delivery,
+    report: DeliveryReport,
+    now: datetime,
+    links: LinkSigner | None,
 ) -> None:
     assert delivery.id is not None
     with transaction(engine) as session:
@@ -171,6 +192,8 @@ def _send_one(
             log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
             return
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
+    if links is not None:  # the same message sent again carries the same links (the token is deterministic)
+        digest.links = links.links(delivery.recipient, digest.watch_names)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
@@ -272,12 +295,25 @@ def _mark(
         session.add(row)
 
 
-def preview_digests(*, engine: Engine, config: Config, watches: list[str], now: datetime) -> list[Digest]:
-    """The digests that would go out now, built without writing anything."""
+def preview_digests(
+    *,
+    engine: Engine,
+    config: Config,
+    watches: list[str],
+    now: datetime,
+    everything: bool = False,
+    links: LinkSigner | None = None,
+) -> list[Digest]:
+    """The digests that would go out now (with their recipient links), built without writing anything."""
     order = [watch.name for watch in config.watch]
+    context = RunContext(
+        watches=config.watch, due=set(watches), scheduled=set(), everything=everything,
+        slot_of=lambda schedule: last_slot(schedule, config.digest, now), now=now,
+    )  # fmt: skip
     with transaction(engine) as session:
-        pending = repo.undelivered(session=session, watches=watches)
-        return [
+        owed = recipients.owed(session=session, watches=order)
+        plan = plan_run(context=context, prefs=recipients.preferences(session=session), owed=owed)
+        digests = [
             build_digest(
                 recipient,
                 repo.notification_changes(session=session, notification_ids=ids),
@@ -286,8 +322,12 @@ def preview_digests(*, engine: Engine, config: Config, watches: list[str], now: 
                 problems=source_problems(session=session, config=config, recipient=recipient),
                 config_name=config.path.name,
             )
-            for recipient, ids in sorted(pending.items())
+            for recipient, ids in sorted(plan.send.items())
         ]
+    if links is not None:
+        for digest in digests:
+            digest.links = links.links(digest.recipient, digest.watch_names)
+    return digests
 
 
 def immediate_watches(watches: Iterable[WatchConfig]) -> list[str]:

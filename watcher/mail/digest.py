@@ -13,6 +13,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from watcher.mail.links import MessageLinks
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
 
 SUBJECT_LIMIT = 120
@@ -142,6 +143,7 @@ class Digest:
     quiet: list[str] = field(default_factory=list)  # watches with `send_empty` and nothing new
     problems: list[SourceProblem] = field(default_factory=list)
     config_name: str = "trialwatch.toml"
+    links: MessageLinks | None = None  # unsubscribe and manage links, when the web app is public
 
     @property
     def change_count(self) -> int:

@@ -45,6 +45,9 @@ def build_message(*, digest: Digest, sender: str, message_id: str, date: datetim
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
+    if digest.links is not None:  # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" to it
+        message["List-Unsubscribe"] = f"<{digest.links.unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(render_text(digest))
     message.add_alternative(render_html(digest), subtype="html")
     return message

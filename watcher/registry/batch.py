@@ -31,6 +31,7 @@ from sqlmodel import Session
 from watcher.config import WatchConfig
 from watcher.model import FieldChange, Study
 from watcher.registry.normalize import compact_json, content_digest
+from watcher.registry.studies import first_summary
 from watcher.rules import has_join_rules
 from watcher.store import repo, studies
 
@@ -120,7 +121,9 @@ class PageSorter:
         if self.joins_by_rule:  # statuses, phases, geography decide who joins and who leaves: per study
             return Prepared("full", nct_id, digest, record=record)
         if stored is None and link is None:
-            row = studies.NewStudy.of(_without_sites(record), digest, repo.pack_record(record))
+            study = _without_sites(record)  # facts only: dates, enrollment, status
+            summary = first_summary(study, self.ignore)
+            row = studies.NewStudy.of(study, digest, repo.pack_record(record), summary)
             return self._announced(Prepared("new", nct_id, digest, row=row), record)
         if stored is not None and stored[0] == digest and stored[1] is not None:
             if link == stored[1]:

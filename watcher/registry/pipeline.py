@@ -41,8 +41,9 @@ from watcher.registry.batch import DigestMemo, PageSorter, Prepared, prefetched,
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.registry.normalize import content_digest
+from watcher.registry.studies import summary_of
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
-from watcher.store import repo, studies
+from watcher.store import repo, studies, timeline
 from watcher.store.db import transaction
 from watcher.store.models import StudyRow, WatchState, WatchStudy
 
@@ -157,6 +158,7 @@ def poll_watch(
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
+    _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
@@ -257,6 +259,10 @@ class Apply:
         if diffed is None or self.watch.has_geography:  # the geography rule reads the old sites
             previous = repo.load_version(session=self.session, version_id=previous_version)
         changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
+        if diffed is not None:  # from the study's own previous version: the study page's cache
+            timeline.save_version_summaries(
+                session=self.session, summaries={version_id: summary_of(record, diffed, self.ignore)}
+            )
         return judge_all(self.watch, changes, new=study, old_record=previous)
 
     def _store(
@@ -329,6 +335,15 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
         state.failing_since = None
+        session.add(state)
+
+
+def _count_requests(*, engine: Engine, watch: str, requests: int, unchanged: bool) -> None:
+    """The sources page's counters: requests charged to the watch, polls ended at /version."""
+    with transaction(engine) as session:
+        state = repo.get_watch_state(session=session, name=watch)
+        state.request_count += requests
+        state.unchanged_count += int(unchanged)
         session.add(state)
 
 

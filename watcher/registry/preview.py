@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,21 +44,45 @@ def _study_lines(records: list[dict[str, Any]], watch: WatchConfig) -> Iterator[
             yield f"      matched {why}"
 
 
-def _ruled_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
-    """Every page of each scoped query, each study kept or left out as a poll would."""
+@dataclass(frozen=True)
+class RuledQuery:
+    """One scoped query walked to its last page: the studies the watch would hold (every id, the
+    first `shown` records) and how many each join rule left out."""
+
+    url: str
+    held_ids: list[str]
+    shown: list[dict[str, Any]]
+    left_out: Counter[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.held_ids)
+
+
+def ruled_queries(client: CtgovClient, watch: WatchConfig, shown: int = SHOWN) -> Iterator[RuledQuery]:
+    """Every page of each scoped query, each study kept or left out as a poll would (the CLI's
+    `preview` and the web form's Preview both use it)."""
     for params in watch_queries(watch, client.page_size):
+        held_ids: list[str] = []
         held: list[dict[str, Any]] = []
-        count, left_out = 0, Counter[str]()
+        left_out = Counter[str]()
         for page in client.search_pages(params):
             for record in page.studies:
-                rule = join_rule(watch, Study.from_record(record))
+                study = Study.from_record(record)
+                rule = join_rule(watch, study)
                 if rule is not None:
                     left_out[rule] += 1
                     continue
-                count += 1
-                if len(held) < SHOWN:
+                held_ids.append(study.nct_id)
+                if len(held) < shown:
                     held.append(record)
-        yield f"{count} studies match: GET {client.base_url}/studies?{urlencode(params)}"
+        yield RuledQuery(f"{client.base_url}/studies?{urlencode(params)}", held_ids, held, left_out)
+
+
+def _ruled_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:
+    for query in ruled_queries(client, watch):
+        count, left_out, held = query.count, query.left_out, query.shown
+        yield f"{count} studies match: GET {query.url}"
         if left_out:
             reasons = ", ".join(f"{n} by {rule}" for rule, n in sorted(left_out.items()))
             yield f"  ({count + sum(left_out.values())} returned by the registry; left out: {reasons})"

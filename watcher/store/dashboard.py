@@ -98,6 +98,7 @@ class ChangeFilter:
     nct_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    held_back: bool = False  # also the changes a watch rule held back (`changes --all`)
 
 
 def changes_page(
@@ -106,6 +107,8 @@ def changes_page(
     """Up to `limit` changes, newest first, strictly after the cursor `after` (detected_at, id);
     and the cursor of the next page (None on the last one)."""
     query = select(ChangeRow, StudyRow).join(StudyRow, col(StudyRow.nct_id) == col(ChangeRow.nct_id), isouter=True)
+    if not filters.held_back:
+        query = query.where(col(ChangeRow.alerted).is_(True))
     if filters.watch is not None:
         query = query.where(ChangeRow.watch == filters.watch)
     if filters.kind is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint, true
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, true
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -33,6 +33,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def _counter() -> Any:
+    return Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
 def _when(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
@@ -50,6 +54,8 @@ class WatchState(SQLModel, table=True):
     data_timestamp: str | None = Field(default=None, max_length=40)
     last_full_at: datetime | None = _when(nullable=True)
     failing_since: datetime | None = _when(nullable=True)
+    request_count: int = _counter()  # registry requests charged to this watch, every poll
+    unchanged_count: int = _counter()  # polls that ended at /version: the registry's "not modified"
 
 
 class StudyRow(SQLModel, table=True):
@@ -75,6 +81,9 @@ class StudyVersion(SQLModel, table=True):
     record: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     last_update_posted: str | None = Field(default=None, max_length=10)
     seen_at: datetime = _when()
+    # filled on first view by registry.studies (cache): the changes from the version before and the
+    # facts the study page charts, so a page of a 1.5 MB record does not unpack every version
+    summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class WatchStudy(SQLModel, table=True):
@@ -88,6 +97,13 @@ class WatchStudy(SQLModel, table=True):
 
 class ChangeRow(SQLModel, table=True):
     __tablename__ = "change"
+    # the browser's timeline: newest first on (detected_at, id), keyset-paged, optionally filtered
+    __table_args__ = (
+        Index("ix_change_detected_at_id", "detected_at", "id"),
+        Index("ix_change_watch_detected_at_id", "watch", "detected_at", "id"),
+        Index("ix_change_nct_id_detected_at_id", "nct_id", "detected_at", "id"),
+        Index("ix_change_kind_detected_at_id", "kind", "detected_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     watch: str = Field(index=True, max_length=200)
@@ -123,6 +139,8 @@ class FeedState(SQLModel, table=True):
     last_error: str | None = None
     failing_since: datetime | None = _when(nullable=True)
     gone_at: datetime | None = _when(nullable=True)  # 410: polling stopped
+    request_count: int = _counter()  # requests made, every poll
+    not_modified_count: int = _counter()  # of which answered 304 Not Modified
 
 
 class FeedItemRow(SQLModel, table=True):
@@ -184,6 +202,7 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime | None = _when(nullable=True)
     claimed_at: datetime | None = _when(nullable=True)  # status "sending" since then
     quiet_watches: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    skip_reason: str | None = None  # status "skipped": never sent, and why (the recipient's choice)
 
 
 class Notification(SQLModel, table=True):
@@ -286,3 +305,25 @@ class SignInFailure(SQLModel, table=True):
     account: str = Field(index=True, max_length=320)
     address: str = Field(index=True, max_length=64)
     at: datetime = _when(index=True)
+
+
+class RecipientPreference(SQLModel, table=True):
+    """What one recipient asked for one watch (the manage page, the unsubscribe link), for config
+    and web watches alike: the file is never edited. A row outlives the recipient's removal from
+    the watch, so an address removed and added back stays opted out until it subscribes again.
+    `schedule` None follows the watch's; `last_digest_at` is the recipient's own last digest slot
+    while they have their own schedule."""
+
+    __tablename__ = "recipient_preference"
+    __table_args__ = (UniqueConstraint("watch", "recipient", name="uq_recipient_preference_watch_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str = Field(index=True, max_length=200)
+    recipient: str = Field(index=True, max_length=320)  # lower case, as in notification
+    unsubscribed_at: datetime | None = _when(nullable=True)
+    schedule: str | None = Field(default=None, max_length=16)  # immediate | daily | weekly
+    paused_at: datetime | None = _when(nullable=True)
+    paused_until: datetime | None = _when(nullable=True)
+    pause_changes: str = Field(default="deliver", max_length=16)  # deliver (after the pause) | skip
+    last_digest_at: datetime | None = _when(nullable=True)
+    updated_at: datetime = _when()

@@ -24,6 +24,7 @@ from watcher.store.models import (
     WatchState,
     WatchStudy,
 )
+from watcher.store.recipients import opted_out
 
 
 def pack_record(record: dict[str, Any]) -> bytes:
@@ -57,9 +58,16 @@ def watch_states(*, session: Session) -> dict[str, WatchState]:
 
 
 def save_study_version(
-    *, session: Session, record: dict[str, Any], study: Study, fingerprint: str, now: datetime
+    *,
+    session: Session,
+    record: dict[str, Any],
+    study: Study,
+    fingerprint: str,
+    now: datetime,
+    summary: dict[str, Any] | None = None,
 ) -> int:
-    """Store the study; add a version only when its tracked fields changed. Returns the version id."""
+    """Store the study; add a version only when its tracked fields changed (with `summary`, the
+    study page's cache, when known). Returns the version id."""
     row = session.get(StudyRow, study.nct_id)
     if row is not None and row.fingerprint == fingerprint and row.version_id is not None:
         return row.version_id
@@ -75,6 +83,7 @@ def save_study_version(
         record=pack_record(record),
         last_update_posted=study.last_update_posted,
         seen_at=now,
+        summary=summary,
     )
     session.add(version)
     session.flush()
@@ -147,9 +156,9 @@ def add_change(
     now: datetime,
     suppressed_by: str | None = None,
 ) -> ChangeRow:
-    """Store a change (any source) and owe it to each recipient subscribed now. A change a watch
-    rule held back (`suppressed_by`) is stored with alerted false and owed to nobody: no
-    notification row exists, so nothing can ever mail it."""
+    """Store a change (any source) and owe it to each recipient subscribed now (not opted out). A
+    change a watch rule held back (`suppressed_by`) is stored with alerted false and owed to nobody:
+    no notification row exists, so nothing can ever mail it."""
     row = ChangeRow(
         watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
         details=details, detected_at=now, alerted=suppressed_by is None, suppressed_by=suppressed_by,
@@ -159,8 +168,10 @@ def add_change(
     assert row.id is not None
     if suppressed_by is not None:
         return row
+    left = opted_out(session=session, watch=watch)
     for recipient in dict.fromkeys(r.lower() for r in recipients):
-        session.add(Notification(change_id=row.id, recipient=recipient))
+        if recipient not in left:
+            session.add(Notification(change_id=row.id, recipient=recipient))
     return row
 
 

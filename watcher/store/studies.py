@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
@@ -28,12 +29,14 @@ class NewStudy:
     last_update_posted: str | None
     fingerprint: str
     record: bytes  # pack_record
+    summary: dict[str, Any] | None = None  # the study page's cache of its first version
 
     @classmethod
-    def of(cls, study: Study, fingerprint: str, record: bytes) -> NewStudy:
+    def of(cls, study: Study, fingerprint: str, record: bytes, summary: dict[str, Any] | None = None) -> NewStudy:
         return cls(
-            study.nct_id, study.title, study.status, study.phase_label, study.last_update_posted, fingerprint, record
-        )
+            study.nct_id, study.title, study.status, study.phase_label, study.last_update_posted, fingerprint, record,
+            summary,
+        )  # fmt: skip
 
 
 def stored_digests(*, session: Session, nct_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
@@ -72,7 +75,7 @@ def add_new_studies(*, session: Session, studies: Sequence[NewStudy], now: datet
     )  # fmt: skip
     rows = [
         {"nct_id": s.nct_id, "fingerprint": s.fingerprint, "record": s.record,
-         "last_update_posted": s.last_update_posted, "seen_at": now}
+         "last_update_posted": s.last_update_posted, "seen_at": now, "summary": s.summary}
         for s in studies
     ]  # fmt: skip
     ids = session.scalars(insert(StudyVersion).returning(col(StudyVersion.id), sort_by_parameter_order=True), rows)

@@ -23,7 +23,17 @@ from watcher.config import Secrets
 from watcher.errors import ConfigError
 from watcher.store import people
 from watcher.store.db import transaction
-from watcher.web import routes_account, routes_api, routes_auth, routes_home, routes_watches
+from watcher.web import (
+    routes_account,
+    routes_api,
+    routes_atom,
+    routes_auth,
+    routes_home,
+    routes_recipients,
+    routes_studies,
+    routes_timeline,
+    routes_watches,
+)
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
@@ -53,6 +63,10 @@ ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
     routes_watches.routes,
     routes_account.routes,
     routes_api.routes,
+    routes_recipients.routes,  # public: the signed links of every mail
+    routes_timeline.routes,  # /changes, /articles, /sources
+    routes_studies.routes,  # /studies/<NCT id>, its diff, and their /api/v1 twins
+    routes_atom.routes,  # /atom/<watch>.atom?token=
 ]
 
 

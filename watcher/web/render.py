@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from watcher.config import DigestConfig
+from watcher.web.rules_form import RULE_CHOICES, RULE_FIELDS, rules_in_words
 from watcher.web.sessions import SCOPE_KEY, WebSession
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -53,6 +54,9 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["show"] = _show
     env.filters["path_part"] = lambda value: quote(str(value), safe="")
+    env.filters["rules_in_words"] = rules_in_words  # the rules of a watch (#15)
+    env.globals["rule_choices"] = RULE_CHOICES
+    env.globals["rule_fields"] = RULE_FIELDS
     return env
 
 

@@ -198,7 +198,8 @@ def change_query(params: Any) -> tuple[ChangeFilter, int, tuple[datetime, int] |
             cursor = decode_cursor(params["cursor"])
         except ValueError as exc:
             errors.append(FieldError("cursor", str(exc)))
-    filters = ChangeFilter(params.get("watch") or None, kind, nct_id, moments["since"], moments["until"])
+    held_back = params.get("held_back", "") in ("1", "true")  # like `changes --all`
+    filters = ChangeFilter(params.get("watch") or None, kind, nct_id, moments["since"], moments["until"], held_back)
     return filters, limit, cursor, errors
 
 

@@ -26,6 +26,8 @@ from watcher.store.watches import (
 )
 from watcher.web.auth import Forbidden, context_of, form_of, in_db, require_user
 from watcher.web.render import render
+from watcher.web.routes_recipients import watch_recipients
+from watcher.web.rules_form import PREVIEW_RULE_FIELDS, RULE_FIELDS
 from watcher.web.watch_data import (
     PREVIEW_FIELDS,
     WatchInvalid,
@@ -38,6 +40,7 @@ from watcher.web.watch_data import (
 )
 
 FORM_FIELDS = ("name", "conditions", "terms", "exclude", "nct_ids", "recipients", "digest", "send_empty", "feeds")
+SHOWN_FIELDS = (*FORM_FIELDS, *RULE_FIELDS)  # with the rules section (#15) and PubMed (#16)
 
 
 def watch_path(name: str) -> str:
@@ -85,6 +88,7 @@ async def watch_page(request: Request) -> Response:
         raise HTTPException(404, f"There is no watch named {name!r}.")
     editable = may_edit(user, summary)
     values = form_values({"name": summary.name, **summary.definition})
+    receivers = await watch_recipients(request, summary.name, summary.definition)
     return render(
         request,
         "watch_edit.html" if editable else "watch_view.html",
@@ -97,6 +101,7 @@ async def watch_page(request: Request) -> Response:
             "preview": None,
             "saved": request.query_params.get("saved") == "1",
             "config_path": str(context_of(request).config().path),
+            "receivers": receivers,
         },
     )
 
@@ -145,7 +150,9 @@ def _check_may_edit(request: Request, user: Person, row: Any) -> None:
 async def _previewed(request: Request, data: dict[str, Any], *, editing: str | None) -> Response:
     """The form again with the registry's answer beside it (or only that, for preview.js)."""
     try:
-        watch = validate_preview({key: data.get(key, []) for key in PREVIEW_FIELDS})
+        asked = {key: data.get(key, []) for key in PREVIEW_FIELDS}
+        asked |= {key: data[key] for key in PREVIEW_RULE_FIELDS if data.get(key)}  # its join rules apply
+        watch = validate_preview(asked)
     except WatchInvalid as exc:
         return _form_again(request, data, exc.by_field(), editing=editing)
     preview = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
@@ -165,7 +172,7 @@ def _form_again(
 ) -> Response:
     if request.headers.get("x-requested-with") == "preview":  # preview.js: errors go in the preview box
         return render(request, "_preview.html", {"preview": None, "preview_errors": errors}, status_code=status)
-    others = {key: message for key, message in errors.items() if key not in FORM_FIELDS}
+    others = {key: message for key, message in errors.items() if key not in SHOWN_FIELDS}
     context = {
         "values": form_values(data),
         "errors": errors,

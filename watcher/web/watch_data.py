@@ -16,10 +16,13 @@ from watcher.errors import SourceError
 from watcher.matching import why_study_matches
 from watcher.model import Study
 from watcher.registry.client import CtgovClient
+from watcher.registry.preview import ruled_queries
+from watcher.rules import has_join_rules
 from watcher.store.dashboard import WatchSummary
 from watcher.store.models import WatchRow
 from watcher.store.people import Person
 from watcher.watch import WatchConfig
+from watcher.web.rules_form import PREVIEW_RULE_FIELDS, rule_values, rules_from_form
 
 PREVIEW_SHOWN = 20
 PREVIEW_FIELDS = ("conditions", "terms", "exclude", "nct_ids")
@@ -53,12 +56,13 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
+        key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))  # near.lat; not recipients.1
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"unknown field {loc[0]!r}"
+            message = f"unknown field {key!r}"
         elif error["type"] == "missing":
-            message = "required"
-        where = loc[0] if loc else ("conditions" if "conditions" in message else "watch")
+            message = f"missing key {key!r}" if "." in key else "required"  # near.radius_km: as the TOML file says
+        where = key if loc else ("conditions" if "conditions" in message else "watch")
         errors.append(FieldError(where, message))
     return errors
 
@@ -75,7 +79,7 @@ def validate_preview(data: dict[str, Any]) -> WatchConfig:
     """The words and ids of a preview (the other fields of a watch do not matter to it)."""
     if not isinstance(data, dict):
         raise WatchInvalid([FieldError("body", "expected a JSON object")])
-    unknown = sorted(set(data) - set(PREVIEW_FIELDS))
+    unknown = sorted(set(data) - set(PREVIEW_FIELDS) - set(PREVIEW_RULE_FIELDS))
     if unknown:
         raise WatchInvalid([FieldError(key, f"unknown field {key!r}") for key in unknown])
     return validate_watch({**_PLACEHOLDER, **data})
@@ -103,6 +107,7 @@ def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any
     data["digest"] = str(form.get("digest", "daily"))
     data["send_empty"] = form.get("send_empty") == "on"
     data["feeds"] = form.get("feeds") == "on"
+    data.update(rules_from_form(form))
     return data
 
 
@@ -116,6 +121,7 @@ def form_values(data: dict[str, Any]) -> dict[str, Any]:
     values.setdefault("digest", "daily")
     values.setdefault("send_empty", False)
     values.setdefault("feeds", True)
+    values.update(rule_values(data))
     return values
 
 
@@ -162,6 +168,7 @@ class Preview:
     studies: list[PreviewStudy] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     error: str | None = None
+    left_out: dict[str, int] = field(default_factory=dict)  # by join rule (statuses, phases, geography)
 
     def as_json(self) -> dict[str, Any]:
         return {"count": self.count, "studies": [study.as_json() for study in self.studies]}
@@ -172,6 +179,8 @@ def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig) -> Preview:
     with why each matched. A study found by its words and by its id is counted once when both
     queries show it; the registry's own totals are used for the rest."""
     quick = config.model_copy(update={"max_attempts": min(config.max_attempts, 2)})  # a person is waiting
+    if has_join_rules(watch):
+        return _ruled_preview(CtgovClient(quick), watch)
     try:
         pages = CtgovClient(quick).preview(watch, limit=PREVIEW_SHOWN)
     except SourceError as exc:
@@ -188,3 +197,27 @@ def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig) -> Preview:
             why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
             seen[study.nct_id] = PreviewStudy(study.nct_id, study.title, study.status_label, study.phase_label, why)
     return Preview(count=total, studies=list(seen.values())[:PREVIEW_SHOWN], requests=[url for url, _ in pages])
+
+
+def _ruled_preview(client: CtgovClient, watch: WatchConfig) -> Preview:
+    """A watch with join rules: every page of its scoped queries, each study kept or left out as a
+    poll would (as `trialwatch preview`), so the count is what the watch will hold."""
+    held: dict[str, PreviewStudy] = {}
+    counted: set[str] = set()
+    left_out: dict[str, int] = {}
+    urls = []
+    try:
+        for query in ruled_queries(client, watch, shown=PREVIEW_SHOWN):
+            urls.append(query.url)
+            counted.update(query.held_ids)
+            for rule, number in query.left_out.items():
+                left_out[rule] = left_out.get(rule, 0) + number
+            for record in query.shown:
+                study = Study.from_record(record)
+                why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
+                held.setdefault(study.nct_id, PreviewStudy(study.nct_id, study.title, study.status_label,
+                                                           study.phase_label, why))  # fmt: skip
+    except SourceError as exc:
+        return Preview(count=0, error=exc.one_line())
+    shown = list(held.values())[:PREVIEW_SHOWN]
+    return Preview(count=len(counted), studies=shown, requests=urls, left_out=dict(sorted(left_out.items())))
