@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from watcher.cli.pubmed import pubmed_count_lines, pubmed_query_lines
 from watcher.cli.shared import State, fail, guarded, make_pubmed_client, make_service, now, out
-from watcher.config import NCT_ID, Config, WatchConfig, load_config
-from watcher.http import make_session
-from watcher.literature import preview as feed_preview
-from watcher.registry import preview as registry_preview
-from watcher.registry.client import CtgovClient, scope_filters, watch_queries
-from watcher.service import Service
-from watcher.store import db, repo
-from watcher.store.effective import merged_config
-from watcher.store.watches import audit_entries, get_watch_row
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from watcher.config import Config, WatchConfig
+    from watcher.service import Service
 
 app = typer.Typer()
 
@@ -48,6 +41,9 @@ def deliveries(
 
     Example: trialwatch deliveries --status failed
     """
+
+    from watcher.config import load_config
+    from watcher.store import db, repo
 
     def action() -> int:
         if status is not None and status not in ("pending", "sending", "sent", "failed", "skipped"):
@@ -119,6 +115,9 @@ def changes(
     Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
     """
 
+    from watcher.config import load_config
+    from watcher.store import db, repo
+
     def action() -> int:
         service = make_service(load_config(State.config_path))
         if watch is not None:
@@ -145,6 +144,9 @@ def changes(
 
 def _known_watch(service: Service, name: str) -> None:
     """A watch polled now, or one archived (its changes stay readable); else the usual error."""
+    from watcher.store import db
+    from watcher.store.watches import get_watch_row
+
     if any(watch.name == name for watch in service.config.watch):
         return
     with db.transaction(service.engine) as session:
@@ -155,6 +157,9 @@ def _known_watch(service: Service, name: str) -> None:
 
 def _with_web_watches(config: Config) -> Config:
     """The config file's watches and the web's (the database migrated first, as every command does)."""
+    from watcher.store import db
+    from watcher.store.effective import merged_config
+
     engine = db.make_engine(config.database.url)
     db.upgrade(engine)
     return merged_config(engine=engine, config=config)
@@ -187,6 +192,10 @@ def queries(
     Example: trialwatch queries "RCC bispecifics"
     """
 
+    from watcher.cli.pubmed import pubmed_query_lines
+    from watcher.config import load_config
+    from watcher.registry.client import scope_filters, watch_queries
+
     def action() -> int:
         config = load_config(State.config_path)
         chosen = [_named_watch(config, watch)] if watch else _with_web_watches(config).watch
@@ -214,7 +223,9 @@ def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g.
 
     Example: trialwatch history NCT05805501
     """
+    from watcher.config import NCT_ID, load_config
     from watcher.registry.history import study_timeline
+    from watcher.store import db
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -256,6 +267,13 @@ def preview(
     Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
     """
 
+    from watcher.cli.pubmed import pubmed_count_lines
+    from watcher.config import load_config
+    from watcher.http import make_session
+    from watcher.literature import preview as feed_preview
+    from watcher.registry import preview as registry_preview
+    from watcher.registry.client import CtgovClient
+
     def action() -> int:
         config = load_config(State.config_path)
         if watch is not None:
@@ -280,6 +298,10 @@ def preview(
 
 def _adhoc_watch(conditions: list[str], terms: list[str], exclude: list[str], nct_ids: list[str]) -> WatchConfig:
     """A watch from `preview`'s options, checked like one in the config file."""
+    from pydantic import ValidationError
+
+    from watcher.config import WatchConfig
+
     try:
         return WatchConfig(
             name="preview", conditions=conditions, terms=terms, exclude=exclude, nct_ids=nct_ids,
@@ -304,6 +326,10 @@ def audit(
 
     Example: trialwatch audit --watch "RCC bispecifics"
     """
+
+    from watcher.config import load_config
+    from watcher.store import db
+    from watcher.store.watches import audit_entries
 
     def action() -> int:
         config = load_config(State.config_path)

@@ -9,18 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
-from sqlalchemy import Engine
 
 from watcher import __version__
 from watcher.cli.inspecting import app as inspect_app
 from watcher.cli.people import token_app, user_app
-from watcher.cli.pubmed import pubmed_check_line
 from watcher.cli.recipients import app as recipients_app
-from watcher.cli.recipients import check_lines
 from watcher.cli.serving import app as serving_app
 from watcher.cli.shared import (
     State,
@@ -32,17 +28,15 @@ from watcher.cli.shared import (
     now,
     out,
 )
-from watcher.config import Config, load_config
-from watcher.daemon.lock import leadership
-from watcher.mail.delivery import due_watches, preview_digests
-from watcher.mail.digest import Digest, render_html, render_text
-from watcher.registry.client import Page
-from watcher.rules import describe_rules
-from watcher.store import db
-from watcher.store.effective import check_names
-from watcher.store.models import WatchRow
-from watcher.store.watches import watch_of, watch_rows
-from watcher.watch import WatchConfig
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from sqlalchemy import Engine
+
+    from watcher.config import Config
+    from watcher.mail.digest import Digest
+    from watcher.registry.client import Page
+    from watcher.store.models import WatchRow
+    from watcher.watch import WatchConfig
 
 app = typer.Typer(
     help=(
@@ -91,6 +85,12 @@ def check() -> None:
     Example: trialwatch --config config/trialwatch.toml check
     """
 
+    from watcher.cli.pubmed import pubmed_check_line
+    from watcher.cli.recipients import check_lines
+    from watcher.config import load_config
+    from watcher.rules import describe_rules
+    from watcher.store import db
+
     def action() -> int:
         config = load_config(State.config_path)
         engine = db.make_engine(config.database.url)
@@ -130,12 +130,18 @@ def check() -> None:
 
 def _web_watch_rows(config: Config, engine: Engine) -> list[WatchRow]:
     """The active web watches (a config watch taking one's name is a ConfigError naming the file)."""
+    from watcher.store import db
+    from watcher.store.effective import check_names
+    from watcher.store.watches import watch_rows
+
     with db.transaction(engine) as session:
         check_names(session=session, config=config)
         return [row for row in watch_rows(session=session) if row.source == "web"]
 
 
 def web_watches_of(rows: list[WatchRow]) -> list[WatchConfig]:
+    from watcher.store.watches import watch_of
+
     return [watch_of(row) for row in rows]
 
 
@@ -166,6 +172,9 @@ def poll(
     Example: trialwatch poll --full
     """
 
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+
     def action() -> int:
         config = load_config(State.config_path)
         with leadership(engine_url=config.database.url):  # not while a daemon polls the same database
@@ -191,6 +200,8 @@ class _progress:
         if not err.is_terminal:
             self.progress = None
             return None
+        from rich.progress import Progress
+
         self.progress = Progress(console=err, transient=True)
         self.progress.start()
         self.tasks: dict[str, object] = {}
@@ -224,6 +235,11 @@ def digest(
 
     Example: trialwatch digest --now --dry-run
     """
+
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+    from watcher.mail.delivery import due_watches, preview_digests
+    from watcher.mail.digest import render_text
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -262,6 +278,8 @@ def digest(
 
 def _write_html(path: Path, digests: list[Digest]) -> None:
     """One file per recipient: PATH itself for one, PATH-with-the-recipient for several."""
+    from watcher.mail.digest import render_html
+
     for item in digests:
         target = path if len(digests) == 1 else path.with_name(f"{path.stem}-{item.recipient}{path.suffix}")
         try:
@@ -277,6 +295,10 @@ def db_upgrade() -> None:
 
     Example: trialwatch db upgrade
     """
+
+    from watcher.config import load_config
+    from watcher.daemon.lock import leadership
+    from watcher.store import db
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -295,7 +317,7 @@ def version() -> None:
 
     Example: trialwatch version
     """
-    out.print(f"trialwatch {__version__}")
+    typer.echo(f"trialwatch {__version__}")  # not through rich: importing it would double the time
 
 
 def main() -> None:

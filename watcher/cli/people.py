@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
 
 from watcher.cli.shared import State, err, fail, guarded, now, out
-from watcher.config import load_config
-from watcher.store import db, people
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from sqlalchemy import Engine
 
 user_app = typer.Typer(
     help="People who sign in to the web app.\n\nExample: trialwatch user add ann@example.org --admin",
@@ -30,6 +30,9 @@ PasswordStdin = Annotated[
 
 
 def _engine() -> Engine:
+    from watcher.config import load_config
+    from watcher.store import db
+
     config = load_config(State.config_path)
     engine = db.make_engine(config.database.url)
     db.upgrade(engine)
@@ -60,6 +63,8 @@ def user_add(
     Example: trialwatch user add ann@example.org --admin   (in a script: add --password-stdin)
     """
 
+    from watcher.store import db, people
+
     def action() -> int:
         engine = _engine()
         people.check_password(password := _password(password_stdin))
@@ -78,6 +83,8 @@ def user_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON
 
     Example: trialwatch user list
     """
+
+    from watcher.store import db, people
 
     def action() -> int:
         with db.transaction(_engine()) as session:
@@ -102,6 +109,8 @@ def user_remove(email: Annotated[str, typer.Argument(help="The person's mail add
     Example: trialwatch user remove ann@example.org
     """
 
+    from watcher.store import db, people
+
     def action() -> int:
         with db.transaction(_engine()) as session:
             people.remove_user(session=session, email=email)
@@ -120,6 +129,8 @@ def user_passwd(
 
     Example: trialwatch user passwd ann@example.org
     """
+
+    from watcher.store import db, people
 
     def action() -> int:
         engine = _engine()
@@ -142,6 +153,8 @@ def token_create(
     Example: trialwatch token create ann@example.org --name notebook
     """
 
+    from watcher.store import db, people
+
     def action() -> int:
         with db.transaction(_engine()) as session:
             info, text = people.create_token(session=session, email=email, name=name, now=now())
@@ -158,6 +171,8 @@ def token_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
 
     Example: trialwatch token list
     """
+
+    from watcher.store import db, people
 
     def action() -> int:
         with db.transaction(_engine()) as session:
@@ -193,6 +208,8 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id, f
 
     Example: trialwatch token revoke 3
     """
+
+    from watcher.store import db, people
 
     def action() -> int:
         with db.transaction(_engine()) as session:

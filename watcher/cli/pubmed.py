@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from watcher.config import Config, Secrets, WatchConfig
 from watcher.errors import SourceError
-from watcher.literature.pubmed import PubmedClient, nct_queries, word_query
+
+if TYPE_CHECKING:  # imported where used: `--help` and `version` stay quick
+    from watcher.config import Config, WatchConfig
+    from watcher.literature.pubmed import PubmedClient
 
 
 def pubmed_query_lines(config: Config, watch: WatchConfig) -> Iterator[str]:
@@ -15,6 +18,9 @@ def pubmed_query_lines(config: Config, watch: WatchConfig) -> Iterator[str]:
         why = "[pubmed] enabled = false" if not config.pubmed.enabled else "pubmed = false in this watch"
         yield f"  PubMed: not searched ({why})"
         return
+    from watcher.config import Secrets
+    from watcher.literature.pubmed import nct_queries, word_query
+
     method = "POST" if Secrets().ncbi_api_key is not None else "GET"  # the key travels only in a form
     base = f"{method} {config.pubmed.base_url}/esearch.fcgi db=pubmed datetype=edat"
     query = word_query(watch)
@@ -27,6 +33,8 @@ def pubmed_query_lines(config: Config, watch: WatchConfig) -> Iterator[str]:
 
 def pubmed_count_lines(client: PubmedClient, watch: WatchConfig) -> Iterator[str]:
     """How many PubMed records the watch's word query finds now (all dates; nothing fetched)."""
+    from watcher.literature.pubmed import word_query
+
     query = word_query(watch)
     if not query:
         return
@@ -43,6 +51,8 @@ def pubmed_check_line(config: Config) -> str:
     settings = config.pubmed
     if not settings.enabled:
         return "pubmed: not enabled ([pubmed] enabled = false)"
+    from watcher.config import Secrets
+
     key = "API key set" if Secrets().ncbi_api_key is not None else "no API key (TRIALWATCH_NCBI_API_KEY)"
     watches = len(config.pubmed_watches())
     return (

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
 
 from watcher.cli.shared import State, guarded, make_service, now, out
-from watcher.config import Config, load_config
-from watcher.mail.links import self_service_problem
-from watcher.store import db
-from watcher.store.recipients import receiving
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from sqlalchemy import Engine
+
+    from watcher.config import Config
 
 app = typer.Typer()
 
@@ -35,6 +35,8 @@ def recipients(
     Example: trialwatch recipients --watch "RCC bispecifics" --json
     """
 
+    from watcher.config import load_config
+
     def action() -> int:
         config = load_config(State.config_path)
         chosen = [config.watch_named(watch)] if watch else config.watch
@@ -54,6 +56,9 @@ def recipients(
 
 def recipient_rows(engine: Engine, config: Config, watches: list[str], moment: datetime) -> list[dict[str, Any]]:
     """One row per (watch, recipient of the watch), in config order."""
+    from watcher.store import db
+    from watcher.store.recipients import receiving
+
     chosen = [(w.name, w.digest, w.recipients) for w in config.watch if w.name in watches]
     with db.transaction(engine) as session:
         return [row.as_json() for row in receiving(session=session, watches=chosen, now=moment)]
@@ -73,6 +78,8 @@ def describe(row: dict[str, Any]) -> str:
 def check_lines(config: Config, engine: Engine, *, migrated: bool) -> list[str]:
     """What `check` says about recipients: the opt-outs per watch, and a warning when recipients
     cannot unsubscribe themselves."""
+    from watcher.mail.links import self_service_problem
+
     lines = []
     if migrated:
         rows = recipient_rows(engine, config, [w.name for w in config.watch], now())

@@ -14,22 +14,22 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from watcher.cli.shared import State, fail, guarded, log, make_service, now
-from watcher.config import Config, load_config, parse_listen
 from watcher.daemon import signals
-from watcher.daemon.health import HealthServer, Metrics, Monitor, WebApp
-from watcher.daemon.lock import LeaderLock, leader_lock
-from watcher.daemon.scheduler import Runtime, run_forever, sources_of, stand_by
 from watcher.errors import ConfigError, StoreError, TrialwatchError
-from watcher.service import Service
-from watcher.store import db
-from watcher.store.effective import merged_config, provisioned_config
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
+    from sqlalchemy import Engine
+
+    from watcher.config import Config
+    from watcher.daemon.health import HealthServer, WebApp
+    from watcher.daemon.lock import LeaderLock
+    from watcher.daemon.scheduler import Runtime
+    from watcher.service import Service
 
 app = typer.Typer()
 
@@ -49,6 +49,9 @@ def run() -> None:
 
     Example: trialwatch --config config/trialwatch.toml run
     """
+    from watcher.config import load_config
+    from watcher.daemon.lock import leader_lock
+
     signals.install()  # already done by the entry point; again for callers that start here
 
     def action() -> int:
@@ -86,6 +89,9 @@ class Daemon:
     """One `trialwatch run`: its HTTP server, and the loop of standing by and leading."""
 
     def __init__(self, config: Config, lock: LeaderLock) -> None:
+        from watcher.daemon.health import Metrics, Monitor
+        from watcher.store import db
+
         self.file_config, self.lock = config, lock
         self.engine = db.make_engine(config.database.url)  # the web's and the jobs' (a reload keeps it)
         self.runtime: Runtime | None = None
@@ -108,6 +114,8 @@ class Daemon:
         listen = self.file_config.server.listen
         if not listen:
             return
+        from watcher.daemon.health import HealthServer
+
         web = web_factory(self.engine, self.current_config)
         self.server = HealthServer(
             listen=listen, metrics=self.monitor.metrics, health=lambda: self.monitor.status(now=now()), web=web
@@ -123,6 +131,8 @@ class Daemon:
 
     def lead(self, *, leading: bool) -> int:
         """Lead while the lock is held; stand by when it is not; return 0 once asked to stop."""
+        from watcher.daemon.scheduler import run_forever, stand_by
+
         while True:
             if not leading:
                 if signals.stop_requested() or not stand_by(self.lock, monitor=self.monitor):
@@ -139,6 +149,10 @@ class Daemon:
             self._stand_down("the leader lock was lost")
 
     def _start_leading(self) -> Runtime | None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from watcher.daemon.scheduler import Runtime, sources_of
+
         try:
             service = leader_service(self.file_config, self.engine)
         except (TrialwatchError, SQLAlchemyError) as exc:
@@ -164,6 +178,8 @@ class Daemon:
         """SIGHUP: a service from the re-read config (provisioned), on the same database engine (the
         leader lock is held on that database: a changed [database] url needs a restart, as does a
         changed [server])."""
+        from watcher.config import load_config
+
         config = load_config(State.config_path)
         if config.database.url != self.file_config.database.url:
             raise ConfigError(f"{config.path}: [database] url changed: restart trialwatch to use another database")
@@ -180,6 +196,8 @@ class Daemon:
 def _reread(previous: Config) -> Config:
     """The config file as it is now, or `previous` when it is bad or names another database (the
     lock and the engine are that of the database this process started on)."""
+    from watcher.config import load_config
+
     try:
         config = load_config(State.config_path)
         if config.database.url != previous.database.url:
@@ -193,6 +211,8 @@ def _reread(previous: Config) -> Config:
 def leader_service(config: Config, engine: Engine) -> Service:
     """The daemon's service: the database migrated (only the leader does), the file's watches
     provisioned, working on them and the web watches; said in one line."""
+    from watcher.store import db
+
     service = make_service(config, engine=engine, watches="provisioned")
     web = len(service.config.watch) - len(config.watch)
     log.info(
@@ -228,6 +248,10 @@ def public_url(config: Config, served_at: str) -> str:
 
 def log_setup_link(config: Config, engine: Engine, served_at: str) -> None:
     """With no user yet, log the one-time link that creates the first admin (watcher.store.people)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from watcher.store import db
+
     try:
         from watcher.store.people import ensure_setup_token
     except ModuleNotFoundError as exc:
@@ -267,6 +291,8 @@ def web(
     Example: trialwatch web --listen 127.0.0.1:8080
     """
 
+    from watcher.config import load_config, parse_listen
+
     def action() -> int:
         config = load_config(State.config_path)
         address = listen or config.server.listen
@@ -282,6 +308,9 @@ def web(
 
 
 def serve_web(config: Config, listen: str) -> int:
+    from watcher.daemon.health import HealthServer, Metrics, Monitor
+    from watcher.store import db
+
     engine = db.make_engine(config.database.url)
     db.upgrade(engine)
     current = [_provisioned(engine, config)]
@@ -316,6 +345,10 @@ def serve_web(config: Config, listen: str) -> int:
 
 def _provisioned(engine: Engine, config: Config) -> Config:
     """The file's watches synced into the database (so the browser shows them without a daemon)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from watcher.store.effective import merged_config, provisioned_config
+
     try:
         return provisioned_config(engine=engine, config=config, now=now())
     except IntegrityError:  # the daemon provisioned the same file at the same moment: read what it wrote
@@ -323,6 +356,8 @@ def _provisioned(engine: Engine, config: Config) -> Config:
 
 
 def _reload_for_web(engine: Engine, running: Config) -> Config:
+    from watcher.config import load_config
+
     try:
         config = _provisioned(engine, load_config(State.config_path))
     except TrialwatchError as exc:

@@ -10,26 +10,41 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import typer
-from rich.console import Console
-from sqlalchemy import Engine
 
-from watcher.config import Config, Secrets
 from watcher.errors import ConfigError, TrialwatchError
-from watcher.http import make_session
-from watcher.literature.pubmed import PubmedClient
-from watcher.mail.links import link_signer
-from watcher.mail.transport import make_transport
-from watcher.registry.client import CtgovClient
-from watcher.service import Service
-from watcher.store import db, people
-from watcher.store.effective import merged_config, provisioned_config
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:  # imported where used: `--help` and `version` stay quick
+    from rich.console import Console
+    from sqlalchemy import Engine
+
+    from watcher.config import Config
+    from watcher.literature.pubmed import PubmedClient
+    from watcher.service import Service
+
+
+class _LazyConsole:
+    """A rich Console made on first use (importing rich costs a tenth of a second)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+
+    @cached_property
+    def _console(self) -> Console:
+        from rich.console import Console
+
+        return Console(**self._options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(highlight=False, soft_wrap=True)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 log = logging.getLogger("watcher")
 
 
@@ -54,7 +69,9 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
         handlers=[handler],
         force=True,
     )
-    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", "alembic.runtime.migration", "uvicorn"):
+    # alembic is imported by the commands that use it, after this: its plugins' lines too
+    alembic = ("alembic.runtime.migration", "alembic.runtime.plugins")
+    for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", *alembic, "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -104,6 +121,9 @@ def make_pubmed_client(config: Config, *, stopping: threading.Event | None = Non
     """The E-utilities client when [pubmed] is enabled (the API key from the environment only)."""
     if not config.pubmed.enabled:
         return None
+    from watcher.config import Secrets
+    from watcher.literature.pubmed import PubmedClient
+
     key = Secrets().ncbi_api_key
     return PubmedClient(config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping)
 
@@ -115,6 +135,8 @@ def effective_config(config: Config, *, engine: Engine, watches: Watches = "merg
     """`config` working on the file's watches and the database's web watches: "provisioned" syncs
     the file's watches into the database first (the daemon, poll, digest), "merged" only reads,
     "file" leaves the config as it is. A config watch with a web watch's name is a ConfigError."""
+    from watcher.store.effective import merged_config, provisioned_config
+
     if watches == "provisioned":
         return provisioned_config(engine=engine, config=config, now=now())
     if watches == "merged":
@@ -133,6 +155,14 @@ def make_service(
     """Everything a command needs, working on the effective watches (`effective_config`);
     `engine` reuses a running one (a reload keeps its connections), `stopping` is the daemon's
     stop flag (set, no new work starts and retry waits end at once)."""
+    from watcher.config import Secrets
+    from watcher.http import make_session
+    from watcher.mail.links import link_signer
+    from watcher.mail.transport import make_transport
+    from watcher.registry.client import CtgovClient
+    from watcher.service import Service
+    from watcher.store import db
+
     engine = engine or db.make_engine(config.database.url)
     stopping = stopping or threading.Event()
     if migrate:
@@ -153,6 +183,8 @@ def make_service(
 def link_secret(engine: Engine) -> bytes:
     """The app's secret key, which signs the recipient links in mails as it signs the web app's
     sessions: TRIALWATCH_SECRET_KEY, else the one generated once and kept in the database."""
+    from watcher.config import Secrets
+    from watcher.store import db, people
     from watcher.web.app import MIN_SECRET_LENGTH  # the web app's rule, the same key
 
     secret = Secrets().secret_key
