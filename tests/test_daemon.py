@@ -59,6 +59,9 @@ class Daemon:
         self.process.send_signal(sig)
         try:
             return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired as exc:  # the daemon's log says where it stayed
+            self.process.kill()
+            raise AssertionError("did not stop in 30 s; its log:\n" + "".join(self.lines.queue)) from exc
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -158,7 +161,12 @@ def test_sigterm_during_a_long_retry_wait_stops_at_once_and_stores_nothing(
     daemon = Daemon(config)
     daemon.wait_for("retrying in")  # about to wait ten minutes before the next try
     daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(timeout=30) == 0  # well before the retry wait would have ended
+    try:
+        code = daemon.process.wait(timeout=30)  # well before the retry wait would have ended
+    except subprocess.TimeoutExpired:
+        daemon.process.kill()
+        code = None
+    assert code == 0, "".join(daemon.lines.queue)  # the daemon's log, to see where it stayed
     daemon.wait_for("nothing from it is stored")
     daemon.wait_for("daemon stopped")
     engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")

@@ -76,8 +76,8 @@ def leading(runtime: Runtime) -> bool:
 
 
 def poll_job(runtime: Runtime) -> None:
-    with runtime.poll_mutex:
-        if not leading(runtime):
+    with runtime.poll_mutex:  # may have waited for the watches job's poll: a stop asked meanwhile wins
+        if runtime.service.stopping.is_set() or not leading(runtime):
             return
         service = runtime.service
         runtime.unpolled.difference_update(watch.name for watch in service.config.watch)

@@ -64,6 +64,7 @@ MAX_JITTER = timedelta(minutes=2)
 STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
 WATCHDOG_SECONDS = 3.0
+MAIN_THREAD_TICK_SECONDS = 1.0  # how late a signal handed to another thread may be seen
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -108,6 +109,7 @@ def run_forever(runtime: Runtime, noted: list[int] | None = None) -> None:
     runtime.request_stop = control.stop
     previous = {sig: signal.signal(sig, control.on_signal) for sig in signals.SIGNALS}
     control.watch_leadership()
+    control.wake_main_thread()
     for signum in noted or []:
         control.on_signal(signum, None)  # a stop asked for while starting: the scheduler stops at once
     try:
@@ -167,6 +169,19 @@ class _Control:
                     return
 
         self._spawn(watchdog)
+
+    def wake_main_thread(self) -> None:
+        """Python runs a signal handler in the main thread, and only once that thread runs again;
+        the kernel may hand SIGTERM to any thread (uvicorn's, a job's), leaving the main thread
+        asleep in the scheduler's wait until its next job (up to 30 s, seen in tests). Waking the
+        scheduler every second bounds that delay to a second."""
+
+        def tick() -> None:
+            while not self.stopping.wait(MAIN_THREAD_TICK_SECONDS):
+                if self.scheduler.state == STATE_RUNNING:
+                    self.scheduler.wakeup()
+
+        self._spawn(tick)
 
     def _shut_down(self) -> None:
         deadline = time.monotonic() + START_GRACE_SECONDS
