@@ -14,7 +14,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -145,19 +146,14 @@ class HttpClient:
         method = "POST" if form is not None else "GET"
         where = _describe(url, form if form is not None else params, method=method)
         try:
-            with self.session.request(
-                method, url, params=params, data=form, timeout=self.timeout, stream=True
-            ) as response:  # fmt: skip
+            with (
+                _request_errors(where, self.timeout),
+                self.session.request(
+                    method, url, params=params, data=form, timeout=self.timeout, stream=True
+                ) as response,
+            ):  # fmt: skip
                 _check_status(response, where)
                 return _read_capped(response, where, max_bytes)
-        except requests.Timeout as exc:
-            raise RetryableError(f"{where}: timed out after {self.timeout:g}s") from exc
-        except requests.exceptions.ChunkedEncodingError as exc:
-            raise RetryableError(f"{where}: response truncated") from exc
-        except requests.ConnectionError as exc:
-            raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
-        except requests.RequestException as exc:
-            raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
         finally:
             self.pacer.finished()
 
@@ -173,22 +169,30 @@ class HttpClient:
         self.pacer.wait()
         self.requests_made += 1
         where = _describe(url, params)
-        try:
+        with _request_errors(where, self.timeout):
             response = self.session.get(url, params=params, timeout=self.timeout)
             body = response.content
-        except requests.Timeout as exc:
-            raise RetryableError(f"{where}: timed out after {self.timeout:g}s") from exc
-        except requests.exceptions.ChunkedEncodingError as exc:
-            raise RetryableError(f"{where}: response truncated") from exc
-        except requests.ConnectionError as exc:
-            raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
-        except requests.RequestException as exc:
-            raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
         _check_status(response, where)
         try:
             return parse_json(body)
         except ValueError as exc:
             raise RetryableError(f"{where}: response is not complete JSON ({len(body)} bytes): {exc}") from exc
+
+
+@contextmanager
+def _request_errors(where: str, timeout: float) -> Iterator[None]:
+    """requests' errors as ours, saying where: a timeout, a cut body or no connection can be
+    retried; any other request error cannot."""
+    try:
+        yield
+    except requests.Timeout as exc:
+        raise RetryableError(f"{where}: timed out after {timeout:g}s") from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise RetryableError(f"{where}: response truncated") from exc
+    except requests.ConnectionError as exc:
+        raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
+    except requests.RequestException as exc:
+        raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
 
 
 def parse_json(body: bytes) -> Any:
