@@ -5,6 +5,7 @@ the config file's watches and those created in the browser or the API (store.eff
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -57,16 +58,23 @@ def deliveries(
             listed = repo.list_deliveries(session=session, status=status, limit=limit)
             counts = repo.delivery_change_counts(session=session, delivery_ids=[row.id for row in listed if row.id])
         rows = [_delivery_json(row, counts.get(row.id or 0, 0)) for row in listed]
-        if as_json:
-            out.print(json.dumps(rows, indent=2, ensure_ascii=False), markup=False)
-            return 0
-        if not rows:
-            out.print("no deliveries", markup=False)
-        for row in rows:
-            out.print(_delivery_line(row), markup=False)
-        return 0
+        return _print_listing(rows, as_json=as_json, empty="no deliveries", line=_delivery_line)
 
     guarded(action)
+
+
+def _print_listing(
+    rows: list[dict[str, Any]], *, as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]
+) -> int:
+    """A listing command's output: the rows as JSON, or one line each (`empty` when none)."""
+    if as_json:
+        out.print(json.dumps(rows, indent=2, ensure_ascii=False), markup=False)
+        return 0
+    if not rows:
+        out.print(empty, markup=False)
+    for row in rows:
+        out.print(line(row), markup=False)
+    return 0
 
 
 def _delivery_line(row: dict[str, Any]) -> str:
@@ -337,14 +345,7 @@ def audit(
         db.upgrade(engine)
         with db.transaction(engine) as session:
             entries = [_audit_json(entry) for entry in audit_entries(session=session, watch=watch, limit=limit)]
-        if as_json:
-            out.print(json.dumps(entries, indent=2, ensure_ascii=False), markup=False)
-            return 0
-        if not entries:
-            out.print("no audit entries", markup=False)
-        for entry in entries:
-            out.print(_audit_line(entry), markup=False)
-        return 0
+        return _print_listing(entries, as_json=as_json, empty="no audit entries", line=_audit_line)
 
     guarded(action)
 
