@@ -5,7 +5,6 @@ study's history and `preview`. The registry is a real HTTP server on loopback (t
 from __future__ import annotations
 
 import json
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from tests.harness import REAL_0212, REAL_0216, REAL_0218, posted
 from tests.servers import Fault
 from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, make_session
-from watcher.store import db
+from watcher.store import db, repo
 from watcher.store.models import StudyVersion
 
 ONE_WATCH = """
@@ -175,7 +174,7 @@ def test_large_record_is_stored_compressed_and_a_removed_site_is_one_change(cli_
     assert len(versions) == 2
     raw = len(json.dumps(record, separators=(",", ":")).encode())  # 1.5 MB as indented on disk
     assert raw > 700_000 and all(len(v.record) < raw / 4 for v in versions)
-    assert json.loads(zlib.decompress(versions[1].record)) == shorter
+    assert repo.unpack_record(versions[1].record) == shorter
 
 
 def test_history_shows_versions_and_changes_and_skips_noise(cli_for, registry, real_study):

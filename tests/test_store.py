@@ -110,3 +110,18 @@ def test_notification_is_unique_per_change_and_recipient(database_url):
 
 def test_redact_url_hides_password():
     assert "s3cret" not in db.redact_url("postgresql+psycopg://user:s3cret@db/tw")
+
+
+def test_a_study_version_is_packed_with_zstd_and_an_older_zlib_blob_still_reads():
+    import json
+    import zlib
+
+    record = {"protocolSection": {"identificationModule": {"nctId": "NCT00000001", "briefTitle": "Ünïcode ≥ 1"}}}
+    packed = repo.pack_record(record)
+    assert packed[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    assert repo.unpack_record(packed) == record
+    older = zlib.compress(json.dumps(record, separators=(",", ":")).encode(), 1)  # as trialwatch 0.13 stored it
+    assert repo.unpack_record(older) == record
+    assert repo.unpack_record(zlib.compress(json.dumps(record).encode(), 6)) == record
+    huge = {"n": 2**70}  # orjson refuses it; the json module packs and reads it
+    assert repo.unpack_record(repo.pack_record(huge)) == huge
