@@ -23,7 +23,6 @@ from tests import reference_pipeline
 from tests.test_diff import records
 from watcher.config import ClinicalTrialsConfig
 from watcher.registry import pipeline
-from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient
 from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.registry.normalize import (
@@ -212,25 +211,45 @@ def test_a_database_written_by_the_old_path_gives_no_version_and_no_alert(regist
     assert new.poll(WATCHES[0], "full", T0 + timedelta(days=3))[3] == {"dates": 1, "enrollment": 1}
 
 
+def test_a_rewritten_geopoint_alone_costs_one_diff_and_stores_nothing(registry, real_study, template, tmp_path):
+    """The content digest leaves `*.geoPoint` in (see normalize): NLM re-geocoding a site makes the
+    digest differ, the study takes the per-study path once, the diff finds nothing, the stored
+    fingerprint is refreshed silently and the next poll is quiet again."""
+    (new,) = sides(template, tmp_path, registry.base_url, paths=("new",))
+    record = real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json")
+    registry.put(record)
+    new.poll(WATCHES[0], "baseline", T0)
+    before = snapshot(new.engine)
+    moved = copy.deepcopy(record)
+    site = next(s for s in moved["protocolSection"]["contactsLocationsModule"]["locations"] if s.get("geoPoint"))
+    site["geoPoint"] = {"lat": site["geoPoint"]["lat"] + 0.0001, "lon": site["geoPoint"]["lon"]}
+    assert content_digest(moved) != content_digest(record) and prune(moved) == prune(record)
+    registry.put(moved)
+    report = new.report(WATCHES[0], "full", T0 + timedelta(days=1))
+    assert (report.sorted, report.changes) == ({"full": 1}, 0)
+    after = snapshot(new.engine)
+    assert after["versions"] == before["versions"] and after["changes"] == [] and after["alerts"] == []
+    assert fingerprints(new.engine) == {"NCT05805501": content_digest(moved)}
+    assert new.report(WATCHES[0], "full", T0 + timedelta(days=2)).sorted == {"quiet": 1}
+
+
 def fingerprints(engine: Any) -> dict[str, str]:
     with db.transaction(engine) as session:
         return {row.nct_id: row.fingerprint for row in session.exec(select(StudyRow))}
 
 
-def test_overlapping_watches_store_and_digest_each_study_once(registry, real_study, template, tmp_path):
+def test_overlapping_watches_store_each_study_once(registry, real_study, template, tmp_path):
     (new,) = sides(template, tmp_path, registry.base_url, paths=("new",))
     registry.put(real_study("study_NCT05805501_rcc_bispecific_2026-02-16.json"))
     registry.put(real_study("study_NCT04514484_rcc_io_2026-02-10.json"))
     same_query = [WATCHES[0].model_copy(update={"name": f"watch {n}"}) for n in range(3)]
-    memo = DigestMemo()  # one cycle
-    reports = [new.report(watch, "baseline", T0, memo=memo) for watch in same_query]
-    assert [(r.sorted, r.digests) for r in reports] == [({"new": 2}, 2), ({"link": 2}, 0), ({"link": 2}, 0)]
+    reports = [new.report(watch, "baseline", T0) for watch in same_query]
+    assert [r.sorted for r in reports] == [{"new": 2}, {"link": 2}, {"link": 2}]
     stored = snapshot(new.engine)
     assert len(stored["versions"]) == 2 and len(stored["links"]) == 6
     registry.put(real_study("study_NCT05805501_rcc_bispecific_2026-02-18.json"))  # versionHolder only
-    memo = DigestMemo()  # the next cycle: the record as sent changed, so it is digested again, once
-    reports = [new.report(watch, "full", T0 + timedelta(days=1), memo=memo) for watch in same_query]
-    assert [(r.sorted, r.changes, r.digests) for r in reports] == [({"quiet": 2}, 0, 2)] + [({"quiet": 2}, 0, 0)] * 2
+    reports = [new.report(watch, "full", T0 + timedelta(days=1)) for watch in same_query]
+    assert [(r.sorted, r.changes) for r in reports] == [({"quiet": 2}, 0)] * 3
     assert len(snapshot(new.engine)["versions"]) == 2
 
 

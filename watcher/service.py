@@ -21,7 +21,6 @@ from watcher.literature.pubmed_pipeline import PubmedReport, poll_pubmed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.mail.links import LinkSigner
 from watcher.mail.transport import Transport
-from watcher.registry.batch import DigestMemo
 from watcher.registry.client import CtgovClient, Page
 from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
 from watcher.store import db, repo
@@ -143,7 +142,6 @@ class Service:
                 report.polls[0].seconds = time.monotonic() - started
             return
         plans = self._plans(now, stamp, force_full)
-        memo = DigestMemo() if len(self.config.watch) > 1 else None  # a study several watches fetch: digested once
         for watch in self.config.watch:
             if self.stopping.is_set():
                 log.info("stopping: the remaining watches are polled next time")
@@ -161,7 +159,6 @@ class Service:
                     on_page=callback,
                     stopping=self.stopping,
                     counted_from=None if report.polls else (started, requests_before),
-                    memo=memo,
                 )
             )
 

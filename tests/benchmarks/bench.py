@@ -12,7 +12,7 @@
   - a full reconciliation (`poll --full`) after the registry rewrote every record's
     bookkeeping (versionHolder, last-update dates) and nothing tracked changed;
   - a 1% update cycle (30 of 3,000 studies really changed);
-  - three watches whose queries overlap (each study parsed, fingerprinted and stored once);
+  - three watches whose queries overlap (each study stored once);
 - `trialwatch --help` and `trialwatch version`;
 - parsing the real Nature feed (75 items) and keying its items.
 """
@@ -317,7 +317,7 @@ def least_cpu(runs: list[Run]) -> float:
 
 
 def bench_overlap(count: int) -> None:
-    """Three watches with the same query: each study is parsed, fingerprinted and stored once."""
+    """Three watches with the same query: each study is stored once (the others link to it)."""
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         states_in_child(folder, count)

@@ -17,7 +17,6 @@ writes on the strength of a stale read.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import pickle
 import queue
 import threading
@@ -30,7 +29,7 @@ from sqlmodel import Session
 
 from watcher.config import WatchConfig
 from watcher.model import FieldChange, Study
-from watcher.registry.normalize import compact_json, content_digest
+from watcher.registry.normalize import content_digest
 from watcher.registry.studies import first_summary
 from watcher.rules import has_join_rules
 from watcher.store import repo, studies
@@ -57,26 +56,6 @@ class Prepared:
         return (self.digest, self.version_id), (self.version_id if self.kind == "quiet" else None)
 
 
-class DigestMemo:
-    """The content digests worked out in one cycle, by study and the hash of its record as sent:
-    a study fetched again by another watch of the cycle, byte for byte the same, is not pruned
-    and digested again (hashing the record as sent costs a tenth of a digest)."""
-
-    def __init__(self) -> None:
-        self._digests: dict[str, tuple[bytes, str]] = {}
-        self.computed = 0
-
-    def digest(self, nct_id: str, record: dict[str, Any], ignore: Sequence[str]) -> str:
-        sent = hashlib.sha256(compact_json(record)).digest()
-        known = self._digests.get(nct_id)
-        if known is not None and known[0] == sent:
-            return known[1]
-        self.computed += 1
-        digest = content_digest(record, ignore)
-        self._digests[nct_id] = (sent, digest)
-        return digest
-
-
 @dataclass
 class PageSorter:
     """Sorts the pages of one poll; `seen` drops a study the poll already had (two queries)."""
@@ -86,10 +65,8 @@ class PageSorter:
     baseline: bool
     ignore: Sequence[str]
     new_study_change: Any  # (record, study, watch) -> FieldChange
-    memo: DigestMemo | None = None  # shared by the watches of one cycle
     seen: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
-    digests: int = 0  # content digests worked out (not taken from the memo)
 
     @property
     def joins_by_rule(self) -> bool:
@@ -115,7 +92,7 @@ class PageSorter:
     def _one(
         self, record: dict[str, Any], nct_id: str, stored: tuple[str, int | None] | None, link: int | None
     ) -> Prepared:
-        digest = self._digest(nct_id, record)
+        digest = content_digest(record, self.ignore)
         if record["protocolSection"]["identificationModule"].get("nctIdAliases"):
             return Prepared("full", nct_id, digest, record=record)  # may continue a study under its old id
         if self.joins_by_rule:  # statuses, phases, geography decide who joins and who leaves: per study
@@ -131,15 +108,6 @@ class PageSorter:
             if link is None:
                 return self._announced(Prepared("link", nct_id, digest, version_id=stored[1]), record)
         return Prepared("full", nct_id, digest, record=record)
-
-    def _digest(self, nct_id: str, record: dict[str, Any]) -> str:
-        if self.memo is None:
-            self.digests += 1
-            return content_digest(record, self.ignore)
-        before = self.memo.computed
-        digest = self.memo.digest(nct_id, record, self.ignore)
-        self.digests += self.memo.computed - before
-        return digest
 
     def _announced(self, item: Prepared, record: dict[str, Any]) -> Prepared:
         """Outside a baseline, a study new to the watch is a `new_study` change, said now (the

@@ -7,11 +7,14 @@ text edits that change only whitespace or CommonMark escapes (`\\[` -> `[`) equa
 order of every list irrelevant. `fingerprint(record)` hashes the canonical pruned record.
 
 `content_digest(record, ignore)` is the cheap test the pipeline runs on every study of every
-poll: a hash of the pruned record as sent (key and list order kept, texts untouched), with the
-prune walked along a cached tree of paths (each path matched against the ignore patterns once per
-process, not once per record). Equal digests mean equal pruned records, so the diff finds nothing;
-different digests may still be the same study once canonical (a reordered list, an escape), which
-the pipeline then settles with `fingerprint`/`diff` and the stored version.
+poll: a hash of the record as sent (key and list order kept, texts untouched) without the fields
+the ignore patterns name by path (`derivedSection`, the last-update dates), walked along a cached
+tree of paths (each path matched against the ignore patterns once per process, not once per
+record). A `*.NAME` field (a site's `geoPoint`) is left in: pruning it meant walking every site of
+every record in Python, a third of the digest's cost, for a field NLM rewrites only now and then.
+Equal digests mean equal pruned records, so the diff finds nothing; different digests may still
+be the same study (a geoPoint rewritten, a reordered list, an escape), which the pipeline then
+settles with `fingerprint`/`diff` and the stored version, silently.
 """
 
 from __future__ import annotations
@@ -156,9 +159,18 @@ def _digest_view(value: Any, node: _PathNode) -> Any:
 
 
 def content_digest(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
-    """sha256 of the pruned record as sent: equal for two records whose tracked fields are equal
-    byte for byte (then the diff finds nothing); cheap enough to run on every study of a poll."""
-    return hashlib.sha256(compact_json(_digest_view(record, _path_tree(tuple(ignore))))).hexdigest()
+    """sha256 of the record as sent less the fields its ignore patterns name by path (see the
+    module docstring): equal only for two records whose tracked fields are equal byte for byte
+    (then the diff finds nothing); cheap enough to run on every study of a poll."""
+    return hashlib.sha256(compact_json(_digest_view(record, _named_paths(tuple(ignore))))).hexdigest()
+
+
+@lru_cache(maxsize=32)
+def _named_paths(patterns: tuple[str, ...]) -> _PathNode:
+    """The path tree without its `*.NAME` patterns' names: a subtree with no other pattern below
+    it is kept whole, uncopied (a `*.NAME` key met on a path that is walked is still pruned)."""
+    tree = _path_tree(patterns)
+    return _PathNode("", tree.pattern, ((), tree.rules[1]))
 
 
 def compact_json(value: Any) -> bytes:

@@ -37,7 +37,7 @@ from watcher.errors import SourceError
 from watcher.http import Stopping
 from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
-from watcher.registry.batch import DigestMemo, PageSorter, Prepared, prefetched, spool_page, unspool
+from watcher.registry.batch import PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_records, record_fingerprint
 from watcher.registry.normalize import content_digest
@@ -69,7 +69,6 @@ class PollReport:
     held_back: int = 0  # changes stored but not mailed: a watch rule held them back
     # studies by what they needed (registry/batch.py): quiet, new, link (stored by another watch), full
     sorted: dict[str, int] = field(default_factory=dict)
-    digests: int = 0  # content digests worked out (a study another watch of the cycle had: none)
 
     @property
     def ok(self) -> bool:
@@ -129,10 +128,8 @@ def poll_watch(
     on_page: Callable[[Page], None] | None = None,
     stopping: threading.Event | None = None,
     counted_from: tuple[float, int] | None = None,
-    memo: DigestMemo | None = None,
 ) -> PollReport:
-    """Carry out one plan for one watch; never raises SourceError (the report carries it).
-    `memo`: the digests of the cycle's earlier watches (several watches overlap)."""
+    """Carry out one plan for one watch; never raises SourceError (the report carries it)."""
     report = PollReport(watch=watch.name, mode=plan.mode)
     # `counted_from`: the time and request count to charge this watch from (the shared /version)
     started, requests_before = counted_from or (time.monotonic(), client.requests_made)
@@ -140,7 +137,7 @@ def poll_watch(
         if plan.mode == "unchanged":
             _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
         else:
-            sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change, memo)
+            sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change)
             with tempfile.TemporaryFile() as spool:
                 for page in prefetched(client.watch_pages(watch, since=plan.since, scoped=plan.mode == "baseline")):
                     spool_page(sorter.sort(page.studies), spool)
@@ -153,7 +150,7 @@ def poll_watch(
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(unspool(spool), data_timestamp)
-            report.sorted, report.digests = dict(sorter.counts), sorter.digests
+            report.sorted = dict(sorter.counts)
     except SourceError as exc:
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
