@@ -1,7 +1,7 @@
 """What one scheduled job does, shared by the CLI and the daemon: poll everything, deliver.
 
-The journal feeds' and PubMed's pipelines (feedparser, lxml: a fifth of a second) are imported
-when there is a feed or a PubMed client to poll, not by every command that makes a Service.
+The journal feeds' and PubMed's pipelines (feedparser and their parsers) are imported when there
+is a feed or a PubMed client to poll, not by every command that makes a Service.
 """
 
 from __future__ import annotations
