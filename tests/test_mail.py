@@ -80,6 +80,25 @@ def test_untrusted_certificate_is_a_clear_temporary_failure(changed, secure_smtp
     assert server.received == []
 
 
+def test_the_systems_certificates_load_at_the_first_message_a_ca_file_at_once(tmp_path, certificate):
+    import ssl
+
+    from watcher.config import EmailConfig, Secrets
+    from watcher.errors import NotifyError
+    from watcher.mail.transport import SmtpTransport, make_transport
+
+    system = make_transport(EmailConfig(smtp_host="mail.example.org"), Secrets())
+    assert isinstance(system, SmtpTransport) and system.ssl_context is None  # a command sending nothing loads none
+    context = system.tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname and system.tls_context() is context
+    private = make_transport(EmailConfig(smtp_host="mail.example.org", ca_file=certificate[0]), Secrets())
+    assert isinstance(private, SmtpTransport) and private.ssl_context is not None
+    assert private.ssl_context.cert_store_stats()["x509"] == 1 and private.tls_context() is private.ssl_context
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    with pytest.raises(NotifyError, match="garbage.pem: cannot load certificates"):
+        make_transport(EmailConfig(smtp_host="mail.example.org", ca_file=tmp_path / "garbage.pem"), Secrets())
+
+
 def test_temporary_failure_backs_off_then_retries(changed, smtp):
     cli = changed(smtp=smtp)
     smtp.mode = "tempfail"

@@ -66,6 +66,32 @@ def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
     assert {"feed_item", "feed_state"} <= set(inspect(engine).get_table_names())
 
 
+def test_the_head_revision_in_code_is_alembics_head():
+    assert db.head_revision() == db.HEAD_REVISION, "a new migration: set watcher.store.db.HEAD_REVISION to it"
+
+
+def test_upgrade_at_the_head_reads_the_version_and_leaves_a_database_behind_or_ahead_to_alembic(database_url):
+    from alembic.util import CommandError
+
+    engine = db.make_engine(database_url)
+    assert db._stored_revisions(engine) == ()
+    db.upgrade(engine, REVISIONS[-2])
+    assert db._stored_revisions(engine) == (REVISIONS[-2],)
+    db.upgrade(engine)  # behind: migrated
+    assert db._stored_revisions(engine) == (db.HEAD_REVISION,) and db.current_revision(engine) == db.head_revision()
+    db.upgrade(engine)  # at the head: nothing to do
+    with engine.begin() as connection:  # a newer trialwatch's migration ran on it
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(CommandError, match="9999"):
+        db.upgrade(engine)
+
+
+def test_upgrade_that_cannot_connect_says_so(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path}")  # a folder: no database opens there
+    with pytest.raises(StoreError, match=f"sqlite:///{tmp_path}: cannot migrate: unable to open database file$"):
+        db.upgrade(engine)
+
+
 def test_models_and_migrations_agree(database_url):
     engine = db.make_engine(database_url)
     db.upgrade(engine)

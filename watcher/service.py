@@ -1,4 +1,8 @@
-"""What one scheduled job does, shared by the CLI and the daemon: poll everything, deliver."""
+"""What one scheduled job does, shared by the CLI and the daemon: poll everything, deliver.
+
+The journal feeds' and PubMed's pipelines (feedparser and their parsers) are imported when there
+is a feed or a PubMed client to poll, not by every command that makes a Service.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import requests
 from sqlalchemy import Engine
@@ -15,15 +20,17 @@ from sqlalchemy import Engine
 from watcher.config import Config
 from watcher.errors import SourceError
 from watcher.http import make_session
-from watcher.literature.pipeline import FeedReport, poll_feed
-from watcher.literature.pubmed import PubmedClient
-from watcher.literature.pubmed_pipeline import PubmedReport, poll_pubmed
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.mail.links import LinkSigner
 from watcher.mail.transport import Transport
 from watcher.registry.client import CtgovClient, Page
 from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
 from watcher.store import db, repo
+
+if TYPE_CHECKING:
+    from watcher.literature.pipeline import FeedReport
+    from watcher.literature.pubmed import PubmedClient
+    from watcher.literature.pubmed_pipeline import PubmedReport
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,8 @@ class Service:
         reports: list[PubmedReport] = []
         if self.pubmed is None:
             return reports
+        from watcher.literature.pubmed_pipeline import poll_pubmed
+
         for watch in self.config.pubmed_watches():
             if self.stopping.is_set():
                 break
@@ -119,7 +128,11 @@ class Service:
         return reports
 
     def _poll_feeds(self, now: datetime, *, force: bool) -> list[FeedReport]:
-        reports = []
+        reports: list[FeedReport] = []
+        if not self.config.feed:
+            return reports
+        from watcher.literature.pipeline import poll_feed
+
         for feed in self.config.feed:
             if self.stopping.is_set():
                 break

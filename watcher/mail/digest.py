@@ -10,11 +10,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from typing import TYPE_CHECKING
 
 from watcher.mail.links import MessageLinks
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 SUBJECT_LIMIT = 120
 _KIND_WORDS = {
@@ -227,6 +229,8 @@ def _order(name: str, watch_order: Sequence[str]) -> tuple[int, str]:
 
 
 def _environment() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape  # when a mail is rendered
+
     environment = Environment(
         loader=PackageLoader("watcher.mail", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),

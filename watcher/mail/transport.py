@@ -102,11 +102,18 @@ class SmtpTransport:
     timeout: float
     username: str | None = None
     password: str | None = None
-    ssl_context: ssl.SSLContext | None = None
+    ssl_context: ssl.SSLContext | None = None  # None: the system's CAs, loaded at the first connection
 
     @property
     def description(self) -> str:
         return f"SMTP {self.host}:{self.port} ({self.security})"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context every TLS connection uses; the system's trusted CAs are loaded once, when
+        the first message is sent (a thirtieth of a second a command that sends nothing saves)."""
+        if self.ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
+        return self.ssl_context
 
     def send(self, message: EmailMessage) -> None:
         """Deliver one message. Once the server has answered 250 to the message, nothing that
@@ -152,7 +159,7 @@ class SmtpTransport:
             raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
 
     def _connect(self) -> smtplib.SMTP:
-        context = self.ssl_context or ssl.create_default_context()
+        context = self.tls_context()
         if self.security == "ssl":
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
@@ -189,12 +196,13 @@ def make_transport(config: EmailConfig, secrets: Secrets) -> Transport:
         timeout=config.timeout,
         username=secrets.smtp_username,
         password=password,
-        ssl_context=_tls_context(config),
+        ssl_context=_tls_context(config) if config.ca_file else None,
     )
 
 
 def _tls_context(config: EmailConfig) -> ssl.SSLContext:
-    """The system's trusted CAs, plus `ca_file` when given (a private server's certificate)."""
+    """A context trusting `ca_file` (a private server's certificate), loaded at once: a file that
+    cannot be read stops the command before it polls or sends anything."""
     try:
         return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
     except (OSError, ssl.SSLError) as exc:
