@@ -10,33 +10,93 @@ A watch's join rules narrow the keyword search where the registry can filter (*s
 baseline sends the scoped search: later polls must still see a held study that left the scope,
 to report the change that took it out.
 Pages are followed by their opaque `nextPageToken` until a page comes without one, or empty.
+A page in the registry's usual layout (`{"studies":[{…}, …],"nextPageToken":"…"}`) yields its
+token from its last bytes, so the next request goes out before the page is parsed, and the page
+is parsed by whoever reads it first (the poll's main thread, while the fetching thread waits on
+the network, not on the interpreter); any other page is parsed at once, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
-from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
+from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session, parse_json
 from watcher.rules import registry_geo_filter
 
 IDS_PER_REQUEST = 100
 
 
-@dataclass(frozen=True)
 class Page:
-    studies: list[dict[str, Any]]
-    total: int | None
-    query: dict[str, str]
+    """One page of a search: its studies, the total the registry counted (first page only) and
+    the query. A page made by `Page.later` is parsed when first read (see the module docstring)."""
+
+    __slots__ = ("_later", "_studies", "_total", "query")
+
+    def __init__(self, studies: list[dict[str, Any]], total: int | None, query: dict[str, str]) -> None:
+        self._studies, self._total, self.query = studies, total, query
+        self._later: tuple[bytes, str, str, Callable[[], Any]] | None = None
+
+    @classmethod
+    def later(cls, raw: bytes, url: str, query: dict[str, str], token: str, again: Callable[[], Any]) -> Page:
+        """A page whose body is parsed when read; `again`: the page fetched and parsed anew (a
+        body that does not parse)."""
+        page = cls([], None, query)
+        page._later = (raw, url, token, again)
+        return page
+
+    @property
+    def studies(self) -> list[dict[str, Any]]:
+        self._parse()
+        return self._studies
+
+    @property
+    def total(self) -> int | None:
+        self._parse()
+        return self._total
+
+    def _parse(self) -> None:
+        if self._later is None:
+            return
+        raw, url, token, again = self._later
+        self._later = None
+        body = _parsed_or_again(raw, again)
+        if not isinstance(body, dict) or body.get("nextPageToken") != token:
+            raise SourceError(f"GET {url}: the page, read again, leads elsewhere than before; poll again")
+        parsed = _parse_page(body, url, self.query)
+        self._studies, self._total = parsed.studies, parsed.total
+
+
+# The registry's usual page: `{"studies":[{` (`"totalCount":N,` first when counted) … and
+# `],"nextPageToken":"…"}` at the very end, which makes the token a member of the page itself.
+_USUAL_HEAD = re.compile(rb'\s*\{\s*(?:"totalCount"\s*:\s*\d+\s*,\s*)?"studies"\s*:\s*\[\s*\{')
+_USUAL_TAIL = re.compile(rb'\]\s*,\s*"nextPageToken"\s*:\s*"([!#-\[\]-~]+)"\s*\}\s*\Z')
+
+
+def next_token_unparsed(raw: bytes) -> str | None:
+    """The next page's token of a page in the usual layout (studies in it), read off its bytes;
+    None for any other page (parsed to know)."""
+    if not _USUAL_HEAD.match(raw):
+        return None
+    found = _USUAL_TAIL.search(raw, max(0, len(raw) - 2048))
+    return found.group(1).decode("ascii") if found else None
+
+
+def _parsed_or_again(raw: bytes, again: Callable[[], Any]) -> Any:
+    """The body parsed; one that does not parse is fetched again (retried as any request is)."""
+    try:
+        return parse_json(raw)
+    except ValueError:
+        return again()
 
 
 def essie_any(words: list[str]) -> str:
@@ -162,13 +222,19 @@ class CtgovClient:
                 request["countTotal"] = "true"
             if token:
                 request["pageToken"] = token
-            body = self.http.get_json(url, request)
-            page = _parse_page(body, url, params)
-            if page.studies or first:
-                yield page
-            token = body.get("nextPageToken")
-            if not token or not page.studies:
-                return
+            raw = self.http.get_body(url, request)
+            again = lambda request=request: self.http.get_json(url, request)  # noqa: E731
+            token = next_token_unparsed(raw)
+            if token is not None:  # studies in it and a page after it: parsed by its reader
+                yield Page.later(raw, url, params, token, again)
+            else:
+                body = _parsed_or_again(raw, again)
+                page = _parse_page(body, url, params)
+                if page.studies or first:
+                    yield page
+                token = body.get("nextPageToken")
+                if not token or not page.studies:
+                    return
             if token in seen_tokens:
                 raise SourceError(f"GET {url}: the server repeated page token {token[:20]}…")
             seen_tokens.add(token)
