@@ -59,6 +59,12 @@ class Fault:
     def html_404(cls) -> Fault:
         return cls("html_404", code=404)
 
+    @classmethod
+    def garbled(cls, token: str | None = None) -> Fault:
+        """The real answer with a byte in its middle broken (its first and last bytes intact, so it
+        still looks like a whole page); `token`: its nextPageToken replaced by this one as well."""
+        return cls("garbled", body=token or "")
+
 
 class FakeRegistry:
     """An in-memory ClinicalTrials.gov API v2: /version, /studies (paged), /studies/{nctId}."""
@@ -148,12 +154,13 @@ class FakeRegistry:
         with self._lock:
             matching = [record for record in self._matching(params) if all(check(record) for check in checks)]
         page = matching[offset : offset + size]
-        body: dict[str, Any] = {"studies": page}
+        body: dict[str, Any] = {}  # in the registry's order: totalCount, studies, nextPageToken
+        if params.get("countTotal") == "true" and "pageToken" not in params:
+            body["totalCount"] = len(matching)
+        body["studies"] = page
         end = offset + len(page)
         if end < len(matching) or (self.exact_full_page_token and page and len(page) == size):
             body["nextPageToken"] = _encode_token(end, _query_key(query))
-        if params.get("countTotal") == "true" and "pageToken" not in params:
-            body["totalCount"] = len(matching)
         return _json(body)
 
     def _scripted(self, params: dict[str, str]) -> Response:
@@ -178,6 +185,8 @@ class FakeRegistry:
             return _html_404()
         if fault.kind == "truncated":
             return _truncated(self._answer(request.path, dict(request.args.items())))
+        if fault.kind == "garbled":
+            return _garbled(self._answer(request.path, dict(request.args.items())), fault.body)
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         default = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
         return Response(
@@ -217,6 +226,15 @@ def _html_404() -> Response:
     return Response(
         "<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", status=404, content_type="text/html"
     )
+
+
+def _garbled(full: Response, token: str) -> Response:
+    body = full.get_data()
+    middle = body.index(b'":', len(body) // 2)
+    body = body[:middle] + b"#" + body[middle + 1 :]  # a key's closing quote broken: no longer JSON
+    if token:
+        body = re.sub(rb'"nextPageToken": "[^"]*"', f'"nextPageToken": "{token}"'.encode(), body)
+    return Response(body, status=full.status_code, content_type=full.content_type)
 
 
 def _truncated(full: Response) -> Response:

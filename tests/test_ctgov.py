@@ -13,8 +13,10 @@ from sqlmodel import select
 
 from tests.harness import REAL_0212, REAL_0216, REAL_0218, posted
 from tests.servers import Fault
+from watcher.config import ClinicalTrialsConfig
 from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, make_session
+from watcher.registry.client import CtgovClient, next_token_unparsed
 from watcher.store import db, repo
 from watcher.store.models import StudyVersion
 
@@ -281,3 +283,61 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# --- pages parsed by their reader (registry.client: Page.later) ------------------------------------
+
+
+def test_the_next_token_is_read_off_the_real_pages_bytes(real_fixtures_dir):
+    for name in ("search_page_raw_v2_ild_pagesize5.json", "search_page_fields_subset_totalcount_2023.json"):
+        raw = (real_fixtures_dir / "ctgov" / name).read_bytes()
+        token = json.loads(raw)["nextPageToken"]
+        assert next_token_unparsed(raw) == token, name
+        assert next_token_unparsed(raw + b"\n  \n") == token, name
+        compact = json.dumps(json.loads(raw), separators=(",", ":")).encode()
+        assert next_token_unparsed(compact) == token, name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"studies":[]}',  # empty: parsed, to stop
+        b'{"studies":[],"nextPageToken":"abc"}',  # empty with a token: parsed, to stop as before
+        b'{"studies":[{"a":1}]}',  # the last page
+        b'{"studies":[{"a":1}],"nextPageToken":"abc","totalCount":1}',  # another order: parsed
+        b'{"studies":[{"a":1}],"nextPageToken":"a\\"bc"}',  # an escape in the token: parsed
+        b'{"studies":[{"a":1,"nextPageToken":"abc"}]}',  # a study's own key, not the page's
+        b'{"studies":[{"a":1}],"nextPageToken":"abc"}garbage',
+        b'{"studies":[{"a":1}],"nextPageToken":"abc"',  # cut short
+        b'[{"studies":[{"a":1}],"nextPageToken":"abc"}]',
+    ],
+)
+def test_any_other_page_is_parsed_before_its_token_is_used(body):
+    assert next_token_unparsed(body) is None
+
+
+def test_a_page_that_does_not_parse_is_fetched_again_when_read(registry, own_study):
+    for n in range(1, 6):
+        record = own_study("study_NCT09000001_v1")
+        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT0900000{n}"
+        registry.put(record)
+    client = CtgovClient(ClinicalTrialsConfig(base_url=registry.base_url, requests_per_second=0, page_size=2))
+    registry.fail_next(Fault.none(), Fault.garbled())  # the second page: a byte broken in its middle
+    pages = list(client.search_pages({"query.term": '"x"', "pageSize": "2", "format": "json"}))
+    assert len(studies_requests(registry)) == 3  # every page asked for once, nothing parsed yet
+    found = [record["protocolSection"]["identificationModule"]["nctId"] for page in pages for record in page.studies]
+    assert found == [f"NCT0900000{n}" for n in range(1, 6)] and pages[0].total == 5
+    requests = studies_requests(registry)
+    assert len(requests) == 4 and requests[3] == requests[1]  # the broken page, once more
+
+
+def test_a_page_read_again_that_leads_elsewhere_is_a_clear_error(registry, own_study):
+    for n in range(1, 4):
+        record = own_study("study_NCT09000001_v1")
+        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT0900000{n}"
+        registry.put(record)
+    client = CtgovClient(ClinicalTrialsConfig(base_url=registry.base_url, requests_per_second=0, page_size=2))
+    registry.fail_next(Fault.garbled(token="Zm9yZ2Vk"))  # broken, and pointing at another page
+    first = next(client.search_pages({"query.term": '"x"', "pageSize": "2", "format": "json"}))
+    with pytest.raises(SourceError, match="leads elsewhere than before; poll again"):
+        _ = first.studies
