@@ -39,6 +39,7 @@ __all__ = [
     "leaf_paths",
     "normalize_text",
     "prune",
+    "same_json",
 ]
 
 
@@ -194,6 +195,18 @@ def _order(item: Any) -> bytes:
         return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # what orjson refuses (an integer over 64 bits)
         return json.dumps(item, sort_keys=True, ensure_ascii=False).encode()
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """True only when `a` and `b` are the same JSON, type for type (`1` is neither `True` nor `1.0`),
+    so that canonical(a) == canonical(b) without working either out: a C-speed test the diff runs
+    before canonicalising (most of a changed record is unchanged). False when unsure."""
+    if a != b:
+        return False
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except TypeError:  # what orjson refuses: the caller canonicalises
+        return False
 
 
 def canonical_json(value: Any) -> str:

@@ -39,8 +39,8 @@ from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.batch import DigestMemo, PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
-from watcher.registry.diff import diff_records, record_fingerprint
-from watcher.registry.normalize import content_digest
+from watcher.registry.diff import diff_pruned, diff_records
+from watcher.registry.normalize import content_digest, fingerprint, prune
 from watcher.registry.studies import summary_of
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo, studies, timeline
@@ -275,11 +275,12 @@ class Apply:
         if row is None or current is None or row.fingerprint == digest:
             return repo.save_study_version(session=self.session, record=record, study=study, fingerprint=digest,
                                            now=self.now), None  # fmt: skip
-        stored = repo.load_version(session=self.session, version_id=current)
-        changes = diff_records(stored, record, self.ignore)
+        stored = prune(repo.load_version(session=self.session, version_id=current), self.ignore)
+        pruned = prune(record, self.ignore)
+        changes = diff_pruned(stored, pruned)
         diffed = changes if link_version == current else None
         # a change found means the fingerprints differ; none found: the canonical forms decide
-        if not changes and record_fingerprint(stored, self.ignore) == record_fingerprint(record, self.ignore):
+        if not changes and fingerprint(stored) == fingerprint(pruned):
             row.fingerprint = digest  # e.g. stored by an older trialwatch: refreshed, no version
             self.session.add(row)
             return current, diffed
