@@ -43,9 +43,10 @@ from watcher.registry.diff import diff_pruned, diff_records
 from watcher.registry.normalize import content_digest, fingerprint, prune
 from watcher.registry.studies import summary_of
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
-from watcher.store import repo, studies, timeline
+from watcher.store import repo, studies
 from watcher.store.db import transaction
-from watcher.store.models import StudyRow, WatchState, WatchStudy
+from watcher.store.models import WatchState, WatchStudy
+from watcher.store.page_writes import PageWriter, PendingVersion
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,10 @@ class Apply:
     ignore: Sequence[str]
     report: PollReport
     leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
+    page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
+
+    def __post_init__(self) -> None:
+        self.page = PageWriter(self.session, self.watch.name, self.now)
 
     def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None) -> None:
         seen: set[str] = set()
@@ -182,6 +187,7 @@ class Apply:
             for page in pages:  # memory bounded by a page, not by the watch's size
                 self._check(page)
                 self._bulk(page)
+                self.page.load({item.nct_id: item.digest for item in page if item.record is not None})
                 for item in page:
                     seen.add(item.nct_id)
                     if item.record is not None:
@@ -189,10 +195,12 @@ class Apply:
                         self._emit(study, self._study_changes(item.record, study, item.digest))
                     elif item.change is not None and item.study is not None:
                         self._emit(item.study, judge_all(self.watch, [item.change], new=item.study))
-                self.session.flush()
+                self.page.write(self.watch.recipients)
+                self.page.clear()
                 self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
+            self.page.write(self.watch.recipients)
         self.report.studies = len(seen)
         state = repo.get_watch_state(session=self.session, name=self.watch.name)
         if self.plan.mode == "baseline":
@@ -207,14 +215,7 @@ class Apply:
         if self.plan.mode == "baseline":
             return
         for change in changes:
-            repo.record_change(
-                session=self.session,
-                watch=self.watch.name,
-                study=study,
-                change=change,
-                recipients=self.watch.recipients,
-                now=self.now,
-            )
+            self.page.add_change(study, change)
             self.report.changes += 1
             self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
             self.report.held_back += 0 if change.alerted else 1
@@ -238,59 +239,53 @@ class Apply:
     def _study_changes(self, record: dict[str, Any], study: Study, digest: str | None = None) -> list[FieldChange]:
         """Store the study; return what changed for this watch since it last saw the study."""
         digest = digest or content_digest(record, self.ignore)
-        link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
-        link = link or self._adopt_alias(study)
-        version_id, diffed = self._store(record, study, digest, link.version_id if link else None)
+        link = self.page.links.get(study.nct_id) or self._adopt_alias(study)
+        version, diffed = self._store(record, study, digest, link.version_id if link else None)
         rule = join_rule(self.watch, study) if has_join_rules(self.watch) else None
         if link is None:
             if rule is not None:  # outside the watch's statuses, phases or geography: does not join
                 return []
-            self.session.add(
-                WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=version_id, matched_at=self.now)
-            )
+            link = WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=0, matched_at=self.now)
+            self.page.point(link, version)  # its version id set there
             return judge_all(self.watch, [new_study_change(record, study, self.watch)], new=study)
         if rule is not None:  # held, but now out of the join rules: the next reconciliation lets it go
             self.leaving[study.nct_id] = rule
-        if link.version_id == version_id:
+        if link.version_id == version:
             return []
-        previous_version, link.version_id = link.version_id, version_id
-        self.session.add(link)
+        previous_version = link.version_id
+        self.page.point(link, version)
         previous = None
         if diffed is None or self.watch.has_geography:  # the geography rule reads the old sites
-            previous = repo.load_version(session=self.session, version_id=previous_version)
+            previous = self.page.record(previous_version)
         changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
         if diffed is not None:  # from the study's own previous version: the study page's cache
-            timeline.save_version_summaries(
-                session=self.session, summaries={version_id: summary_of(record, diffed, self.ignore)}
-            )
+            assert isinstance(version, PendingVersion)  # a diff found: a new version
+            version.values["summary"] = summary_of(record, diffed, self.ignore)
         return judge_all(self.watch, changes, new=study, old_record=previous)
 
     def _store(
         self, record: dict[str, Any], study: Study, digest: str, link_version: int | None
-    ) -> tuple[int, list[FieldChange] | None]:
-        """The study's current version id, adding one only when a tracked field changed; and the
-        diff from the version the watch holds, when working that out needed it."""
-        row = self.session.get(StudyRow, study.nct_id)
+    ) -> tuple[int | PendingVersion, list[FieldChange] | None]:
+        """The study's current version (id), or the new one to insert when a tracked field changed;
+        and the diff from the version the watch holds, when working that out needed it."""
+        row = self.page.rows.get(study.nct_id)
         current = row.version_id if row is not None else None
         if row is None or current is None or row.fingerprint == digest:
-            return repo.save_study_version(session=self.session, record=record, study=study, fingerprint=digest,
-                                           now=self.now), None  # fmt: skip
-        stored = prune(repo.load_version(session=self.session, version_id=current), self.ignore)
+            return self.page.save(record, study, digest), None
+        stored = prune(self.page.record(current), self.ignore)
         pruned = prune(record, self.ignore)
         changes = diff_pruned(stored, pruned)
         diffed = changes if link_version == current else None
         # a change found means the fingerprints differ; none found: the canonical forms decide
         if not changes and fingerprint(stored) == fingerprint(pruned):
             row.fingerprint = digest  # e.g. stored by an older trialwatch: refreshed, no version
-            self.session.add(row)
             return current, diffed
-        version_id = repo.save_study_version(
-            session=self.session, record=record, study=study, fingerprint=digest, now=self.now
-        )
-        return version_id, diffed
+        return self.page.save(record, study, digest), diffed
 
     def _adopt_alias(self, study: Study) -> WatchStudy | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""
+        if study.aliases:
+            self.page.write(self.watch.recipients)  # what the page wrote so far is seen (rare: not batched)
         for alias in study.aliases:
             old = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=alias)
             if old is not None:
@@ -299,6 +294,7 @@ class Apply:
                 )
                 self.session.delete(old)
                 self.session.add(link)
+                self.page.links.pop(alias, None)
                 return link
         return None
 
