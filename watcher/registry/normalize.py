@@ -39,6 +39,7 @@ __all__ = [
     "leaf_paths",
     "normalize_text",
     "prune",
+    "prune_beside",
     "same_json",
 ]
 
@@ -64,6 +65,29 @@ def _prune(value: Any, ignored: re.Pattern[str] | None, path: str) -> Any:
     if isinstance(value, list):
         return [_prune(item, ignored, path) for item in value]
     return value
+
+
+def prune_beside(
+    value: dict[str, Any], old: dict[str, Any], old_pruned: dict[str, Any], ignore: Sequence[str], path: str = ""
+) -> dict[str, Any]:
+    """prune(value, ignore), given `old` (another version of the record) and `old_pruned` (its prune):
+    every subtree the same JSON in both is taken from `old_pruned`, shared, not pruned again (a
+    changed study's new version is mostly its old one). Only the keys new here are matched."""
+    kept = {}
+    for key, item in value.items():
+        before = old.get(key, _ABSENT)
+        if before is not _ABSENT and key not in old_pruned:
+            continue  # pruned from `old`: this path is ignored
+        if before is not _ABSENT and same_json(item, before):
+            kept[key] = old_pruned[key]
+        elif isinstance(item, dict) and isinstance(before, dict):
+            kept[key] = prune_beside(item, before, old_pruned[key], ignore, f"{path}.{key}" if path else key)
+        else:
+            kept.update(prune({key: item}, ignore, path))
+    return kept
+
+
+_ABSENT = object()
 
 
 @lru_cache(maxsize=32)

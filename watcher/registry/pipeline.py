@@ -40,8 +40,8 @@ from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.batch import DigestMemo, PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_pruned, diff_records
-from watcher.registry.normalize import content_digest, fingerprint, prune
-from watcher.registry.studies import summary_of
+from watcher.registry.normalize import content_digest, fingerprint, prune, prune_beside
+from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo, studies
 from watcher.store.db import transaction
@@ -137,9 +137,12 @@ def poll_watch(
     report = PollReport(watch=watch.name, mode=plan.mode)
     # `counted_from`: the time and request count to charge this watch from (the shared /version)
     started, requests_before = counted_from or (time.monotonic(), client.requests_made)
+    counted = False  # the requests charged in the poll's own transaction (a failed poll: after it)
     try:
         if plan.mode == "unchanged":
-            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
+            requests = client.requests_made - requests_before
+            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp, requests=requests)
+            counted = True
         else:
             sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change, memo)
             with tempfile.TemporaryFile() as spool:
@@ -153,13 +156,15 @@ def poll_watch(
                     raise Stopping
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
-                    apply.run(unspool(spool), data_timestamp)
+                    apply.run(unspool(spool), data_timestamp, requests=client.requests_made - requests_before)
+                counted = True
             report.sorted, report.digests = dict(sorter.counts), sorter.digests
     except SourceError as exc:
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
-    _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
+    if not counted:
+        _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
@@ -181,7 +186,8 @@ class Apply:
     def __post_init__(self) -> None:
         self.page = PageWriter(self.session, self.watch.name, self.now)
 
-    def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None) -> None:
+    def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None, requests: int = 0) -> None:
+        """Apply the pages; `requests`: the poll's, charged to the watch (the sources page's counter)."""
         seen: set[str] = set()
         with self.session.no_autoflush:  # flushed explicitly where ids are needed, not on every lookup
             for page in pages:  # memory bounded by a page, not by the watch's size
@@ -209,6 +215,7 @@ class Apply:
             state.last_full_at = self.now
         state.last_poll_at = state.last_success_at = self.now
         state.data_timestamp, state.last_error, state.failing_since = data_timestamp, None, None
+        state.request_count += requests
         self.session.add(state)
 
     def _emit(self, study: Study, changes: list[FieldChange]) -> None:
@@ -260,7 +267,7 @@ class Apply:
         changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
         if diffed is not None:  # from the study's own previous version: the study page's cache
             assert isinstance(version, PendingVersion)  # a diff found: a new version
-            version.values["summary"] = summary_of(record, diffed, self.ignore)
+            version.values["summary"] = study_summary(study, diffed, self.ignore)
         return judge_all(self.watch, changes, new=study, old_record=previous)
 
     def _store(
@@ -272,8 +279,9 @@ class Apply:
         current = row.version_id if row is not None else None
         if row is None or current is None or row.fingerprint == digest:
             return self.page.save(record, study, digest), None
-        stored = prune(self.page.record(current), self.ignore)
-        pruned = prune(record, self.ignore)
+        stored_record = self.page.record(current)
+        stored = prune(stored_record, self.ignore)
+        pruned = prune_beside(record, stored_record, stored, self.ignore)  # the unchanged bulk pruned once
         changes = diff_pruned(stored, pruned)
         diffed = changes if link_version == current else None
         # a change found means the fingerprints differ; none found: the canonical forms decide
@@ -325,13 +333,16 @@ def new_study_change(record: dict[str, Any], study: Study, watch: WatchConfig) -
     return FieldChange(ChangeKind.NEW_STUDY, summary, details)
 
 
-def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None) -> None:
+def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None, requests: int) -> None:
+    """An unchanged registry: the poll ended at /version (`requests`, charged to the watch)."""
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
         # not last_success_at: it anchors the next incremental window on the last poll that fetched
         state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
         state.failing_since = None
+        state.request_count += requests
+        state.unchanged_count += 1
         session.add(state)
 
 
