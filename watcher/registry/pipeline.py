@@ -45,8 +45,8 @@ from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo, studies
 from watcher.store.db import transaction
-from watcher.store.models import WatchState, WatchStudy
-from watcher.store.page_writes import PageWriter, PendingVersion
+from watcher.store.models import WatchState
+from watcher.store.page_writes import Link, PageWriter, PendingVersion
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Apply:
     page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
 
     def __post_init__(self) -> None:
-        self.page = PageWriter(self.session, self.watch.name, self.now)
+        self.page = PageWriter(self.session, self.watch.name, self.watch.recipients, self.now)
 
     def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None, requests: int = 0) -> None:
         """Apply the pages; `requests`: the poll's, charged to the watch (the sources page's counter)."""
@@ -201,12 +201,12 @@ class Apply:
                         self._emit(study, self._study_changes(item.record, study, item.digest))
                     elif item.change is not None and item.study is not None:
                         self._emit(item.study, judge_all(self.watch, [item.change], new=item.study))
-                self.page.write(self.watch.recipients)
+                self.page.write()
                 self.page.clear()
                 self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
-            self.page.write(self.watch.recipients)
+            self.page.write()
         self.report.studies = len(seen)
         state = repo.get_watch_state(session=self.session, name=self.watch.name)
         if self.plan.mode == "baseline":
@@ -252,8 +252,7 @@ class Apply:
         if link is None:
             if rule is not None:  # outside the watch's statuses, phases or geography: does not join
                 return []
-            link = WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=0, matched_at=self.now)
-            self.page.point(link, version)  # its version id set there
+            self.page.join(study.nct_id, version)
             return judge_all(self.watch, [new_study_change(record, study, self.watch)], new=study)
         if rule is not None:  # held, but now out of the join rules: the next reconciliation lets it go
             self.leaving[study.nct_id] = rule
@@ -286,23 +285,15 @@ class Apply:
         diffed = changes if link_version == current else None
         # a change found means the fingerprints differ; none found: the canonical forms decide
         if not changes and fingerprint(stored) == fingerprint(pruned):
-            row.fingerprint = digest  # e.g. stored by an older trialwatch: refreshed, no version
+            self.page.refresh(row, digest)  # e.g. stored by an older trialwatch: refreshed, no version
             return current, diffed
         return self.page.save(record, study, digest), diffed
 
-    def _adopt_alias(self, study: Study) -> WatchStudy | None:
+    def _adopt_alias(self, study: Study) -> Link | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""
-        if study.aliases:
-            self.page.write(self.watch.recipients)  # what the page wrote so far is seen (rare: not batched)
         for alias in study.aliases:
-            old = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=alias)
-            if old is not None:
-                link = WatchStudy(
-                    watch=self.watch.name, nct_id=study.nct_id, version_id=old.version_id, matched_at=old.matched_at
-                )
-                self.session.delete(old)
-                self.session.add(link)
-                self.page.links.pop(alias, None)
+            link = self.page.adopt(alias, study.nct_id)
+            if link is not None:
                 return link
         return None
 

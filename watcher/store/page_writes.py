@@ -10,39 +10,62 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from watcher.model import FieldChange, Source, Study
 from watcher.store.models import ChangeRow, Notification, StudyRow, StudyVersion, WatchStudy
 from watcher.store.recipients import opted_out
-from watcher.store.repo import load_version, pack_record, unpack_record
+from watcher.store.repo import get_watch_study, load_version, pack_record, unpack_record
 from watcher.store.studies import IN_CHUNK
+
+
+@dataclass(slots=True)
+class StoredRow:
+    """A study's row as the per-study path reads it; `values`: the columns to write (None: none)."""
+
+    nct_id: str
+    fingerprint: str
+    version_id: int | None
+    values: dict[str, Any] | None = None
+    new: bool = False  # inserted by this page
+
+
+@dataclass(slots=True)
+class Link:
+    """The watch's link to a study; `values`: the columns to write (None: none)."""
+
+    nct_id: str
+    version_id: int
+    values: dict[str, Any] | None = None
+    new: bool = False  # inserted by this page
 
 
 @dataclass(slots=True)
 class PendingVersion:
     """A study version inserted with the page's others (`values`: its columns); `owners`: the study
-    row and links that point at it once it has an id (added to the session then)."""
+    row and links that point at it once it has an id."""
 
     values: dict[str, Any]
-    owners: list[StudyRow | WatchStudy] = field(default_factory=list)
+    owners: list[StoredRow | Link] = field(default_factory=list)
 
 
 @dataclass
 class PageWriter:
-    """One watch's per-study reads and writes, a page at a time: `load` the page, then `row`,
-    `link`, `record`, `save`, `point`, `add_change` per study, then `write` (also mid-page: what
-    was written so far is then in the database) and `clear` at the page's end."""
+    """One watch's per-study reads and writes, a page at a time: `load` the page, then per study
+    `rows`, `links`, `record`, `save`, `refresh`, `join`, `point`, `adopt`, `add_change`; then
+    `write` (also mid-page: what was written so far is then in the database) and `clear`."""
 
     session: Session
     watch: str
+    recipients: Sequence[str]
     now: datetime
-    rows: dict[str, StudyRow] = field(default_factory=dict)
-    links: dict[str, WatchStudy] = field(default_factory=dict)
+    rows: dict[str, StoredRow] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     versions: list[PendingVersion] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    dirty: list[StoredRow | Link] = field(default_factory=list)  # rows and links with values to write
     left: set[str] | None = None  # the recipients who opted out of the watch (read once)
 
     def load(self, digests: dict[str, str]) -> None:
@@ -71,11 +94,13 @@ class PageWriter:
         if row is not None and row.fingerprint == fingerprint and row.version_id is not None:
             return row.version_id
         if row is None:
-            row = StudyRow(nct_id=study.nct_id, first_seen_at=self.now, title="", status="", fingerprint="")
-            self.session.add(row)
-            self.rows[study.nct_id] = row
-        row.title, row.status, row.phase = study.title, study.status, study.phase_label
-        row.last_update_posted, row.fingerprint, row.changed_at = study.last_update_posted, fingerprint, self.now
+            row = self.rows[study.nct_id] = StoredRow(study.nct_id, "", None, new=True)
+            self._change(row, first_seen_at=self.now)
+        self._change(
+            row, title=study.title, status=study.status, phase=study.phase_label, fingerprint=fingerprint,
+            last_update_posted=study.last_update_posted, changed_at=self.now,
+        )  # fmt: skip
+        row.fingerprint = fingerprint
         version = PendingVersion(
             {"nct_id": study.nct_id, "fingerprint": fingerprint, "record": pack_record(record),
              "last_update_posted": study.last_update_posted, "seen_at": self.now, "summary": None},
@@ -84,13 +109,38 @@ class PageWriter:
         self.versions.append(version)
         return version
 
-    def point(self, link: WatchStudy, version: int | PendingVersion) -> None:
+    def refresh(self, row: StoredRow, fingerprint: str) -> None:
+        """A new fingerprint for the same version (one stored by an older trialwatch)."""
+        self._change(row, fingerprint=fingerprint)
+        row.fingerprint = fingerprint
+
+    def join(self, nct_id: str, version: int | PendingVersion) -> None:
+        """The study joins the watch at this version."""
+        link = self.links[nct_id] = Link(nct_id, 0, new=True)
+        self._change(link, matched_at=self.now)
+        self.point(link, version)
+
+    def point(self, link: Link, version: int | PendingVersion) -> None:
         """The link at this version: now, or once the page's new versions have their ids."""
         if isinstance(version, PendingVersion):
             version.owners.append(link)
         else:
             link.version_id = version
-            self.session.add(link)
+        self._change(link)
+
+    def adopt(self, alias: str, nct_id: str) -> Link | None:
+        """The watch's link to a study stored under an old id (`alias`), moved to its current id."""
+        self.write()  # what the page wrote so far is seen (a rare case)
+        old = get_watch_study(session=self.session, watch=self.watch, nct_id=alias)
+        if old is None:
+            return None
+        version_id, matched_at = old.version_id, old.matched_at
+        self.session.delete(old)
+        self.session.flush()
+        self.links.pop(alias, None)
+        link = self.links[nct_id] = Link(nct_id, version_id, new=True)
+        self._change(link, matched_at=matched_at)
+        return link
 
     def add_change(self, study: Study, change: FieldChange) -> None:
         """repo.record_change, written with the page's others, in this order."""
@@ -100,38 +150,74 @@ class PageWriter:
              "detected_at": self.now, "alerted": change.suppressed_by is None, "suppressed_by": change.suppressed_by}
         )  # fmt: skip
 
-    def write(self, recipients: Iterable[str]) -> None:
-        """The new versions (rows and links then point at them), then the changes and alerts."""
-        if self.versions:
-            self.session.flush()  # new study rows first: their versions refer to them
-            insert_versions(session=self.session, pending=self.versions)
-        self.session.flush()
+    def write(self) -> None:
+        """New rows, the new versions (rows and links then point at them), the rows and links
+        changed, then the changes and the alerts owed."""
+        new_rows = [row for row in self.dirty if isinstance(row, StoredRow) and row.new]
+        if new_rows:  # first: their versions refer to them
+            self.session.execute(insert(StudyRow), [{"nct_id": row.nct_id, **(row.values or {})} for row in new_rows])
+            for row in new_rows:
+                row.new = False  # its version id: updated with the others
+        insert_versions(session=self.session, pending=self.versions)
+        self._write_dirty()
         if self.changes:
             if self.left is None:
                 self.left = opted_out(session=self.session, watch=self.watch)
-            add_changes(session=self.session, changes=self.changes, recipients=recipients, left=self.left)
-        self.versions, self.changes = [], []
+            add_changes(session=self.session, changes=self.changes, recipients=self.recipients, left=self.left)
+        self.versions, self.changes, self.dirty = [], [], []
 
     def clear(self) -> None:
         self.rows, self.links, self.records = {}, {}, {}
 
+    def _change(self, owner: StoredRow | Link, **values: Any) -> None:
+        """`values` to write (none: its version id only); written by the next `write`."""
+        if owner.values is None:
+            owner.values = {}
+            self.dirty.append(owner)
+        owner.values.update(values)
 
-def page_rows(*, session: Session, nct_ids: Sequence[str]) -> dict[str, StudyRow]:
-    """The stored rows of these studies, loaded into the session (one query per 500)."""
-    found: dict[str, StudyRow] = {}
+    def _write_dirty(self) -> None:
+        """The rows and links changed (their version ids known now), in one statement per kind."""
+        rows = [o for o in self.dirty if isinstance(o, StoredRow) and o.values is not None]
+        links = [o for o in self.dirty if isinstance(o, Link) and o.values is not None]
+        if rows:
+            updates = [{"nct_id": r.nct_id, "version_id": r.version_id, **(r.values or {})} for r in rows]
+            self.session.execute(update(StudyRow), updates)
+        inserted = [{"watch": self.watch, "nct_id": k.nct_id, "version_id": k.version_id, **(k.values or {})}
+                    for k in links if k.new]  # fmt: skip
+        if inserted:
+            self.session.execute(insert(WatchStudy), inserted)
+        changed = [{"watch": self.watch, "nct_id": k.nct_id, "version_id": k.version_id} for k in links if not k.new]
+        if changed:
+            self.session.execute(update(WatchStudy), changed)
+        for owner in rows + links:
+            owner.values, owner.new = None, False
+
+
+def page_rows(*, session: Session, nct_ids: Sequence[str]) -> dict[str, StoredRow]:
+    """The stored rows of these studies (one query per 500)."""
+    found: dict[str, StoredRow] = {}
     for start in range(0, len(nct_ids), IN_CHUNK):
-        query = select(StudyRow).where(col(StudyRow.nct_id).in_(nct_ids[start : start + IN_CHUNK]))
-        found.update((row.nct_id, row) for row in session.exec(query))
+        chunk = nct_ids[start : start + IN_CHUNK]
+        query = select(StudyRow.nct_id, StudyRow.fingerprint, StudyRow.version_id).where(
+            col(StudyRow.nct_id).in_(chunk)
+        )
+        found.update(
+            (nct_id, StoredRow(nct_id, fingerprint, version_id))
+            for nct_id, fingerprint, version_id in session.exec(query)
+        )
     return found
 
 
-def page_links(*, session: Session, watch: str, nct_ids: Sequence[str]) -> dict[str, WatchStudy]:
-    """The watch's links to these studies, loaded into the session (one query per 500)."""
-    found: dict[str, WatchStudy] = {}
+def page_links(*, session: Session, watch: str, nct_ids: Sequence[str]) -> dict[str, Link]:
+    """The watch's links to these studies (one query per 500)."""
+    found: dict[str, Link] = {}
     for start in range(0, len(nct_ids), IN_CHUNK):
         chunk = nct_ids[start : start + IN_CHUNK]
-        query = select(WatchStudy).where(WatchStudy.watch == watch, col(WatchStudy.nct_id).in_(chunk))
-        found.update((link.nct_id, link) for link in session.exec(query))
+        query = select(WatchStudy.nct_id, WatchStudy.version_id).where(
+            WatchStudy.watch == watch, col(WatchStudy.nct_id).in_(chunk)
+        )
+        found.update((nct_id, Link(nct_id, version_id)) for nct_id, version_id in session.exec(query))
     return found
 
 
@@ -146,8 +232,8 @@ def version_records(*, session: Session, version_ids: Iterable[int]) -> dict[int
 
 
 def insert_versions(*, session: Session, pending: Sequence[PendingVersion]) -> None:
-    """Insert these versions in order, in one statement; point each one's owners at it. The
-    studies of new rows must be flushed first (a version's foreign key)."""
+    """Insert these versions in order, in one statement; point each one's owners at it (their
+    rows, written after). The studies of new rows must be inserted first (a version's foreign key)."""
     if not pending:
         return
     statement = insert(StudyVersion).returning(col(StudyVersion.id), sort_by_parameter_order=True)
@@ -155,7 +241,6 @@ def insert_versions(*, session: Session, pending: Sequence[PendingVersion]) -> N
     for version, version_id in zip(pending, ids, strict=True):
         for owner in version.owners:
             owner.version_id = int(version_id or 0)
-            session.add(owner)
 
 
 def add_changes(
