@@ -81,7 +81,7 @@ class PollReport:
         return self.mode == "baseline"
 
     def line(self) -> str:
-        timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.1f}s"
+        timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.2f}s"
         if self.error:
             return f"{self.watch}: FAILED: {self.error} ({timing})"
         if self.mode == "unchanged":
