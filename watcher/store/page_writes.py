@@ -62,7 +62,7 @@ class PageWriter:
     now: datetime
     rows: dict[str, StoredRow] = field(default_factory=dict)
     links: dict[str, Link] = field(default_factory=dict)
-    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    blobs: dict[int, bytes] = field(default_factory=dict)  # stored versions' packed records, unpacked when read
     versions: list[PendingVersion] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     dirty: list[StoredRow | Link] = field(default_factory=list)  # rows and links with values to write
@@ -81,12 +81,13 @@ class PageWriter:
                 wanted.add(row.version_id)  # diffed against
             if link is not None and (row is None or link.version_id != row.version_id):
                 wanted.add(link.version_id)  # the watch is behind the stored version: diffed from there
-        self.records = version_records(session=self.session, version_ids=wanted)
+        self.blobs = version_blobs(session=self.session, version_ids=wanted)
 
     def record(self, version_id: int) -> dict[str, Any]:
-        """A stored version's record: loaded with the page, or now."""
-        found = self.records.get(version_id)
-        return found if found is not None else load_version(session=self.session, version_id=version_id)
+        """A stored version's record: read with the page (kept packed: memory stays bounded by the
+        page as sent), or now."""
+        blob = self.blobs.get(version_id)
+        return unpack_record(blob) if blob is not None else load_version(session=self.session, version_id=version_id)
 
     def save(self, record: dict[str, Any], study: Study, fingerprint: str) -> int | PendingVersion:
         """repo.save_study_version, a new version inserted with the page's others."""
@@ -167,7 +168,7 @@ class PageWriter:
         self.versions, self.changes, self.dirty = [], [], []
 
     def clear(self) -> None:
-        self.rows, self.links, self.records = {}, {}, {}
+        self.rows, self.links, self.blobs = {}, {}, {}
 
     def _change(self, owner: StoredRow | Link, **values: Any) -> None:
         """`values` to write (none: its version id only); written by the next `write`."""
@@ -221,13 +222,13 @@ def page_links(*, session: Session, watch: str, nct_ids: Sequence[str]) -> dict[
     return found
 
 
-def version_records(*, session: Session, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """These stored versions' records, unpacked (one query per 500; only the record is read)."""
-    ids, found = sorted(set(version_ids)), dict[int, dict[str, Any]]()
+def version_blobs(*, session: Session, version_ids: Iterable[int]) -> dict[int, bytes]:
+    """These stored versions' packed records (one query per 500; only the record is read)."""
+    ids, found = sorted(set(version_ids)), dict[int, bytes]()
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start : start + IN_CHUNK]
         query = select(StudyVersion.id, StudyVersion.record).where(col(StudyVersion.id).in_(chunk))
-        found.update((int(version_id or 0), unpack_record(blob)) for version_id, blob in session.exec(query))
+        found.update((int(version_id or 0), blob) for version_id, blob in session.exec(query))
     return found
 
 
