@@ -32,6 +32,8 @@ DATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("completion", "completion"),
 )
 
+LOCATIONS = "protocolSection.contactsLocationsModule.locations"
+
 # Paths a specific kind reports; `other` covers the rest.
 COVERED: tuple[str, ...] = (
     "hasResults",
@@ -66,13 +68,14 @@ def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str]
 def diff_pruned(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     """diff_records of two records already pruned (the caller may fingerprint them too: see
     fingerprint)."""
-    before, after = Study.from_record(old), Study.from_record(new)
+    same_sites = same_json(get_path(old, LOCATIONS), get_path(new, LOCATIONS))
+    before, after = _study(old, same_sites), _study(new, same_sites)
     changes = [
         *_status_change(before, after),
         *_results_change(before, after, old, new),
         *_date_changes(before, after),
         *_enrollment_change(before, after),
-        *site_changes(before, after),
+        *([] if same_sites else site_changes(before, after)),
         *arm_changes(old, new),
         *eligibility_changes(old, new),
         *outcome_changes(old, new),
@@ -83,6 +86,14 @@ def diff_pruned(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
         *_other_changes(old, new),
     ]
     return sorted(changes, key=lambda change: change.kind.rank)
+
+
+def _study(record: dict[str, Any], without_sites: bool) -> Study:
+    """The study as the comparators read it; its sites (most of the work) only when they differ."""
+    protocol = record.get("protocolSection")
+    if without_sites and isinstance(protocol, dict):
+        record = {**record, "protocolSection": {**protocol, "contactsLocationsModule": {}}}
+    return Study.from_record(record)
 
 
 def record_fingerprint(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
