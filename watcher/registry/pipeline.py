@@ -15,7 +15,9 @@ version or change; only the watch's `last_error` is recorded.
 
 A study whose digest differs from the stored one is diffed against its stored version; when
 nothing tracked differs (a reordered list, an escape, or a fingerprint stored by an older
-trialwatch), the stored fingerprint is refreshed silently: no version, no change.
+trialwatch), the stored fingerprint is refreshed silently: no version, no change. These studies'
+rows, links and stored versions are read, and their new versions, changes and alerts written, a
+page at a time (store/page_writes.py), in the order a study at a time would have written them.
 """
 
 from __future__ import annotations
