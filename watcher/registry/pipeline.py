@@ -207,6 +207,7 @@ class Apply:
                         self._emit(item.study, judge_all(self.watch, [item.change], new=item.study))
                 self.page.write()
                 self.page.clear()
+                self.session.flush()  # nothing is left pending by the per-study path; so it stays
                 self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
