@@ -18,7 +18,7 @@ from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, make_session
 from watcher.registry.client import CtgovClient, next_token_unparsed
 from watcher.store import db, repo
-from watcher.store.models import StudyVersion
+from watcher.store.models import StudyVersion, WatchState
 
 ONE_WATCH = """
 [[watch]]
@@ -49,6 +49,34 @@ def test_no_change_cycle_is_one_request(cli_for, registry, own_study):
     assert registry.request_count() - before == 1
     assert registry.requests_log[-1][0].endswith("/version")
     assert "RCC bispecifics: registry data unchanged since the last poll, nothing to do (1 request" in output
+
+
+def test_each_poll_charges_its_requests_to_the_watch(cli_for, registry, own_study, tmp_path):
+    """The sources page's counters: requests (retries too) and polls that ended at /version."""
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(watches=ONE_WATCH)
+    cli("poll")  # baseline: /version and one page
+    assert counters(tmp_path) == (2, 0)
+    cli.now = at(timedelta(hours=6))
+    cli("poll")  # unchanged: /version only
+    assert counters(tmp_path) == (3, 1)
+    registry.put(own_study("study_NCT09000001_v2"))
+    cli.now = at(timedelta(days=1))
+    assert "1 studies seen, 3 changes" in cli("poll")  # /version and one page
+    assert counters(tmp_path) == (5, 1)
+    registry.fail_next(Fault.none(), *[Fault.status(503)] * 3)  # /version answers, the page does not
+    cli.now = at(timedelta(days=2))
+    assert "FAILED" in cli("poll", "--full", code=1)
+    assert counters(tmp_path) == (9, 1)
+
+
+def counters(tmp_path: Any) -> tuple[int, int]:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        (state,) = session.exec(select(WatchState))
+        counted = state.request_count, state.unchanged_count
+    engine.dispose()
+    return counted
 
 
 def test_incremental_poll_asks_only_for_recent_updates(cli_for, registry, own_study):

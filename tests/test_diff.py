@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from watcher.model import ChangeKind
 from watcher.registry.diff import diff_records, record_fingerprint
-from watcher.registry.normalize import DEFAULT_IGNORE, canonical, get_path, prune
+from watcher.registry.normalize import (
+    DEFAULT_IGNORE,
+    canonical,
+    compact_json,
+    get_path,
+    prune,
+    prune_beside,
+    same_json,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -366,3 +374,59 @@ def test_every_change_names_a_field_that_really_differs(a, b):
         assert changes == []
     else:
         assert changes, "fingerprints differ but the diff found nothing"
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.sampled_from([0.0, -0.0, 1.0, 0.5])
+    | st.sampled_from(["a", " a", "\\[a"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "a.b"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+SCALARS = [True, 1, 1.0, 2, False, 0, 0.0, -0.0, -0.5]
+
+
+@st.composite
+def equal_twins(draw: st.DrawFn) -> tuple[Any, Any]:
+    """Two values equal under == whose scalars may differ in type (True and 1, 0.0 and -0.0)."""
+    value = draw(JSON | st.lists(st.sampled_from(SCALARS), max_size=4))
+    twin = _retyped(copy.deepcopy(value), draw)
+    return value, twin
+
+
+def _retyped(value: Any, draw: st.DrawFn) -> Any:
+    if isinstance(value, dict):
+        return {key: _retyped(item, draw) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_retyped(item, draw) for item in value]
+    if isinstance(value, int | float):
+        return draw(st.sampled_from([value, *(s for s in SCALARS if s == value)]))
+    return value
+
+
+@settings(max_examples=500)
+@given(JSON, JSON, equal_twins())
+def test_the_same_json_is_the_same_canonical_form(a, b, twins):
+    """The diff skips canonicalising what same_json says is equal: never wrongly (1, True, 1.0 differ)."""
+    for x, y in ((a, b), twins):
+        if same_json(x, y):
+            assert canonical(x) == canonical(y)
+    assert same_json(a, copy.deepcopy(a))
+
+
+IGNORE_SETS = [DEFAULT_IGNORE, (), ("*.geoPoint", "protocolSection.statusModule"), ("*Date*", "*.name")]
+
+
+@settings(max_examples=300)
+@given(records(), records(), st.sampled_from(IGNORE_SETS), st.integers(0, 500))
+def test_pruning_beside_another_version_is_pruning(a, b, ignore, count):
+    """prune_beside shares what two versions have the same: the result is prune's, key order too."""
+    changed = copy.deepcopy(a)
+    changed["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = count
+    changed["derivedSection"]["miscInfoModule"]["versionHolder"] = "2027-01-01"
+    for old, new in ((a, b), (a, changed), (changed, a)):
+        assert compact_json(prune_beside(new, old, prune(old, ignore), ignore)) == compact_json(prune(new, ignore))

@@ -23,6 +23,7 @@ from watcher.registry.normalize import (
     leaf_paths,
     normalize_text,
     prune,
+    same_json,
 )
 
 DATE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -30,6 +31,8 @@ DATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("primary_completion", "primary completion"),
     ("completion", "completion"),
 )
+
+LOCATIONS = "protocolSection.contactsLocationsModule.locations"
 
 # Paths a specific kind reports; `other` covers the rest.
 COVERED: tuple[str, ...] = (
@@ -59,14 +62,20 @@ COVERED: tuple[str, ...] = (
 
 def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> list[FieldChange]:
     """Every meaningful change from `old` to `new`, most important kind first."""
-    old, new = prune(old, ignore), prune(new, ignore)
-    before, after = Study.from_record(old), Study.from_record(new)
+    return diff_pruned(prune(old, ignore), prune(new, ignore))
+
+
+def diff_pruned(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """diff_records of two records already pruned (the caller may fingerprint them too: see
+    fingerprint)."""
+    same_sites = same_json(get_path(old, LOCATIONS), get_path(new, LOCATIONS))
+    before, after = _study(old, same_sites), _study(new, same_sites)
     changes = [
         *_status_change(before, after),
         *_results_change(before, after, old, new),
         *_date_changes(before, after),
         *_enrollment_change(before, after),
-        *site_changes(before, after),
+        *([] if same_sites else site_changes(before, after)),
         *arm_changes(old, new),
         *eligibility_changes(old, new),
         *outcome_changes(old, new),
@@ -77,6 +86,14 @@ def diff_records(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str]
         *_other_changes(old, new),
     ]
     return sorted(changes, key=lambda change: change.kind.rank)
+
+
+def _study(record: dict[str, Any], without_sites: bool) -> Study:
+    """The study as the comparators read it; its sites (most of the work) only when they differ."""
+    protocol = record.get("protocolSection")
+    if without_sites and isinstance(protocol, dict):
+        record = {**record, "protocolSection": {**protocol, "contactsLocationsModule": {}}}
+    return Study.from_record(record)
 
 
 def record_fingerprint(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
@@ -111,7 +128,13 @@ def _results_change(
         details = {"has_results": {"before": True, "after": False}}
         return [FieldChange(ChangeKind.OTHER, "Results are no longer shown in the record.", details)]
     before, after = old_record.get("resultsSection") or {}, new_record.get("resultsSection") or {}
-    modules = sorted(k for k in set(before) | set(after) if canonical(before.get(k)) != canonical(after.get(k)))
+    if same_json(before, after):
+        return []
+    modules = sorted(
+        k
+        for k in set(before) | set(after)
+        if not same_json(before.get(k), after.get(k)) and canonical(before.get(k)) != canonical(after.get(k))
+    )
     if not modules:
         return []
     details = {"results_modules": modules}
@@ -232,7 +255,7 @@ def _id_change(old: Study, new: Study) -> list[FieldChange]:
 
 
 def _other_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
-    before, after = leaf_paths(old), leaf_paths(new)
+    before, after = _differing_leaves(old, new)
     changed = sorted(
         path
         for path in set(before) | set(after)
@@ -247,3 +270,29 @@ def _other_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
 
 def _covered(path: str) -> bool:
     return any(path == c or path.startswith(c + ".") or c.startswith(path + ".") for c in COVERED)
+
+
+def _differing_leaves(old: Any, new: Any, path: str = "", depth: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
+    """leaf_paths(old) and leaf_paths(new), less the subtrees that are the same JSON in both (their
+    leaves cannot differ): the record's unchanged bulk is compared in C, never canonicalised."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or depth == 0 or _dotted(old, new):
+        return leaf_paths(old, path, depth), leaf_paths(new, path, depth)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key, item in old.items():
+        child = f"{path}.{key}" if path else key
+        if key not in new:
+            before.update(leaf_paths(item, child, depth - 1))
+        elif not same_json(item, new[key]):
+            below = _differing_leaves(item, new[key], child, depth - 1)
+            before.update(below[0])
+            after.update(below[1])
+    for key, item in new.items():
+        if key not in old:
+            after.update(leaf_paths(item, f"{path}.{key}" if path else key, depth - 1))
+    return before, after
+
+
+def _dotted(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """A key with a dot could give two leaves one path (the later wins): walked as leaf_paths walks."""
+    return any("." in key for key in old) or any("." in key for key in new)

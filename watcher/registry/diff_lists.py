@@ -16,7 +16,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from watcher.model import ChangeKind, FieldChange, Site, Study
-from watcher.registry.normalize import canonical, canonical_json, get_path, normalize_text
+from watcher.registry.normalize import canonical, canonical_json, get_path, normalize_text, same_json
 
 CITY_SIMILARITY = 0.8
 
@@ -118,6 +118,8 @@ def _site_status(site: Site) -> str:
 
 def arm_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     module = "protocolSection.armsInterventionsModule"
+    if same_json(get_path(old, module), get_path(new, module)):
+        return []
     arms = _named_diff(old, new, f"{module}.armGroups", lambda a: normalize_text(a.get("label", "")))
     drugs = _named_diff(
         old,
@@ -133,6 +135,9 @@ def arm_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
 
 
 def outcome_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    module = "protocolSection.outcomesModule"
+    if same_json(get_path(old, module), get_path(new, module)):
+        return []
     parts, details = [], {}
     for kind in ("primary", "secondary", "other"):
         path = f"protocolSection.outcomesModule.{kind}Outcomes"
@@ -146,7 +151,13 @@ def outcome_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChang
 def eligibility_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     before = get_path(old, "protocolSection.eligibilityModule") or {}
     after = get_path(new, "protocolSection.eligibilityModule") or {}
-    fields = sorted(k for k in set(before) | set(after) if canonical(before.get(k)) != canonical(after.get(k)))
+    if same_json(before, after):
+        return []
+    fields = sorted(
+        k
+        for k in set(before) | set(after)
+        if not same_json(before.get(k), after.get(k)) and canonical(before.get(k)) != canonical(after.get(k))
+    )
     if not fields:
         return []
     labels = {
@@ -173,7 +184,7 @@ def _named_diff(
         get_path(old, path) or [],
         get_path(new, path) or [],
         key=name,
-        same=lambda a, b: canonical_json(a) == canonical_json(b),
+        same=lambda a, b: same_json(a, b) or canonical_json(a) == canonical_json(b),
     )
     return {
         "added": [name(item) for item in diff.added],

@@ -42,6 +42,8 @@ __all__ = [
     "leaf_paths",
     "normalize_text",
     "prune",
+    "prune_beside",
+    "same_json",
 ]
 
 
@@ -66,6 +68,29 @@ def _prune(value: Any, ignored: re.Pattern[str] | None, path: str) -> Any:
     if isinstance(value, list):
         return [_prune(item, ignored, path) for item in value]
     return value
+
+
+def prune_beside(
+    value: dict[str, Any], old: dict[str, Any], old_pruned: dict[str, Any], ignore: Sequence[str], path: str = ""
+) -> dict[str, Any]:
+    """prune(value, ignore), given `old` (another version of the record) and `old_pruned` (its prune):
+    every subtree the same JSON in both is taken from `old_pruned`, shared, not pruned again (a
+    changed study's new version is mostly its old one). Only the keys new here are matched."""
+    kept = {}
+    for key, item in value.items():
+        before = old.get(key, _ABSENT)
+        if before is not _ABSENT and key not in old_pruned:
+            continue  # pruned from `old`: this path is ignored
+        if before is not _ABSENT and same_json(item, before):
+            kept[key] = old_pruned[key]
+        elif isinstance(item, dict) and isinstance(before, dict):
+            kept[key] = prune_beside(item, before, old_pruned[key], ignore, f"{path}.{key}" if path else key)
+        else:
+            kept.update(prune({key: item}, ignore, path))
+    return kept
+
+
+_ABSENT = object()
 
 
 @lru_cache(maxsize=32)
@@ -206,6 +231,18 @@ def _order(item: Any) -> bytes:
         return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # what orjson refuses (an integer over 64 bits)
         return json.dumps(item, sort_keys=True, ensure_ascii=False).encode()
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """True only when `a` and `b` are the same JSON, type for type (`1` is neither `True` nor `1.0`),
+    so that canonical(a) == canonical(b) without working either out: a C-speed test the diff runs
+    before canonicalising (most of a changed record is unchanged). False when unsure."""
+    if a != b:
+        return False
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except TypeError:  # what orjson refuses: the caller canonicalises
+        return False
 
 
 def canonical_json(value: Any) -> str:

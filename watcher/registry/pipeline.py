@@ -15,11 +15,14 @@ version or change; only the watch's `last_error` is recorded.
 
 A study whose digest differs from the stored one is diffed against its stored version; when
 nothing tracked differs (a reordered list, an escape, or a fingerprint stored by an older
-trialwatch), the stored fingerprint is refreshed silently: no version, no change.
+trialwatch), the stored fingerprint is refreshed silently: no version, no change. These studies'
+rows, links and stored versions are read, and their new versions, changes and alerts written, a
+page at a time (store/page_writes.py), in the order a study at a time would have written them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -39,13 +42,14 @@ from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.batch import PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
-from watcher.registry.diff import diff_records, record_fingerprint
-from watcher.registry.normalize import content_digest
-from watcher.registry.studies import summary_of
+from watcher.registry.diff import diff_pruned, diff_records
+from watcher.registry.normalize import content_digest, fingerprint, prune, prune_beside
+from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
-from watcher.store import repo, studies, timeline
+from watcher.store import repo, studies
 from watcher.store.db import transaction
-from watcher.store.models import StudyRow, WatchState, WatchStudy
+from watcher.store.models import WatchState
+from watcher.store.page_writes import Link, PageWriter, PendingVersion
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ class PollReport:
         return self.mode == "baseline"
 
     def line(self) -> str:
-        timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.1f}s"
+        timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.2f}s"
         if self.error:
             return f"{self.watch}: FAILED: {self.error} ({timing})"
         if self.mode == "unchanged":
@@ -133,9 +137,12 @@ def poll_watch(
     report = PollReport(watch=watch.name, mode=plan.mode)
     # `counted_from`: the time and request count to charge this watch from (the shared /version)
     started, requests_before = counted_from or (time.monotonic(), client.requests_made)
+    counted = False  # the requests charged in the poll's own transaction (a failed poll: after it)
     try:
         if plan.mode == "unchanged":
-            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp)
+            requests = client.requests_made - requests_before
+            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp, requests=requests)
+            counted = True
         else:
             sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change)
             with tempfile.TemporaryFile() as spool:
@@ -149,13 +156,15 @@ def poll_watch(
                     raise Stopping
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
-                    apply.run(unspool(spool), data_timestamp)
+                    apply.run(unspool(spool), data_timestamp, requests=client.requests_made - requests_before)
+                counted = True
             report.sorted = dict(sorter.counts)
     except SourceError as exc:
         report.error = exc.one_line()
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
     report.requests = client.requests_made - requests_before
-    _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
+    if not counted:
+        _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
@@ -172,13 +181,20 @@ class Apply:
     ignore: Sequence[str]
     report: PollReport
     leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
+    page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
 
-    def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None) -> None:
+    def __post_init__(self) -> None:
+        self.page = PageWriter(self.session, self.watch.name, self.watch.recipients, self.now)
+
+    def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None, requests: int = 0) -> None:
+        """Apply the pages; `requests`: the poll's, charged to the watch (the sources page's counter)."""
         seen: set[str] = set()
-        with self.session.no_autoflush:  # flushed explicitly where ids are needed, not on every lookup
+        # flushed explicitly where ids are needed, not on every lookup; the page writer's thread ends after
+        with self.session.no_autoflush, contextlib.closing(self.page):
             for page in pages:  # memory bounded by a page, not by the watch's size
                 self._check(page)
                 self._bulk(page)
+                self.page.load({item.nct_id: item.digest for item in page if item.record is not None})
                 for item in page:
                     seen.add(item.nct_id)
                     if item.record is not None:
@@ -186,10 +202,13 @@ class Apply:
                         self._emit(study, self._study_changes(item.record, study, item.digest))
                     elif item.change is not None and item.study is not None:
                         self._emit(item.study, judge_all(self.watch, [item.change], new=item.study))
-                self.session.flush()
+                self.page.write()
+                self.page.clear()
+                self.session.flush()  # nothing is left pending by the per-study path; so it stays
                 self.session.expunge_all()
         if self.plan.mode in ("baseline", "full"):
             self._reconcile(seen)
+            self.page.write()
         self.report.studies = len(seen)
         state = repo.get_watch_state(session=self.session, name=self.watch.name)
         if self.plan.mode == "baseline":
@@ -198,20 +217,14 @@ class Apply:
             state.last_full_at = self.now
         state.last_poll_at = state.last_success_at = self.now
         state.data_timestamp, state.last_error, state.failing_since = data_timestamp, None, None
+        state.request_count += requests
         self.session.add(state)
 
     def _emit(self, study: Study, changes: list[FieldChange]) -> None:
         if self.plan.mode == "baseline":
             return
         for change in changes:
-            repo.record_change(
-                session=self.session,
-                watch=self.watch.name,
-                study=study,
-                change=change,
-                recipients=self.watch.recipients,
-                now=self.now,
-            )
+            self.page.add_change(study, change)
             self.report.changes += 1
             self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
             self.report.held_back += 0 if change.alerted else 1
@@ -235,66 +248,54 @@ class Apply:
     def _study_changes(self, record: dict[str, Any], study: Study, digest: str | None = None) -> list[FieldChange]:
         """Store the study; return what changed for this watch since it last saw the study."""
         digest = digest or content_digest(record, self.ignore)
-        link = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=study.nct_id)
-        link = link or self._adopt_alias(study)
-        version_id, diffed = self._store(record, study, digest, link.version_id if link else None)
+        link = self.page.links.get(study.nct_id) or self._adopt_alias(study)
+        version, diffed = self._store(record, study, digest, link.version_id if link else None)
         rule = join_rule(self.watch, study) if has_join_rules(self.watch) else None
         if link is None:
             if rule is not None:  # outside the watch's statuses, phases or geography: does not join
                 return []
-            self.session.add(
-                WatchStudy(watch=self.watch.name, nct_id=study.nct_id, version_id=version_id, matched_at=self.now)
-            )
+            self.page.join(study.nct_id, version)
             return judge_all(self.watch, [new_study_change(record, study, self.watch)], new=study)
         if rule is not None:  # held, but now out of the join rules: the next reconciliation lets it go
             self.leaving[study.nct_id] = rule
-        if link.version_id == version_id:
+        if link.version_id == version:
             return []
-        previous_version, link.version_id = link.version_id, version_id
-        self.session.add(link)
+        previous_version = link.version_id
+        self.page.point(link, version)
         previous = None
         if diffed is None or self.watch.has_geography:  # the geography rule reads the old sites
-            previous = repo.load_version(session=self.session, version_id=previous_version)
+            previous = self.page.record(previous_version)
         changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
         if diffed is not None:  # from the study's own previous version: the study page's cache
-            timeline.save_version_summaries(
-                session=self.session, summaries={version_id: summary_of(record, diffed, self.ignore)}
-            )
+            assert isinstance(version, PendingVersion)  # a diff found: a new version
+            version.values["summary"] = study_summary(study, diffed, self.ignore)
         return judge_all(self.watch, changes, new=study, old_record=previous)
 
     def _store(
         self, record: dict[str, Any], study: Study, digest: str, link_version: int | None
-    ) -> tuple[int, list[FieldChange] | None]:
-        """The study's current version id, adding one only when a tracked field changed; and the
-        diff from the version the watch holds, when working that out needed it."""
-        row = self.session.get(StudyRow, study.nct_id)
+    ) -> tuple[int | PendingVersion, list[FieldChange] | None]:
+        """The study's current version (id), or the new one to insert when a tracked field changed;
+        and the diff from the version the watch holds, when working that out needed it."""
+        row = self.page.rows.get(study.nct_id)
         current = row.version_id if row is not None else None
         if row is None or current is None or row.fingerprint == digest:
-            return repo.save_study_version(session=self.session, record=record, study=study, fingerprint=digest,
-                                           now=self.now), None  # fmt: skip
-        stored = repo.load_version(session=self.session, version_id=current)
-        changes = diff_records(stored, record, self.ignore)
+            return self.page.save(record, study, digest), None
+        stored_record = self.page.record(current)
+        stored = prune(stored_record, self.ignore)
+        pruned = prune_beside(record, stored_record, stored, self.ignore)  # the unchanged bulk pruned once
+        changes = diff_pruned(stored, pruned)
         diffed = changes if link_version == current else None
         # a change found means the fingerprints differ; none found: the canonical forms decide
-        if not changes and record_fingerprint(stored, self.ignore) == record_fingerprint(record, self.ignore):
-            row.fingerprint = digest  # e.g. stored by an older trialwatch: refreshed, no version
-            self.session.add(row)
+        if not changes and fingerprint(stored) == fingerprint(pruned):
+            self.page.refresh(row, digest)  # e.g. stored by an older trialwatch: refreshed, no version
             return current, diffed
-        version_id = repo.save_study_version(
-            session=self.session, record=record, study=study, fingerprint=digest, now=self.now
-        )
-        return version_id, diffed
+        return self.page.save(record, study, digest), diffed
 
-    def _adopt_alias(self, study: Study) -> WatchStudy | None:
+    def _adopt_alias(self, study: Study) -> Link | None:
         """A study stored under an old id (now in nctIdAliases) continues under its current id."""
         for alias in study.aliases:
-            old = repo.get_watch_study(session=self.session, watch=self.watch.name, nct_id=alias)
-            if old is not None:
-                link = WatchStudy(
-                    watch=self.watch.name, nct_id=study.nct_id, version_id=old.version_id, matched_at=old.matched_at
-                )
-                self.session.delete(old)
-                self.session.add(link)
+            link = self.page.adopt(alias, study.nct_id)
+            if link is not None:
                 return link
         return None
 
@@ -325,13 +326,16 @@ def new_study_change(record: dict[str, Any], study: Study, watch: WatchConfig) -
     return FieldChange(ChangeKind.NEW_STUDY, summary, details)
 
 
-def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None) -> None:
+def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None, requests: int) -> None:
+    """An unchanged registry: the poll ended at /version (`requests`, charged to the watch)."""
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
         # not last_success_at: it anchors the next incremental window on the last poll that fetched
         state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
         state.failing_since = None
+        state.request_count += requests
+        state.unchanged_count += 1
         session.add(state)
 
 

@@ -129,16 +129,21 @@ def summarize(before: dict[str, Any] | None, after: dict[str, Any], ignore: Sequ
 
 def summary_of(record: dict[str, Any], changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
     """A version's cache entry from changes already computed (the poll that stored it)."""
+    return study_summary(Study.from_record(record), changes, ignore)
+
+
+def study_summary(study: Study, changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
+    """summary_of, from the study already read from the record."""
     return {
         "ignore": ignore_signature(ignore),
-        "facts": VersionFacts.of(Study.from_record(record)).as_json(),
+        "facts": VersionFacts.of(study).as_json(),
         "changes": [{"kind": str(c.kind), "summary": c.summary, "details": c.details} for c in changes],
     }
 
 
 def first_summary(study: Study, ignore: Sequence[str]) -> dict[str, Any]:
     """The cache entry of a study's first version (no changes), from the study already read."""
-    return {"ignore": ignore_signature(ignore), "facts": VersionFacts.of(study).as_json(), "changes": []}
+    return study_summary(study, [], ignore)
 
 
 def _view(meta: VersionMeta, summary: dict[str, Any]) -> VersionView:
