@@ -22,7 +22,6 @@ page at a time (store/page_writes.py), in the order a study at a time would have
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import threading
@@ -189,8 +188,7 @@ class Apply:
     def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None, requests: int = 0) -> None:
         """Apply the pages; `requests`: the poll's, charged to the watch (the sources page's counter)."""
         seen: set[str] = set()
-        # flushed explicitly where ids are needed, not on every lookup; the page writer's thread ends after
-        with self.session.no_autoflush, contextlib.closing(self.page):
+        with self.session.no_autoflush:  # flushed explicitly where ids are needed, not on every lookup
             for page in pages:  # memory bounded by a page, not by the watch's size
                 self._check(page)
                 self._bulk(page)

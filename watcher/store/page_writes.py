@@ -6,7 +6,6 @@ back in order (repo.save_study_version and repo.record_change, in bulk). No comm
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,12 +43,10 @@ class Link:
 
 @dataclass(slots=True)
 class PendingVersion:
-    """A study version inserted with the page's others (`values`: its columns but the record,
-    `record`: being packed meanwhile); `owners`: the study row and links that point at it once it
-    has an id."""
+    """A study version inserted with the page's others (`values`: its columns); `owners`: the study
+    row and links that point at it once it has an id."""
 
     values: dict[str, Any]
-    record: Future[bytes]
     owners: list[StoredRow | Link] = field(default_factory=list)
 
 
@@ -57,8 +54,7 @@ class PendingVersion:
 class PageWriter:
     """One watch's per-study reads and writes, a page at a time: `load` the page, then per study
     `rows`, `links`, `record`, `save`, `refresh`, `join`, `point`, `adopt`, `add_change`; then
-    `write` (also mid-page: what was written so far is then in the database) and `clear`; `close`
-    when the poll is over."""
+    `write` (also mid-page: what was written so far is then in the database) and `clear`."""
 
     session: Session
     watch: str
@@ -71,7 +67,6 @@ class PageWriter:
     changes: list[dict[str, Any]] = field(default_factory=list)
     dirty: list[StoredRow | Link] = field(default_factory=list)  # rows and links with values to write
     left: set[str] | None = None  # the recipients who opted out of the watch (read once)
-    packer: ThreadPoolExecutor | None = None  # packs new versions while the next studies are diffed
 
     def load(self, digests: dict[str, str]) -> None:
         """The rows and links of these studies (by id, with their content digests now), and the
@@ -108,9 +103,8 @@ class PageWriter:
         )  # fmt: skip
         row.fingerprint = fingerprint
         version = PendingVersion(
-            {"nct_id": study.nct_id, "fingerprint": fingerprint, "last_update_posted": study.last_update_posted,
-             "seen_at": self.now, "summary": None},
-            self._pack(record),
+            {"nct_id": study.nct_id, "fingerprint": fingerprint, "record": pack_record(record),
+             "last_update_posted": study.last_update_posted, "seen_at": self.now, "summary": None},
             [row],
         )  # fmt: skip
         self.versions.append(version)
@@ -175,19 +169,6 @@ class PageWriter:
 
     def clear(self) -> None:
         self.rows, self.links, self.blobs = {}, {}, {}
-
-    def close(self) -> None:
-        """The poll is over (written or not): the packing thread ends."""
-        if self.packer is not None:
-            self.packer.shutdown(cancel_futures=True)
-            self.packer = None
-
-    def _pack(self, record: dict[str, Any]) -> Future[bytes]:
-        """repo.pack_record in a thread of the poll's own: zlib lets go of the GIL, so a changed
-        study's new version is packed while the next one is diffed (5 of 66 ms of an update cycle)."""
-        if self.packer is None:
-            self.packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialwatch-pack")
-        return self.packer.submit(pack_record, record)
 
     def _change(self, owner: StoredRow | Link, **values: Any) -> None:
         """`values` to write (none: its version id only); written by the next `write`."""
@@ -257,7 +238,7 @@ def insert_versions(*, session: Session, pending: Sequence[PendingVersion]) -> N
     if not pending:
         return
     statement = insert(StudyVersion).returning(col(StudyVersion.id), sort_by_parameter_order=True)
-    ids = session.scalars(statement, [{**version.values, "record": version.record.result()} for version in pending])
+    ids = session.scalars(statement, [version.values for version in pending])
     for version, version_id in zip(pending, ids, strict=True):
         for owner in version.owners:
             owner.version_id = int(version_id or 0)
