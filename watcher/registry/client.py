@@ -44,10 +44,12 @@ class Page:
 
     def __init__(self, studies: list[dict[str, Any]], total: int | None, query: dict[str, str]) -> None:
         self._studies, self._total, self.query = studies, total, query
-        self._later: tuple[bytes, str, str, Callable[[], Any]] | None = None
+        self._later: tuple[bytes | bytearray, str, str, Callable[[], Any]] | None = None
 
     @classmethod
-    def later(cls, raw: bytes, url: str, query: dict[str, str], token: str, again: Callable[[], Any]) -> Page:
+    def later(
+        cls, raw: bytes | bytearray, url: str, query: dict[str, str], token: str, again: Callable[[], Any]
+    ) -> Page:
         """A page whose body is parsed when read; `again`: the page fetched and parsed anew (a
         body that does not parse)."""
         page = cls([], None, query)
@@ -82,7 +84,7 @@ _USUAL_HEAD = re.compile(rb'\s*\{\s*(?:"totalCount"\s*:\s*\d+\s*,\s*)?"studies"\
 _USUAL_TAIL = re.compile(rb'\]\s*,\s*"nextPageToken"\s*:\s*"([!#-\[\]-~]+)"\s*\}\s*\Z')
 
 
-def next_token_unparsed(raw: bytes) -> str | None:
+def next_token_unparsed(raw: bytes | bytearray) -> str | None:
     """The next page's token of a page in the usual layout (studies in it), read off its bytes;
     None for any other page (parsed to know)."""
     if not _USUAL_HEAD.match(raw):
@@ -91,7 +93,7 @@ def next_token_unparsed(raw: bytes) -> str | None:
     return found.group(1).decode("ascii") if found else None
 
 
-def _parsed_or_again(raw: bytes, again: Callable[[], Any]) -> Any:
+def _parsed_or_again(raw: bytes | bytearray, again: Callable[[], Any]) -> Any:
     """The body parsed; one that does not parse is fetched again (retried as any request is)."""
     try:
         return parse_json(raw)
