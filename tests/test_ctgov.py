@@ -165,6 +165,25 @@ def test_exactly_full_last_page_then_an_empty_page_ends_pagination(cli_for, regi
     assert len(studies_requests(registry)) == 3  # two full pages, then the empty one
 
 
+def test_a_record_with_a_lone_surrogate_escape_is_stored_diffed_and_shown(cli_for, registry, own_study, tmp_path):
+    """orjson refuses `\\ud800` (no UTF-8 for it); the json module parses it, and the digest, the
+    stored version and the poll's spool write it back as the same escape."""
+    record = own_study("study_NCT09000001_v1")
+    record["protocolSection"]["identificationModule"]["officialTitle"] = "CD70 \ud800 CAR-T"
+    registry.put(record)
+    cli = cli_for(watches=ONE_WATCH)
+    assert "baseline: 1 studies stored" in cli("poll")
+    changed = posted(record, "2026-11-20")
+    changed["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
+    registry.put(changed)
+    cli.now = at(timedelta(days=1))
+    assert "1 change (1 status)" in cli("poll")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
+    with db.transaction(engine) as session:
+        stored = [repo.unpack_record(v.record) for v in session.exec(select(StudyVersion))]
+    assert [r["protocolSection"]["identificationModule"]["officialTitle"] for r in stored] == ["CD70 \ud800 CAR-T"] * 2
+
+
 def test_alias_maps_to_the_current_id(cli_for, registry, own_study):
     registry.put(own_study("study_NCT09000001_v1"))
     cli = cli_for(watches=ONE_WATCH)

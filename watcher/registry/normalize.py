@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from watcher.config import DEFAULT_IGNORE
+from watcher.jsontext import compact_json
 from watcher.model import get_path
 
 __all__ = [
@@ -196,15 +197,6 @@ def _named_paths(patterns: tuple[str, ...]) -> _PathNode:
     it is kept whole, uncopied (a `*.NAME` key met on a path that is walked is still pruned)."""
     tree = _path_tree(patterns)
     return _PathNode("", tree.pattern, ((), tree.rules[1]))
-
-
-def compact_json(value: Any) -> bytes:
-    """JSON as UTF-8, keys in their order: orjson (tens of times faster than the json module on
-    registry records), the json module for what orjson refuses (integers over 64 bits)."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def normalize_text(text: str) -> str:
