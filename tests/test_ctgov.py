@@ -363,12 +363,17 @@ def test_any_other_page_is_parsed_before_its_token_is_used(body):
     assert next_token_unparsed(body) is None
 
 
-def test_a_page_that_does_not_parse_is_fetched_again_when_read(registry, own_study):
-    for n in range(1, 6):
+def two_a_page(registry: Any, own_study: Any, studies: int) -> CtgovClient:
+    """`studies` copies of one of our records (NCT09000001…) in the registry; a client of pages of 2."""
+    for n in range(1, studies + 1):
         record = own_study("study_NCT09000001_v1")
         record["protocolSection"]["identificationModule"]["nctId"] = f"NCT0900000{n}"
         registry.put(record)
-    client = CtgovClient(ClinicalTrialsConfig(base_url=registry.base_url, requests_per_second=0, page_size=2))
+    return CtgovClient(ClinicalTrialsConfig(base_url=registry.base_url, requests_per_second=0, page_size=2))
+
+
+def test_a_page_that_does_not_parse_is_fetched_again_when_read(registry, own_study):
+    client = two_a_page(registry, own_study, 5)
     registry.fail_next(Fault.none(), Fault.garbled())  # the second page: a byte broken in its middle
     pages = list(client.search_pages({"query.term": '"x"', "pageSize": "2", "format": "json"}))
     assert len(studies_requests(registry)) == 3  # every page asked for once, nothing parsed yet
@@ -379,11 +384,7 @@ def test_a_page_that_does_not_parse_is_fetched_again_when_read(registry, own_stu
 
 
 def test_a_page_read_again_that_leads_elsewhere_is_a_clear_error(registry, own_study):
-    for n in range(1, 4):
-        record = own_study("study_NCT09000001_v1")
-        record["protocolSection"]["identificationModule"]["nctId"] = f"NCT0900000{n}"
-        registry.put(record)
-    client = CtgovClient(ClinicalTrialsConfig(base_url=registry.base_url, requests_per_second=0, page_size=2))
+    client = two_a_page(registry, own_study, 3)
     registry.fail_next(Fault.garbled(token="Zm9yZ2Vk"))  # broken, and pointing at another page
     first = next(client.search_pages({"query.term": '"x"', "pageSize": "2", "format": "json"}))
     with pytest.raises(SourceError, match="leads elsewhere than before; poll again"):

@@ -8,7 +8,6 @@ plain-text reason, which the error shows). Every failure is a SourceError naming
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import re
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import requests
 from tenacity import (
     RetryCallState,
@@ -31,6 +29,7 @@ from tenacity import (
 
 from watcher import __version__
 from watcher.errors import SourceError
+from watcher.jsontext import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -206,15 +205,6 @@ def _request_errors(where: str, timeout: float) -> Iterator[None]:
         raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
     except requests.RequestException as exc:
         raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
-
-
-def parse_json(body: bytes | bytearray) -> Any:
-    """orjson (2-3 times faster than the json module on registry pages); the json module for
-    what orjson refuses (NaN, a lone surrogate escape), so nothing parses worse than before."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
 
 
 def _check_status(response: requests.Response, where: str) -> None:

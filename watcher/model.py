@@ -133,13 +133,15 @@ class Study:
     aliases: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Study:
+    def from_record(cls, record: Mapping[str, Any], *, sites: bool = True) -> Study:
+        """The study as a record gives it; `sites=False`: without its sites (most of the work on a
+        record with hundreds of them), for a reader that needs only the facts."""
         protocol = record.get("protocolSection") or {}
         ident = protocol.get("identificationModule") or {}
         status = protocol.get("statusModule") or {}
         design = protocol.get("designModule") or {}
         enrollment = design.get("enrollmentInfo") or {}
-        locations = (protocol.get("contactsLocationsModule") or {}).get("locations") or []
+        locations = ((protocol.get("contactsLocationsModule") or {}).get("locations") or []) if sites else []
         nct_id = ident.get("nctId")
         if not nct_id:
             raise ValueError("study record without protocolSection.identificationModule.nctId")

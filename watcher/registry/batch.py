@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher.config import WatchConfig
-from watcher.http import parse_json
+from watcher.jsontext import compact_json, parse_json
 from watcher.model import FieldChange, Study
-from watcher.registry.normalize import compact_json, content_digest
+from watcher.registry.normalize import content_digest
 from watcher.registry.studies import first_summary
 from watcher.rules import has_join_rules
 from watcher.store import repo, studies
@@ -101,7 +101,7 @@ class PageSorter:
         if self.joins_by_rule:  # statuses, phases, geography decide who joins and who leaves: per study
             return Prepared("full", nct_id, digest, record=record)
         if stored is None and link is None:
-            study = _without_sites(record)  # facts only: dates, enrollment, status
+            study = Study.from_record(record, sites=False)  # the row's facts (sites: an eighth of a first sync)
             summary = first_summary(study, self.ignore)
             row = studies.NewStudy.of(study, digest, repo.pack_record(record), summary)
             return self._announced(Prepared("new", nct_id, digest, row=row), record)
@@ -157,13 +157,6 @@ def prefetched(pages: Iterator[Any]) -> Iterator[Any]:
         taken.set()
         with contextlib.suppress(queue.Empty):
             handoff.get_nowait()
-
-
-def _without_sites(record: dict[str, Any]) -> Study:
-    """The study as its row needs it (title, status, phase, last update): read as Study reads it,
-    without making its sites (an eighth of a first sync of real records, profiled)."""
-    protocol = record.get("protocolSection") or {}
-    return Study.from_record({**record, "protocolSection": {**protocol, "contactsLocationsModule": {}}})
 
 
 def spool_page(items: list[Prepared], to: IO[bytes]) -> None:

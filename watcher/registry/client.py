@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
-from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session, parse_json
+from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
+from watcher.jsontext import parse_json
 from watcher.rules import registry_geo_filter
 
 IDS_PER_REQUEST = 100

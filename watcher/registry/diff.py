@@ -18,6 +18,7 @@ from watcher.registry.diff_lists import arm_changes, eligibility_changes, outcom
 from watcher.registry.normalize import (
     DEFAULT_IGNORE,
     canonical,
+    differing_keys,
     fingerprint,
     get_path,
     leaf_paths,
@@ -69,7 +70,7 @@ def diff_pruned(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     """diff_records of two records already pruned (the caller may fingerprint them too: see
     fingerprint)."""
     same_sites = same_json(get_path(old, LOCATIONS), get_path(new, LOCATIONS))
-    before, after = _study(old, same_sites), _study(new, same_sites)
+    before, after = Study.from_record(old, sites=not same_sites), Study.from_record(new, sites=not same_sites)
     changes = [
         *_status_change(before, after),
         *_results_change(before, after, old, new),
@@ -86,14 +87,6 @@ def diff_pruned(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
         *_other_changes(old, new),
     ]
     return sorted(changes, key=lambda change: change.kind.rank)
-
-
-def _study(record: dict[str, Any], without_sites: bool) -> Study:
-    """The study as the comparators read it; its sites (most of the work) only when they differ."""
-    protocol = record.get("protocolSection")
-    if without_sites and isinstance(protocol, dict):
-        record = {**record, "protocolSection": {**protocol, "contactsLocationsModule": {}}}
-    return Study.from_record(record)
 
 
 def record_fingerprint(record: dict[str, Any], ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
@@ -127,14 +120,7 @@ def _results_change(
     if old.has_results and not new.has_results:
         details = {"has_results": {"before": True, "after": False}}
         return [FieldChange(ChangeKind.OTHER, "Results are no longer shown in the record.", details)]
-    before, after = old_record.get("resultsSection") or {}, new_record.get("resultsSection") or {}
-    if same_json(before, after):
-        return []
-    modules = sorted(
-        k
-        for k in set(before) | set(after)
-        if not same_json(before.get(k), after.get(k)) and canonical(before.get(k)) != canonical(after.get(k))
-    )
+    modules = differing_keys(old_record.get("resultsSection") or {}, new_record.get("resultsSection") or {})
     if not modules:
         return []
     details = {"results_modules": modules}

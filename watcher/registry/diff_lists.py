@@ -16,7 +16,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from watcher.model import ChangeKind, FieldChange, Site, Study
-from watcher.registry.normalize import canonical, canonical_json, get_path, normalize_text, same_json
+from watcher.registry.normalize import canonical_json, differing_keys, get_path, normalize_text, same_json
 
 CITY_SIMILARITY = 0.8
 
@@ -151,13 +151,7 @@ def outcome_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChang
 def eligibility_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     before = get_path(old, "protocolSection.eligibilityModule") or {}
     after = get_path(new, "protocolSection.eligibilityModule") or {}
-    if same_json(before, after):
-        return []
-    fields = sorted(
-        k
-        for k in set(before) | set(after)
-        if not same_json(before.get(k), after.get(k)) and canonical(before.get(k)) != canonical(after.get(k))
-    )
+    fields = differing_keys(before, after)
     if not fields:
         return []
     labels = {

@@ -43,6 +43,7 @@ __all__ = [
     "leaf_paths",
     "normalize_text",
     "prune",
+    "differing_keys",
     "prune_beside",
     "same_json",
 ]
@@ -235,6 +236,18 @@ def same_json(a: Any, b: Any) -> bool:
         return orjson.dumps(a) == orjson.dumps(b)
     except TypeError:  # what orjson refuses: the caller canonicalises
         return False
+
+
+def differing_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The keys of two modules whose values differ once canonical, sorted (same JSON: skipped
+    without canonicalising)."""
+    if same_json(before, after):
+        return []
+    return sorted(
+        key
+        for key in set(before) | set(after)
+        if not same_json(before.get(key), after.get(key)) and canonical(before.get(key)) != canonical(after.get(key))
+    )
 
 
 def canonical_json(value: Any) -> str:

@@ -136,12 +136,10 @@ def poll_watch(
     report = PollReport(watch=watch.name, mode=plan.mode)
     # `counted_from`: the time and request count to charge this watch from (the shared /version)
     started, requests_before = counted_from or (time.monotonic(), client.requests_made)
-    counted = False  # the requests charged in the poll's own transaction (a failed poll: after it)
     try:
         if plan.mode == "unchanged":
             requests = client.requests_made - requests_before
             _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp, requests=requests)
-            counted = True
         else:
             sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change)
             with tempfile.TemporaryFile() as spool:
@@ -156,14 +154,12 @@ def poll_watch(
                 with transaction(engine) as session:
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(unspool(spool), data_timestamp, requests=client.requests_made - requests_before)
-                counted = True
             report.sorted = dict(sorter.counts)
     except SourceError as exc:
         report.error = exc.one_line()
-        record_failure(engine=engine, watch=watch.name, error=report.error, now=now)
+        requests = client.requests_made - requests_before
+        record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
     report.requests = client.requests_made - requests_before
-    if not counted:
-        _count_requests(engine=engine, watch=watch.name, requests=report.requests, unchanged=plan.mode == "unchanged")
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
     return report
@@ -337,18 +333,11 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         session.add(state)
 
 
-def _count_requests(*, engine: Engine, watch: str, requests: int, unchanged: bool) -> None:
-    """The sources page's counters: requests charged to the watch, polls ended at /version."""
-    with transaction(engine) as session:
-        state = repo.get_watch_state(session=session, name=watch)
-        state.request_count += requests
-        state.unchanged_count += int(unchanged)
-        session.add(state)
-
-
-def record_failure(*, engine: Engine, watch: str, error: str, now: datetime) -> None:
+def record_failure(*, engine: Engine, watch: str, error: str, now: datetime, requests: int = 0) -> None:
+    """A failed poll: its error, and its `requests` charged to the watch (the sources page)."""
     with transaction(engine) as session:
         state = repo.get_watch_state(session=session, name=watch)
         state.last_poll_at, state.last_error = now, error
         state.failing_since = state.failing_since or now
+        state.request_count += requests
         session.add(state)

@@ -124,16 +124,12 @@ def _version_views(*, session: Session, nct_id: str, ignore: Sequence[str]) -> t
 
 def summarize(before: dict[str, Any] | None, after: dict[str, Any], ignore: Sequence[str]) -> dict[str, Any]:
     """A version's cache entry: its facts and the changes from `before` (the version before it)."""
-    return summary_of(after, diff_records(before, after, ignore) if before is not None else [], ignore)
-
-
-def summary_of(record: dict[str, Any], changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
-    """A version's cache entry from changes already computed (the poll that stored it)."""
-    return study_summary(Study.from_record(record), changes, ignore)
+    changes = diff_records(before, after, ignore) if before is not None else []
+    return study_summary(Study.from_record(after), changes, ignore)
 
 
 def study_summary(study: Study, changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
-    """summary_of, from the study already read from the record."""
+    """A version's cache entry from changes already computed (the poll that stored it)."""
     return {
         "ignore": ignore_signature(ignore),
         "facts": VersionFacts.of(study).as_json(),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import zlib
 from typing import Any
 
-import orjson
 import zstandard
 
-from watcher.jsontext import compact_json
+from watcher.jsontext import compact_json, parse_json
 
 __all__ = ["pack_record", "unpack_record"]
 
@@ -34,7 +32,4 @@ def pack_record(record: dict[str, Any]) -> bytes:
 
 def unpack_record(blob: bytes) -> dict[str, Any]:
     text = _zstd()[1].decompress(blob) if blob[:4] == _ZSTD_MAGIC else zlib.decompress(blob)
-    try:
-        return orjson.loads(text)  # type: ignore[no-any-return]
-    except orjson.JSONDecodeError:  # what orjson refuses (a lone surrogate escape)
-        return json.loads(text)  # type: ignore[no-any-return]
+    return parse_json(text)  # type: ignore[no-any-return]

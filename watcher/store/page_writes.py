@@ -15,8 +15,9 @@ from sqlmodel import Session, col, select
 
 from watcher.model import FieldChange, Source, Study
 from watcher.store.models import ChangeRow, Notification, StudyRow, StudyVersion, WatchStudy
+from watcher.store.packing import pack_record, unpack_record
 from watcher.store.recipients import opted_out
-from watcher.store.repo import get_watch_study, load_version, pack_record, unpack_record
+from watcher.store.repo import get_watch_study, load_version
 from watcher.store.studies import IN_CHUNK
 
 
