@@ -305,7 +305,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: TOML syntax error: {exc}") from exc
     try:
-        config = Config.model_validate({**raw, "path": config_path})
+        config = Config.model_validate({**raw, "path": config_path}, context={"check_env": True})
     except ValidationError as exc:
         raise ConfigError(f"{config_path}: {describe_validation_error(exc, raw)}") from exc
     return _resolve_paths(config, Secrets())

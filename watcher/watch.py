@@ -10,11 +10,12 @@ store and web can all use it.
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from watcher.model import ChangeKind
 
@@ -123,6 +124,7 @@ class WatchConfig(Section):
     near: Near | None = Field(default=None, description="sites within radius_km of (lat, lon) are in scope")
     pubmed: bool = Field(default=True, description="search PubMed for this watch (when [pubmed] is enabled)")
     pubmed_query: str | None = Field(default=None, description="PubMed syntax; replaces the query built from the words")
+    notify: list[str] = Field(default=[], description="chat channels and webhooks (Apprise URLs), beside the mail")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod
@@ -147,6 +149,29 @@ class WatchConfig(Section):
         if bad:
             raise ValueError(f"not an NCT id: {', '.join(bad)} (expected NCT and 8 digits)")
         return list(dict.fromkeys(upper))
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify(cls, values: Any, info: ValidationInfo) -> list[str]:
+        """Each URL checked by Apprise. `${NAME}` is read from the environment: unset, it is an
+        error where a watch is written (the file, the form, the API: context `check_env`), and a
+        failed delivery with that reason where a stored watch is only read."""
+        from watcher import channels
+
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError("notify must be a list of Apprise URLs such as \"slack://…\" or \"${ENV_NAME}\"")
+        if len(values) > channels.MAX_CHANNELS:
+            raise ValueError(f"notify: at most {channels.MAX_CHANNELS} URLs, not {len(values)}")
+        cleaned = [value.strip() for value in values]
+        check_env = bool(info.context and info.context.get("check_env"))
+        for position, url in enumerate(cleaned, start=1):
+            if not check_env and any(not os.environ.get(name) for name in channels.env_names(url)):
+                continue
+            try:
+                channels.check(url)
+            except channels.ChannelUrlError as exc:  # the message never holds the URL
+                raise ValueError(f"notify URL {position}: {exc}") from None
+        return list(dict.fromkeys(cleaned))
 
     @field_validator("alert_on", mode="before")
     @classmethod
@@ -202,6 +227,18 @@ class WatchConfig(Section):
         if value is not None and not isinstance(value, dict | Near):
             raise ValueError(f"near must be a table {{ lat = ..., lon = ..., radius_km = ... }}, not {value!r}")
         return value
+
+    @property
+    def channel_addresses(self) -> list[str]:
+        """The outbox recipients of this watch's channels (watcher.channels.address)."""
+        from watcher.channels import address
+
+        return [address(url) for url in self.notify]
+
+    @property
+    def audience(self) -> list[str]:
+        """Everyone a change of this watch is owed to: its mail recipients and its channels."""
+        return [*self.recipients, *self.channel_addresses]
 
     @property
     def has_geography(self) -> bool:

@@ -57,7 +57,8 @@ def deliveries(
         with db.transaction(service.engine) as session:
             listed = repo.list_deliveries(session=session, status=status, limit=limit)
             counts = repo.delivery_change_counts(session=session, delivery_ids=[row.id for row in listed if row.id])
-        rows = [_delivery_json(row, counts.get(row.id or 0, 0)) for row in listed]
+        shown = channel_names(service.config)
+        rows = [_delivery_json(row, counts.get(row.id or 0, 0), shown) for row in listed]
         return _print_listing(rows, as_json=as_json, empty="no deliveries", line=_delivery_line)
 
     guarded(action)
@@ -88,13 +89,25 @@ def _delivery_line(row: dict[str, Any]) -> str:
     return line
 
 
-def _delivery_json(row: Any, changes: int) -> dict[str, Any]:
+def channel_names(config: Any) -> dict[str, str]:
+    """Outbox address of each channel -> its URL masked (what may be printed)."""
+    from watcher.channels import masked
+    from watcher.mail.delivery import channel_urls
+
+    return {address: masked(url) for address, url in channel_urls(config).items()}
+
+
+def _delivery_json(row: Any, changes: int, channels: dict[str, str]) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
+    is_channel = row.recipient.startswith("channel:")
     return {
         "id": row.id,
-        "recipient": row.recipient,
+        "recipient": channels.get(row.recipient, f"{row.recipient} (no watch sends to it now)")
+        if is_channel
+        else row.recipient,
+        "channel": is_channel,
         "status": row.status,
         "subject": row.subject,
         "message_id": row.message_id,

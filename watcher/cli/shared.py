@@ -73,6 +73,10 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
     alembic = ("alembic.runtime.migration", "alembic.runtime.plugins")
     for noisy in ("apscheduler.executors", "apscheduler.scheduler", "urllib3", *alembic, "uvicorn"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("apprise").setLevel(logging.INFO)  # its DEBUG lines print channel URLs, secrets and all
+    from watcher.channels import REDACTOR
+
+    handler.addFilter(REDACTOR)  # channel secrets never in a log line, at any level
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -155,6 +159,7 @@ def make_service(
     """Everything a command needs, working on the effective watches (`effective_config`);
     `engine` reuses a running one (a reload keeps its connections), `stopping` is the daemon's
     stop flag (set, no new work starts and retry waits end at once)."""
+    from watcher.channels import protect_logs
     from watcher.config import Secrets
     from watcher.http import make_session
     from watcher.mail.links import link_signer
@@ -168,6 +173,7 @@ def make_service(
     if migrate:
         db.upgrade(engine)
     config = effective_config(config, engine=engine, watches=watches)
+    protect_logs(url for watch in config.watch for url in watch.notify)
     return Service(
         config=config,
         engine=engine,

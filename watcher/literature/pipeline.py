@@ -194,7 +194,7 @@ def _item_changes(*, session: Session, feed: FeedConfig, item: FeedItem, watch: 
         summary = f"New article on {nct_id} in {feed.name}: {item.title}"
         repo.add_change(
             session=session, watch=watch.name, kind=ChangeKind.PUBLICATION, source=Source.FEEDS, nct_id=nct_id,
-            title=study_title, summary=summary, details=details, recipients=watch.recipients, now=now,
+            title=study_title, summary=summary, details=details, recipients=watch.audience, now=now,
             suppressed_by=article_rule(watch, ChangeKind.PUBLICATION),
         )  # fmt: skip
     if studies or not match.matched:
@@ -202,7 +202,7 @@ def _item_changes(*, session: Session, feed: FeedConfig, item: FeedItem, watch: 
     repo.add_change(
         session=session, watch=watch.name, kind=ChangeKind.NEW_ARTICLE, source=Source.FEEDS, nct_id="",
         title=item.title, summary=f"New article in {feed.name}: {item.title}", details=details,
-        recipients=watch.recipients, now=now, suppressed_by=article_rule(watch, ChangeKind.NEW_ARTICLE),
+        recipients=watch.audience, now=now, suppressed_by=article_rule(watch, ChangeKind.NEW_ARTICLE),
     )  # fmt: skip
     return 1
 

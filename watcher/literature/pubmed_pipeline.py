@@ -184,7 +184,7 @@ def _changes(
             summary = f"New article on {nct} in {journal} ({how}): {article.title}"
             repo.add_change(
                 session=session, watch=watch.name, kind=ChangeKind.PUBLICATION, source=Source.PUBMED, nct_id=nct,
-                title=studies[nct], summary=summary, details=details, recipients=watch.recipients, now=now,
+                title=studies[nct], summary=summary, details=details, recipients=watch.audience, now=now,
                 suppressed_by=article_rule(watch, ChangeKind.PUBLICATION),
             )  # fmt: skip
         return len(named)
@@ -193,7 +193,7 @@ def _changes(
     repo.add_change(
         session=session, watch=watch.name, kind=ChangeKind.NEW_ARTICLE, source=Source.PUBMED, nct_id="",
         title=article.title, summary=f"New article in {journal} (via PubMed): {article.title}",
-        details=article_details(article, why=_why(watch, article)), recipients=watch.recipients, now=now,
+        details=article_details(article, why=_why(watch, article)), recipients=watch.audience, now=now,
         suppressed_by=article_rule(watch, ChangeKind.NEW_ARTICLE),
     )  # fmt: skip
     return 1

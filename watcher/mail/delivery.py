@@ -23,8 +23,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from watcher import channels
+from watcher.channels import is_channel
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
 from watcher.mail.audience import RunContext, plan_run
+from watcher.mail.channel import ChannelSender, render_chat
 from watcher.mail.digest import Digest, SourceProblem, build_digest
 from watcher.mail.links import LinkSigner
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
@@ -40,6 +43,8 @@ RETRY_MAX = timedelta(hours=6)
 # A message "sending" for longer belongs to a process that died mid-send; it is sent again (same
 # Message-ID). `digest --now` does not wait: it holds the leader lock, nobody else is sending.
 SENDING_STALE_AFTER = timedelta(minutes=15)
+CHANNEL_MAX_ATTEMPTS = 10  # a channel still failing after these (about a day of backoff) is failed for good
+CHANNEL_SENDER = ChannelSender()  # chat channels and webhooks (Apprise), beside the mail transport
 
 
 def last_slot(schedule: str, digest: DigestConfig, now: datetime) -> datetime | None:
@@ -192,17 +197,16 @@ def _send_one(
             log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
             return
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
-    if links is not None:  # the same message sent again carries the same links (the token is deterministic)
-        digest.links = links.links(delivery.recipient, digest.watch_names)
-    message = build_message(
-        digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
-    )
     started = time.monotonic()
     try:
-        transport.send(message)
+        if is_channel(delivery.recipient):
+            via = _send_to_channel(config=config, recipient=delivery.recipient, digest=digest)
+        else:
+            via = _send_mail(config=config, transport=transport, delivery=delivery, digest=digest, links=links)
     except DeliveryFailed as exc:
         error = exc.one_line()
-        _mark(engine=engine, delivery_id=delivery.id, now=now, error=error, permanent=exc.permanent)
+        gave_up = is_channel(delivery.recipient) and delivery.attempts + 1 >= CHANNEL_MAX_ATTEMPTS
+        _mark(engine=engine, delivery_id=delivery.id, now=now, error=error, permanent=exc.permanent or gave_up)
         outcome = "permanent" if exc.permanent else "will retry"
         log.error("delivery %s to %s failed (%s): %s", delivery.message_id, delivery.recipient, outcome, error)
         report.failed.append(f"{delivery.recipient}: {error}")
@@ -210,9 +214,38 @@ def _send_one(
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(
         "delivered %d change(s) to %s via %s in %.2fs (%s)", digest.change_count, delivery.recipient,
-        transport.description, time.monotonic() - started, delivery.message_id,
+        via, time.monotonic() - started, delivery.message_id,
     )  # fmt: skip
     report.sent.append(delivery.recipient)
+
+
+def _send_mail(
+    *, config: Config, transport: Transport, delivery: Delivery, digest: Digest, links: LinkSigner | None
+) -> str:
+    if links is not None:  # the same message sent again carries the same links (the token is deterministic)
+        digest.links = links.links(delivery.recipient, digest.watch_names)
+    message = build_message(
+        digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
+    )
+    transport.send(message)
+    return transport.description
+
+
+def _send_to_channel(*, config: Config, recipient: str, digest: Digest) -> str:
+    """One chat message for a channel's digest; the channel's URL is read from the watches now
+    (a channel no watch names any more fails for good: nobody asked for it)."""
+    url = channel_urls(config).get(recipient)
+    if url is None:
+        raise DeliveryFailed(f"{recipient}: no watch sends to this channel any more", permanent=True)
+    public_url = config.server.public_url if "public_url" in config.server.model_fields_set else None
+    message = render_chat(digest, public_url)
+    CHANNEL_SENDER.send(url, message)
+    return channels.masked(url)
+
+
+def channel_urls(config: Config) -> dict[str, str]:
+    """Outbox address -> channel URL (as written), for every channel of every watch."""
+    return {channels.address(url): url for watch in config.watch for url in watch.notify}
 
 
 def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest:

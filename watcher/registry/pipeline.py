@@ -179,7 +179,7 @@ class Apply:
     page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
 
     def __post_init__(self) -> None:
-        self.page = PageWriter(self.session, self.watch.name, self.watch.recipients, self.now)
+        self.page = PageWriter(self.session, self.watch.name, self.watch.audience, self.now)
 
     def run(self, pages: Iterator[list[Prepared]], data_timestamp: str | None, requests: int = 0) -> None:
         """Apply the pages; `requests`: the poll's, charged to the watch (the sources page's counter)."""

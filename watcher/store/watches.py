@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from watcher.channels import masked
 from watcher.errors import ConfigError
 from watcher.store.models import AuditEntry, WatchRow
 from watcher.watch import WatchConfig
@@ -42,9 +43,13 @@ def watch_of(row: WatchRow) -> WatchConfig:
 
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """field -> [before, after] for every field that differs."""
+    """field -> [before, after] for every field that differs (channel URLs masked: the audit is
+    shown on pages and by `trialwatch audit`, and never holds a secret)."""
     keys = sorted(set(before) | set(after))
-    return {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}
+    found = {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}
+    if "notify" in found:
+        found["notify"] = [[masked(str(url)) for url in side or []] for side in found["notify"]]
+    return found
 
 
 def watch_rows(*, session: Session, include_archived: bool = False) -> list[WatchRow]:

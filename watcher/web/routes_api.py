@@ -19,12 +19,21 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.model import ChangeKind
 from watcher.store.dashboard import ChangeFilter, changes_page, watch_summaries, watch_summary
+from watcher.store.models import WatchRow
 from watcher.store.people import Person
 from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
 from watcher.watch import NCT_ID, WatchConfig
 from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
 from watcher.web.routes_watches import managed_in_file
-from watcher.web.watch_data import FieldError, WatchInvalid, may_edit, run_preview, validate_preview, validate_watch
+from watcher.web.watch_data import (
+    FieldError,
+    WatchInvalid,
+    may_edit,
+    run_preview,
+    validate_preview,
+    validate_watch,
+    with_stored_secrets,
+)
 from watcher.web.watch_data import watch_json as w_json
 
 MAX_LIMIT = 500
@@ -98,7 +107,7 @@ async def post_watch(request: Request) -> Response:
         return invalid([FieldError("name", str(exc))], status=409)
 
 
-async def _editable_row(request: Request, user: Person, name: str) -> None:
+async def _editable_row(request: Request, user: Person, name: str) -> WatchRow:
     row = await in_db(request, lambda session: get_watch_row(session=session, name=name))
     if row is None or row.archived_at is not None:
         raise HTTPException(404, f"no watch named {name!r}")
@@ -106,14 +115,15 @@ async def _editable_row(request: Request, user: Person, name: str) -> None:
         raise Forbidden(managed_in_file(request, name))
     if not may_edit(user, row):
         raise Forbidden(f"watch {name!r} was created by {row.owner}; only they or an admin may change it")
+    return row
 
 
 async def put_watch(request: Request) -> Response:
     user = await require_api_user(request)
     name = request.path_params["name"]
-    await _editable_row(request, user, name)
+    row = await _editable_row(request, user, name)
     try:
-        watch = validate_watch({"name": name, **await watch_body(request)})
+        watch = validate_watch(with_stored_secrets({"name": name, **await watch_body(request)}, row.definition))
     except WatchInvalid as exc:
         return invalid(exc.errors)
     now = context_of(request).now()

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from watcher import channels
 from watcher.config import ClinicalTrialsConfig
 from watcher.errors import SourceError
 from watcher.matching import why_study_matches
@@ -26,7 +27,7 @@ from watcher.web.rules_form import PREVIEW_RULE_FIELDS, rule_values, rules_from_
 
 PREVIEW_SHOWN = 20
 PREVIEW_FIELDS = ("conditions", "terms", "exclude", "nct_ids")
-LIST_FIELDS = ("conditions", "terms", "exclude", "nct_ids", "recipients")
+LIST_FIELDS = ("conditions", "terms", "exclude", "nct_ids", "recipients", "notify")
 _PLACEHOLDER = {"name": "preview", "recipients": ["preview@localhost"]}
 
 
@@ -70,7 +71,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 def validate_watch(data: dict[str, Any]) -> WatchConfig:
     """A WatchConfig from JSON-like data; WatchInvalid with every field's error."""
     try:
-        return WatchConfig.model_validate(data)
+        return WatchConfig.model_validate(data, context={"check_env": True})
     except ValidationError as exc:
         raise WatchInvalid(field_errors(exc)) from exc
 
@@ -104,6 +105,7 @@ def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any
         data[key] = split_lines(str(form.get(key, "")))
     data["nct_ids"] = split_items(str(form.get("nct_ids", "")))
     data["recipients"] = split_items(str(form.get("recipients", "")), spaces=False)
+    data["notify"] = channels.restore_masked(split_lines(str(form.get("notify", ""))), (base or {}).get("notify") or [])
     data["digest"] = str(form.get("digest", "daily"))
     data["send_empty"] = form.get("send_empty") == "on"
     data["feeds"] = form.get("feeds") == "on"
@@ -112,8 +114,8 @@ def form_to_data(form: Any, base: dict[str, Any] | None = None) -> dict[str, Any
 
 
 def form_values(data: dict[str, Any]) -> dict[str, Any]:
-    """WatchConfig data as the form's inputs show it (lists one item a line)."""
-    values = dict(data)
+    """WatchConfig data as the form's inputs show it (lists one item a line; channels masked)."""
+    values = masked_definition(data)
     for key in LIST_FIELDS:
         items = data.get(key) or []
         values[key] = "\n".join(str(item) for item in items) if isinstance(items, list) else str(items)
@@ -123,6 +125,22 @@ def form_values(data: dict[str, Any]) -> dict[str, Any]:
     values.setdefault("feeds", True)
     values.update(rule_values(data))
     return values
+
+
+def masked_definition(data: dict[str, Any]) -> dict[str, Any]:
+    """A watch's data as pages and API answers show it: every channel URL masked."""
+    notify = data.get("notify")
+    if not isinstance(notify, list) or not notify:
+        return dict(data)
+    return {**data, "notify": [channels.masked(str(url)) for url in notify]}
+
+
+def with_stored_secrets(data: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Submitted data whose masked channel URLs (sent back as read) are the stored ones again."""
+    notify = data.get("notify")
+    if not isinstance(notify, list) or not all(isinstance(url, str) for url in notify):
+        return data  # validation says what is wrong
+    return {**data, "notify": channels.restore_masked(notify, stored.get("notify") or [])}
 
 
 def may_edit(person: Person, row: WatchRow | WatchSummary) -> bool:
@@ -138,7 +156,7 @@ def watch_json(summary: WatchSummary) -> dict[str, Any]:
     """W: the watch's fields (every key its definition has), where it is defined, and its health."""
     return {
         "name": summary.name,
-        **summary.definition,
+        **masked_definition(summary.definition),
         "source": summary.source,
         "owner": summary.owner,
         "last_poll_at": _iso(summary.last_poll_at),
