@@ -145,7 +145,9 @@ def _digest_any(cli: Cli) -> str:
     return result.stdout + result.stderr
 
 
-def test_the_secret_never_reaches_the_logs_even_verbose(tmp_path, registry, own_study, database_url, hook_server, caplog):
+def test_the_secret_never_reaches_the_logs_even_verbose(
+    tmp_path, registry, own_study, database_url, hook_server, caplog
+):
     hook = Webhook(hook_server, statuses=[500])
     url = hook.url(auth=f"trial:{SECRET}")
     cli = changed_cli(tmp_path, registry, own_study, database_url, url)

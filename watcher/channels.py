@@ -104,7 +104,7 @@ def restore_masked(submitted: Sequence[str], stored: Sequence[str]) -> list[str]
     URL (its secret kept); any other is new and replaces it."""
     if not stored:
         return [url.strip() for url in submitted]
-    by_mask = {}
+    by_mask: dict[str, str] = {}
     for url in stored:
         by_mask.setdefault(masked(url), url)
     return [by_mask.get(url.strip(), url.strip()) for url in submitted]

@@ -159,7 +159,7 @@ class WatchConfig(Section):
         from watcher import channels
 
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise ValueError("notify must be a list of Apprise URLs such as \"slack://…\" or \"${ENV_NAME}\"")
+            raise ValueError('notify must be a list of Apprise URLs such as "slack://…" or "${ENV_NAME}"')
         if len(values) > channels.MAX_CHANNELS:
             raise ValueError(f"notify: at most {channels.MAX_CHANNELS} URLs, not {len(values)}")
         cleaned = [value.strip() for value in values]

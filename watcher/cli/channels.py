@@ -13,7 +13,9 @@ app = typer.Typer()
 
 @app.command("notify-test")
 def notify_test(
-    url: Annotated[str, typer.Argument(help='An Apprise URL (slack://…, workflows://…, json://host/path) or "${ENV_NAME}".')],
+    url: Annotated[
+        str, typer.Argument(help='An Apprise URL (slack://…, workflows://…, json://host/path) or "${ENV_NAME}".')
+    ],
 ) -> None:
     """Send one short test message to a channel and print what the service answered.
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from watcher.config import Config
 from watcher.store import repo
+from watcher.store.models import Delivery
 
 
 @dataclass(frozen=True)
 class SourceRow:
-    kind: str  # "registry" | "feed"
-    name: str  # the watch (registry) or the feed
+    kind: str  # "registry" | "feed" | "channel"
+    name: str  # the watch (registry), the feed or the channel (its URL masked)
     url: str
     last_success_at: datetime | None
     last_poll_at: datetime | None
@@ -56,6 +58,52 @@ def source_rows(*, session: Session, config: Config, watches: list[str]) -> list
                 failing_since=fs.failing_since if fs else None, last_error=fs.last_error if fs else None,
                 next_poll_at=fs.next_poll_at if fs else None, requests=fs.request_count if fs else 0,
                 not_modified=fs.not_modified_count if fs else 0, note=note,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def channel_rows(*, session: Session, channels: dict[str, tuple[str, list[str]]]) -> list[SourceRow]:
+    """One row per chat channel or webhook (outbox address -> (masked URL, its watches)): its last
+    accepted message, its last attempt, and the failure its oldest unsent message is stuck on."""
+    if not channels:
+        return []
+    addresses = list(channels)
+    sent = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(Delivery.recipient, func.max(Delivery.sent_at))
+            .where(col(Delivery.recipient).in_(addresses), Delivery.status == "sent")
+            .group_by(col(Delivery.recipient))
+        ).all()
+    )
+    totals = {
+        recipient: (int(attempts or 0), last)
+        for recipient, attempts, last in session.exec(  # type: ignore[call-overload]
+            select(Delivery.recipient, func.sum(Delivery.attempts), func.max(Delivery.created_at))
+            .where(col(Delivery.recipient).in_(addresses))
+            .group_by(col(Delivery.recipient))
+        ).all()
+    }
+    stuck = {
+        row.recipient: row
+        for row in session.exec(
+            select(Delivery)
+            .where(col(Delivery.recipient).in_(addresses), col(Delivery.status).in_(["pending", "failed"]))
+            .where(col(Delivery.last_error).is_not(None))
+            .order_by(col(Delivery.created_at).desc())
+        )
+    }  # the oldest one wins: later rows overwrite earlier ones in this order
+    rows = []
+    for address, (shown, watches) in channels.items():
+        attempts, last_attempt = totals.get(address, (0, None))
+        failing = stuck.get(address)
+        rows.append(
+            SourceRow(
+                kind="channel", name=shown, url=", ".join(watches), last_success_at=sent.get(address),
+                last_poll_at=last_attempt, failing_since=failing.created_at if failing else None,
+                last_error=failing.last_error if failing else None,
+                next_poll_at=failing.next_attempt_at if failing else None,
+                requests=attempts, not_modified=0, note="" if attempts else "nothing sent yet",
             )
         )  # fmt: skip
     return rows

@@ -48,7 +48,7 @@ def field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     keys = sorted(set(before) | set(after))
     found = {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}
     if "notify" in found:
-        found["notify"] = [[masked(str(url)) for url in side or []] for side in found["notify"]]
+        found["notify"] = [side if not side else [masked(str(url)) for url in side] for side in found["notify"]]
     return found
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from watcher.channels import masked
 from watcher.config import DigestConfig
 from watcher.web.rules_form import RULE_CHOICES, RULE_FIELDS, rules_in_words
 from watcher.web.sessions import SCOPE_KEY, WebSession
@@ -55,6 +56,7 @@ def _environment() -> jinja2.Environment:
     env.filters["show"] = _show
     env.filters["path_part"] = lambda value: quote(str(value), safe="")
     env.filters["rules_in_words"] = rules_in_words  # the rules of a watch (#15)
+    env.filters["masked"] = masked  # a channel URL as it may be shown (#24)
     env.globals["rule_choices"] = RULE_CHOICES
     env.globals["rule_fields"] = RULE_FIELDS
     return env

@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from watcher.channels import address as channel_address
+from watcher.channels import masked
 from watcher.model import ChangeKind, ChangeRecord
 from watcher.store import timeline
-from watcher.store.sources import source_rows
+from watcher.store.sources import channel_rows, source_rows
 from watcher.store.watches import watch_rows
 from watcher.web.auth import context_of, in_db, require_user
 from watcher.web.render import render
@@ -107,13 +109,23 @@ def _public_base(request: Request) -> str:
     return (context_of(request).config().server.public_url or str(request.base_url)).rstrip("/")
 
 
+def channels_of(rows: list[Any]) -> dict[str, tuple[str, list[str]]]:
+    """Outbox address -> (the URL masked, the watches that send to it), for every active watch."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for row in rows:
+        for url in row.definition.get("notify") or []:
+            found.setdefault(channel_address(str(url)), (masked(str(url)), []))[1].append(row.name)
+    return found
+
+
 async def sources_page(request: Request) -> Response:
     await require_user(request)
     config = context_of(request).config()
 
     def load(session: Session) -> dict[str, Any]:
-        names = [row.name for row in watch_rows(session=session)]
-        return {"sources": source_rows(session=session, config=config, watches=names)}
+        rows = watch_rows(session=session)
+        sources = source_rows(session=session, config=config, watches=[row.name for row in rows])
+        return {"sources": sources + channel_rows(session=session, channels=channels_of(rows))}
 
     data = await in_db(request, load)
     return render(request, "sources.html", {**data, "now": context_of(request).now()})

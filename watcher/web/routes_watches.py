@@ -4,6 +4,7 @@ the audit). Forms work without JavaScript; static/preview.js only updates the pr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from watcher.store.watches import (
     update_watch,
 )
 from watcher.web.auth import Forbidden, context_of, form_of, in_db, require_user
+from watcher.web.channel_tests import send_test
 from watcher.web.render import render
 from watcher.web.routes_recipients import watch_recipients
 from watcher.web.rules_form import PREVIEW_RULE_FIELDS, RULE_FIELDS
@@ -39,7 +41,9 @@ from watcher.web.watch_data import (
     validate_watch,
 )
 
-FORM_FIELDS = ("name", "conditions", "terms", "exclude", "nct_ids", "recipients", "digest", "send_empty", "feeds")
+FORM_FIELDS = (
+    "name", "conditions", "terms", "exclude", "nct_ids", "recipients", "notify", "digest", "send_empty", "feeds",
+)  # fmt: skip
 SHOWN_FIELDS = (*FORM_FIELDS, *RULE_FIELDS)  # with the rules section (#15) and PubMed (#16)
 
 
@@ -76,7 +80,10 @@ async def new_submit(request: Request) -> Response:
 
 
 async def watch_page(request: Request) -> Response:
-    user = await require_user(request)
+    return await _show_watch(request, await require_user(request), {})
+
+
+async def _show_watch(request: Request, user: Person, extra: dict[str, Any]) -> Response:
     name = request.path_params["name"]
     now = context_of(request).now()
 
@@ -102,6 +109,9 @@ async def watch_page(request: Request) -> Response:
             "saved": request.query_params.get("saved") == "1",
             "config_path": str(context_of(request).config().path),
             "receivers": receivers,
+            "channel_tests": [],
+            "may_test": editable or user.is_admin,
+            **extra,
         },
     )
 
@@ -113,8 +123,10 @@ async def watch_submit(request: Request) -> Response:
     row = await in_db(request, lambda session: get_watch_row(session=session, name=name))
     if row is None or row.archived_at is not None:
         raise HTTPException(404, f"There is no watch named {name!r}.")
-    _check_may_edit(request, user, row)
     action = form.get("action")
+    if action == "notify-test":
+        return await _notify_test(request, user, row)
+    _check_may_edit(request, user, row)
     if action == "delete":
         now = context_of(request).now()
         await in_db(request, lambda session: archive_watch(session=session, name=name, actor=user.email, now=now))
@@ -138,6 +150,16 @@ async def _save_edit(request: Request, user: Person, name: str, data: dict[str, 
     except WatchNameTaken as exc:
         return _form_again(request, data, {"name": str(exc)}, editing=name, status=409)
     return RedirectResponse(watch_path(watch.name) + "?saved=1", status_code=303)
+
+
+async def _notify_test(request: Request, user: Person, row: Any) -> Response:
+    """ "Send a test": one short message to each of the watch's channels, in the channel threads
+    (never the event loop nor the pages' pool), and the page again with what each answered."""
+    if not (user.is_admin or may_edit(user, row)):
+        raise Forbidden(f"only {row.owner or 'an admin'} or an admin may send test messages for {row.name!r}")
+    urls = [str(url) for url in row.definition.get("notify") or []]
+    results = await asyncio.gather(*(send_test(url, row.name) for url in urls))
+    return await _show_watch(request, user, {"channel_tests": results})
 
 
 def _check_may_edit(request: Request, user: Person, row: Any) -> None:

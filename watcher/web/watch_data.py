@@ -117,7 +117,7 @@ def form_values(data: dict[str, Any]) -> dict[str, Any]:
     """WatchConfig data as the form's inputs show it (lists one item a line; channels masked)."""
     values = masked_definition(data)
     for key in LIST_FIELDS:
-        items = data.get(key) or []
+        items = values.get(key) or []
         values[key] = "\n".join(str(item) for item in items) if isinstance(items, list) else str(items)
     values.setdefault("name", "")
     values.setdefault("digest", "daily")
