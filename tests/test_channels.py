@@ -231,3 +231,20 @@ def test_channel_rows_are_the_mails_outbox(tmp_path, registry, own_study, databa
             assert stored.definition["notify"] == [hook.url()]
     finally:
         engine.dispose()
+
+
+def test_a_service_that_never_answers_is_a_timeout_not_a_hang():
+    """A webhook that takes the connection and says nothing: the send ends within its timeout."""
+    import socket
+
+    from watcher.mail.channel import ChannelSender, ChatMessage
+    from watcher.mail.transport import DeliveryFailed
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        with pytest.raises(DeliveryFailed) as failed:
+            ChannelSender(timeout=1).send(f"json://127.0.0.1:{port}/hook", ChatMessage("t", "b"))
+    assert not failed.value.permanent
+    assert "json://127.0.0.1" in str(failed.value)

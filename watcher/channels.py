@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 CHANNEL_PREFIX = "channel:"
 MAX_CHANNELS = 20  # per watch
@@ -87,7 +88,16 @@ def masked(url: str) -> str:
     plugin = _instantiate(url)
     if plugin is None:
         return f"{scheme_of(url) or 'unknown'}://****"
-    return str(plugin.url(privacy=True))
+    return _without_added_options(str(plugin.url(privacy=True)), url)
+
+
+def _without_added_options(shown: str, written: str) -> str:
+    """The masked URL without the query options Apprise adds with their defaults (it prints
+    `?method=POST&overflow=upstream&retry=0…` after every URL): only those written are kept."""
+    base, _, query = shown.partition("?")
+    written_keys = {key for key, _ in parse_qsl(urlsplit(written).query, keep_blank_values=True)}
+    kept = [(key, value) for key, value in parse_qsl(query, keep_blank_values=True) if key in written_keys]
+    return f"{base}?{urlencode(kept, safe='*')}" if kept else base
 
 
 def address(url: str) -> str:

@@ -150,8 +150,9 @@ def web_watches_of(rows: list[WatchRow]) -> list[WatchConfig]:
 def _watch_line(watch: WatchConfig, source: str) -> str:
     words = ", ".join(watch.conditions) or "any condition"
     terms = ", ".join(watch.terms) or "any term"
+    channels = f" and {len(watch.notify)} channel(s)" if watch.notify else ""
     return (
-        f"  - {watch.name} [{watch.digest}] to {', '.join(watch.recipients)}: "
+        f"  - {watch.name} [{watch.digest}] to {', '.join(watch.recipients)}{channels}: "
         f"conditions {words}; terms {terms}; {len(watch.nct_ids)} NCT id(s) ({source})"
     )
 
