@@ -22,9 +22,11 @@ SUBJECT_LIMIT = 120
 _KIND_WORDS = {
     ChangeKind.STATUS: ("status change", "status changes"),
     ChangeKind.RESULTS_POSTED: ("results posted", "results posted"),
+    ChangeKind.RESULTS_OVERDUE: ("results overdue", "results overdue"),
     ChangeKind.NEW_STUDY: ("new study", "new studies"),
     ChangeKind.NO_LONGER_MATCHING: ("study left", "studies left"),
     ChangeKind.DATES: ("date change", "date changes"),
+    ChangeKind.ESTIMATED_DATE_PASSED: ("estimated date passed", "estimated dates passed"),
     ChangeKind.ENROLLMENT: ("enrollment change", "enrollment changes"),
     ChangeKind.SITES: ("site change", "site changes"),
     ChangeKind.ARMS: ("arm change", "arm changes"),
