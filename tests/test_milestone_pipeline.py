@@ -1,0 +1,110 @@
+"""Issue #23: the milestones a poll notes (results_overdue, estimated_date_passed), mailed exactly
+once through polls and restarts (each `trialwatch poll` is a new process), never after results are
+reported; on the real record of NCT05805501 (phase 2, FDA-regulated drug; primary completion
+2026-10-31, estimated, in its 2026-02-16 version: results due 2027-10-31, overdue from 2027-12-01),
+both databases, the clock moved with time-machine."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.harness import REAL_0216, posted
+
+WATCH = """
+[[watch]]
+name = "RCC bispecifics"
+nct_ids = ["NCT05805501"]
+recipients = ["onc@example.org"]
+digest = "immediate"
+"""
+
+
+def kinds(cli: Any, kind: str) -> list[dict[str, Any]]:
+    return [change for change in cli.changes("--all") if change["kind"] == kind]
+
+
+def mails_about(smtp: Any, words: str) -> list[Any]:
+    return [r for r in smtp.received if words in r.message.get_body(("plain",)).get_content()]
+
+
+def test_results_overdue_is_mailed_once_on_the_day_and_never_again(cli_for, registry, real_study, smtp, database_url):
+    registry.put(real_study(REAL_0216))
+    cli = cli_for(smtp=smtp, database_url=database_url, watches=WATCH)
+    cli.now = "2027-11-20T10:00:00+00:00"
+    cli("poll")  # the baseline: the estimated date long past is noted silently
+    cli.now = "2027-11-30T10:00:00+00:00"
+    cli("poll")  # due 2027-10-31 + 30 days: not yet overdue
+    assert kinds(cli, "results_overdue") == [] and smtp.received == []
+    cli.now = "2027-12-01T10:00:00+00:00"
+    output = cli("poll")
+    assert "1 results_overdue" in output
+    (change,) = kinds(cli, "results_overdue")
+    assert change["nct_id"] == "NCT05805501" and change["details"]["due"] == "2027-10-31"
+    assert change["summary"].startswith("Results overdue: due 2027-10-31 (primary completion 2026-10-31")
+    smtp.wait_for(1)
+    (mail,) = mails_about(smtp, "Results overdue")
+    assert "results overdue" in mail.message["Subject"]
+    for day in ("2027-12-01T18:00:00+00:00", "2027-12-02T10:00:00+00:00", "2027-12-20T10:00:00+00:00"):
+        cli.now = day
+        cli("poll", "--full")
+        cli("poll")
+    assert len(kinds(cli, "results_overdue")) == 1
+    assert len(mails_about(smtp, "Results overdue")) == 1
+    assert kinds(cli, "estimated_date_passed") == []  # passed before the watch followed it
+
+
+def test_no_results_overdue_when_the_study_reports_first(cli_for, registry, real_study, smtp, database_url):
+    record = real_study(REAL_0216)
+    registry.put(record)
+    cli = cli_for(smtp=smtp, database_url=database_url, watches=WATCH)
+    cli.now = "2027-11-20T10:00:00+00:00"
+    cli("poll")
+    reported = copy.deepcopy(posted(record, "2027-11-25"))
+    reported["protocolSection"]["statusModule"]["resultsFirstSubmitDate"] = "2027-11-24"
+    registry.put(reported)
+    cli.now = "2027-11-25T10:00:00+00:00"
+    cli("poll", "--full")
+    for day in ("2027-12-01T10:00:00+00:00", "2028-03-01T10:00:00+00:00"):
+        cli.now = day
+        cli("poll", "--full")
+    assert kinds(cli, "results_overdue") == []
+    assert mails_about(smtp, "Results overdue") == []
+
+
+def test_an_estimated_date_passed_is_told_once_per_date(cli_for, registry, real_study, smtp, database_url):
+    record = real_study(REAL_0216)
+    registry.put(record)
+    cli = cli_for(smtp=smtp, database_url=database_url, watches=WATCH)
+    cli.now = "2026-11-20T10:00:00+00:00"  # 2026-10-31 (estimated) passed 20 days ago
+    cli("poll")
+    cli.now = "2026-12-01T10:00:00+00:00"  # 31 days: stale
+    cli("poll")
+    cli.now = "2026-12-02T10:00:00+00:00"
+    cli("poll", "--full")
+    (stale,) = kinds(cli, "estimated_date_passed")
+    assert stale["details"]["primary_completion"] == {"date": "2026-10-31", "type": "ESTIMATED"}
+    assert "still marked estimated" in stale["summary"]
+    moved = posted(record, "2026-12-03")
+    moved["protocolSection"]["statusModule"]["primaryCompletionDateStruct"] = {"date": "2026-11-30", "type": "ESTIMATED"}
+    registry.put(moved)
+    cli.now = "2026-12-03T10:00:00+00:00"
+    cli("poll", "--full")  # a new date, not yet 30 days past
+    cli.now = "2027-01-01T10:00:00+00:00"
+    cli("poll", "--full")
+    cli("poll", "--full")
+    passed = kinds(cli, "estimated_date_passed")
+    assert [c["details"]["primary_completion"]["date"] for c in passed] == ["2026-11-30", "2026-10-31"]
+
+
+def test_alert_on_holds_a_milestone_back(cli_for, registry, real_study, smtp, database_url):
+    registry.put(real_study(REAL_0216))
+    watch = WATCH + 'alert_on = ["status", "results_posted"]\n'
+    cli = cli_for(smtp=smtp, database_url=database_url, watches=watch)
+    cli.now = "2027-11-20T10:00:00+00:00"
+    cli("poll")
+    cli.now = "2027-12-01T10:00:00+00:00"
+    cli("poll")
+    (change,) = kinds(cli, "results_overdue")
+    assert change["alerted"] is False and change["suppressed_by"] == "alert_on"
+    assert smtp.received == []
