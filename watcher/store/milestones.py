@@ -14,11 +14,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from watcher.milestones import DateEvent, DueFacts
+from watcher.milestones import DUE_SOON_DAYS, DateEvent, DueFacts, DueState, Verdict, count_states, judge_due
 from watcher.store.models import CalendarEvent, MilestoneMark, MilestoneWatch, StudyRow, StudyVersion, WatchStudy
 from watcher.store.packing import unpack_record
 
@@ -80,6 +80,27 @@ def facts_of_versions(*, session: Session, version_ids: Sequence[int]) -> dict[i
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return found
+
+
+STATE_ORDER = [DueState.OVERDUE, DueState.DUE_SOON, DueState.ONGOING, DueState.REPORTED_LATE, DueState.REPORTED,
+               DueState.NOT_APPLICABLE]  # fmt: skip
+
+
+def watch_verdicts(*, session: Session, watch: str, today: date, due_soon_days: int = DUE_SOON_DAYS) -> list[Verdict]:
+    """Each held study's verdict on `today`: overdue first, then due soon, ongoing, reported late,
+    reported, not applicable; by due date within each state."""
+    verdicts = [judge_due(study.facts, today, due_soon_days) for study in held_studies(session=session, watch=watch)]
+    return sorted(verdicts, key=lambda v: (STATE_ORDER.index(v.state), v.due or date.max, v.nct_id))
+
+
+def due_counts(
+    *, session: Session, watches: Sequence[str], today: date, due_soon_days: int = DUE_SOON_DAYS
+) -> dict[str, dict[str, int]]:
+    """How many held studies of each watch are in each state (every state named)."""
+    return {
+        watch: count_states(watch_verdicts(session=session, watch=watch, today=today, due_soon_days=due_soon_days))
+        for watch in watches
+    }
 
 
 # --- what a watch has been told ---------------------------------------------------------------
