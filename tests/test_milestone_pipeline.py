@@ -86,7 +86,10 @@ def test_an_estimated_date_passed_is_told_once_per_date(cli_for, registry, real_
     assert stale["details"]["primary_completion"] == {"date": "2026-10-31", "type": "ESTIMATED"}
     assert "still marked estimated" in stale["summary"]
     moved = posted(record, "2026-12-03")
-    moved["protocolSection"]["statusModule"]["primaryCompletionDateStruct"] = {"date": "2026-11-30", "type": "ESTIMATED"}
+    moved["protocolSection"]["statusModule"]["primaryCompletionDateStruct"] = {
+        "date": "2026-11-30",
+        "type": "ESTIMATED",
+    }
     registry.put(moved)
     cli.now = "2026-12-03T10:00:00+00:00"
     cli("poll", "--full")  # a new date, not yet 30 days past
@@ -108,3 +111,38 @@ def test_alert_on_holds_a_milestone_back(cli_for, registry, real_study, smtp, da
     (change,) = kinds(cli, "results_overdue")
     assert change["alerted"] is False and change["suppressed_by"] == "alert_on"
     assert smtp.received == []
+
+
+TWO_WATCHES = """
+[[watch]]
+name = "RCC bispecifics"
+nct_ids = ["NCT05805501", "NCT05127824"]
+recipients = ["onc@example.org"]
+digest = "immediate"
+
+[[watch]]
+name = "Quiet calendar"
+nct_ids = ["NCT05805501"]
+recipients = ["onc@example.org"]
+digest = "immediate"
+upcoming = false
+"""
+
+
+def test_the_digest_has_a_coming_up_section_per_watch(cli_for, registry, real_study, smtp, database_url):
+    registry.put(real_study("study_NCT05805501_rcc_bispecific_2026-02-12.json"))
+    registry.put(real_study("study_NCT05127824_kidney_cancer_recruiting.json"))
+    cli = cli_for(smtp=smtp, database_url=database_url, watches=TWO_WATCHES)
+    cli.now = "2026-06-01T10:00:00+00:00"
+    cli("poll")
+    registry.put(posted(real_study(REAL_0216), "2026-08-20"))  # primary completion 2026-07-31 -> 2026-10-31
+    cli.now = "2026-08-20T10:00:00+00:00"
+    cli("poll", "--full")
+    (mail,) = smtp.wait_for(1)
+    text = mail.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    section = text.split("== RCC bispecifics")[1].split("== Quiet calendar")[0]
+    assert "Coming up:\n  2026-10-31 · NCT05805501 primary completion (estimated): A Study of Immune" in section
+    assert "NCT05127824 primary completion" not in text  # 2026-12-31: beyond 90 days
+    assert "Coming up" not in text.split("== Quiet calendar")[1]  # upcoming = false
+    html = mail.message.get_body(("html",)).get_content()
+    assert html.count("Coming up</h3>") == 1

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from watcher.mail.links import MessageLinks
+from watcher.milestones import DateEvent
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class Digest:
     problems: list[SourceProblem] = field(default_factory=list)
     config_name: str = "trialwatch.toml"
     links: MessageLinks | None = None  # unsubscribe and manage links, when the web app is public
+    coming_up: dict[str, list[DateEvent]] = field(default_factory=dict)  # by watch: dates ahead (mail.coming_up)
 
     @property
     def change_count(self) -> int:
