@@ -1,5 +1,6 @@
 """Issue #23: the milestones a poll notes (results_overdue, estimated_date_passed), mailed exactly
-once through polls and restarts (each `trialwatch poll` is a new process), never after results are
+once through polls and restarts (each `trialwatch poll` a command run of its own, as cron runs it:
+only the database carries over), never after results are
 reported; on the real record of NCT05805501 (phase 2, FDA-regulated drug; primary completion
 2026-10-31, estimated, in its 2026-02-16 version: results due 2027-10-31, overdue from 2027-12-01),
 both databases, the clock moved with time-machine."""
@@ -146,3 +147,32 @@ def test_the_digest_has_a_coming_up_section_per_watch(cli_for, registry, real_st
     assert "Coming up" not in text.split("== Quiet calendar")[1]  # upcoming = false
     html = mail.message.get_body(("html",)).get_content()
     assert html.count("Coming up</h3>") == 1
+
+
+WORDS = """
+[[watch]]
+name = "RCC words"
+conditions = ["renal cell carcinoma"]
+recipients = ["onc@example.org"]
+digest = "daily"
+"""
+
+
+def test_a_study_that_joins_already_overdue_is_not_news_one_that_falls_overdue_later_is(
+    cli_for, registry, real_study, database_url
+):
+    registry.put(real_study("study_NCT04514484_rcc_io_2026-02-10.json"))  # phase 1: never due
+    cli = cli_for(database_url=database_url, watches=WORDS)
+    cli.now = "2027-11-01T10:00:00+00:00"
+    cli("poll")
+    registry.put(posted(real_study("study_NCT05127824_kidney_cancer_recruiting.json"), "2027-11-10"))  # due 2027-12-31
+    cli.now = "2027-11-10T10:00:00+00:00"
+    cli("poll")
+    registry.put(posted(real_study(REAL_0216), "2027-12-15"))  # overdue since 2027-12-01 when it joins
+    cli.now = "2027-12-15T10:00:00+00:00"
+    cli("poll")
+    assert {c["nct_id"] for c in kinds(cli, "new_study")} == {"NCT05127824", "NCT05805501"}
+    assert kinds(cli, "results_overdue") == []
+    cli.now = "2028-01-31T10:00:00+00:00"  # NCT05127824: due 2027-12-31 + 30 days
+    cli("poll")
+    assert [c["nct_id"] for c in kinds(cli, "results_overdue")] == ["NCT05127824"]

@@ -2,17 +2,21 @@
 once per study, `estimated_date_passed` once per date), and each study's calendar events recorded
 (a day that moved gets the next SEQUENCE). Runs in the poll's own transaction.
 
-Exactly once, through restarts: each milestone the watch has had its say on is a row
-(`milestone_mark`), written in the transaction that stores the change. A milestone is mailed only
-when it happened while the watch held the study and followed milestones: on or after the day the
-study joined and the day the watch's milestones were first looked at. What had happened before (a
-study already overdue when it joined, everything at a watch's baseline or on the first look after
-an upgrade) is marked silently. Milestones happen on a day, so a poll that changed nothing looks
-again only on a new day.
+Exactly once, through restarts: each milestone told is a row (`milestone_mark`), written in the
+transaction that stores the change. A milestone is told only when it happened while the watch
+held the study and followed milestones: after the day the watch's milestones were first looked at
+(its baseline, or the first poll after the upgrade that brought them), and on or after the day
+the study joined. What happened before (a study already overdue when it joined) is never news.
+
+Milestones happen on a day: the first poll of a day (and a baseline) looks at every held study; a
+later poll that day only at the studies it stored a change for (a new version may move a date),
+and a poll that changed nothing not at all. A baseline tells nothing but records the calendar's
+days, so that a date that moves later gets the next SEQUENCE.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlmodel import Session
@@ -26,28 +30,28 @@ from watcher.watch import WatchConfig
 
 
 def note_milestones(
-    *, session: Session, watch: WatchConfig, now: datetime, baseline: bool = False, changed: bool = True
+    *, session: Session, watch: WatchConfig, now: datetime, baseline: bool = False, touched: Collection[str] = ()
 ) -> list[FieldChange]:
-    """The milestone changes stored for `watch` now (held back ones included); `changed`: the poll
-    stored a new version or change for the watch (else the look is skipped when already done today)."""
+    """The milestone changes stored for `watch` now (held back ones included); `touched`: the
+    studies this poll stored a change for."""
     state, first = store.follow(session=session, watch=watch.name, now=now)
     today = now.date()
-    if not (first or baseline or changed) and state.passed_on == today.isoformat():
-        return []
+    looked_today = state.passed_on == today.isoformat()
     state.passed_on = today.isoformat()
     session.add(state)
-    held = store.held_studies(session=session, watch=watch.name)
+    everything = first or baseline or not looked_today
+    if not everything and not touched:
+        return []  # nothing new since the last look today
+    held = store.held_studies(session=session, watch=watch.name, nct_ids=None if everything else touched)
     known = store.marks(session=session, watch=watch.name)
-    noted, stored = [], []
+    told, stored = [], []
     for study in held:
-        cutoff = max(state.since, study.matched_at).date()
         for milestone in milestones(study.facts, today):
             key = (study.facts.nct_id, str(milestone.kind), milestone.marker)
-            if key in known:
+            news = milestone.occurred > state.since.date() and milestone.occurred >= study.matched_at.date()
+            if key in known or not news:
                 continue
-            noted.append(key)
-            if first or baseline or milestone.occurred < cutoff:
-                continue  # it happened before the watch followed it: never news
+            told.append(key)
             change = judge(watch, FieldChange(milestone.kind, milestone.summary, milestone.details))
             add_change(
                 session=session, watch=watch.name, kind=change.kind, source=Source.CLINICALTRIALS,
@@ -55,7 +59,7 @@ def note_milestones(
                 recipients=watch.recipients, now=now, suppressed_by=change.suppressed_by,
             )  # fmt: skip
             stored.append(change)
-    store.add_marks(session=session, watch=watch.name, keys=noted, now=now)
+    store.add_marks(session=session, watch=watch.name, keys=told, now=now)
     events = [event for study in held for event in date_events(study.facts, today)]
     store.store_calendar_events(session=session, events=events, now=now)
     return stored

@@ -186,6 +186,7 @@ class Apply:
     ignore: Sequence[str]
     report: PollReport
     leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
+    touched: set[str] = field(default_factory=set)  # studies a change was stored for (their milestones are looked at)
     page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
 
     def __post_init__(self) -> None:
@@ -216,7 +217,7 @@ class Apply:
         self.report.studies = len(seen)
         baseline = self.plan.mode == "baseline"  # milestones: results overdue, an estimated date passed
         self.report.tally(note_milestones(session=self.session, watch=self.watch, now=self.now, baseline=baseline,
-                                          changed=self.report.changes > 0))  # fmt: skip
+                                          touched=self.touched))  # fmt: skip
         state = repo.get_watch_state(session=self.session, name=self.watch.name)
         if self.plan.mode == "baseline":
             state.baseline_at, state.query_signature = self.now, query_signature(self.watch)
@@ -233,6 +234,8 @@ class Apply:
         for change in changes:
             self.page.add_change(study, change)
         self.report.tally(changes)
+        if changes:
+            self.touched.add(study.nct_id)
 
     def _check(self, page: list[Prepared]) -> None:
         """What the page lookup saw still holds (no other process wrote these studies since)."""
@@ -337,7 +340,7 @@ def _record_success(
     """An unchanged registry: the poll ended at /version (`requests`, charged to the watch); the
     milestones of a new day are looked at all the same."""
     with transaction(engine) as session:
-        noted = note_milestones(session=session, watch=watch, now=now, changed=False)
+        noted = note_milestones(session=session, watch=watch, now=now)
         state = repo.get_watch_state(session=session, name=watch.name)
         # not last_success_at: it anchors the next incremental window on the last poll that fetched
         state.last_poll_at = now

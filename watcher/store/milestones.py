@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -34,15 +34,20 @@ class HeldStudy:
     matched_at: datetime  # when the watch began to hold it
 
 
-def held_studies(*, session: Session, watch: str) -> list[HeldStudy]:
-    """The studies a watch holds, each with the facts of its newest stored version, by NCT id."""
+def held_studies(*, session: Session, watch: str, nct_ids: Collection[str] | None = None) -> list[HeldStudy]:
+    """The studies a watch holds (only `nct_ids` of them, when given), each with the facts of its
+    newest stored version, by NCT id."""
     query = (
         select(WatchStudy.nct_id, StudyRow.version_id, WatchStudy.matched_at)
         .join(StudyRow, col(StudyRow.nct_id) == col(WatchStudy.nct_id))
         .where(WatchStudy.watch == watch)
         .order_by(col(WatchStudy.nct_id))
     )
-    rows = [(nct_id, version_id, matched_at) for nct_id, version_id, matched_at in session.exec(query) if version_id]
+    rows = [
+        (nct_id, version_id, matched_at)
+        for nct_id, version_id, matched_at in session.exec(query)
+        if version_id and (nct_ids is None or nct_id in nct_ids)
+    ]
     facts = facts_of_versions(session=session, version_ids=[version_id for _, version_id, _ in rows])
     return [HeldStudy(facts[version_id], matched_at) for _, version_id, matched_at in rows if version_id in facts]
 
