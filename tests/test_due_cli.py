@@ -63,3 +63,43 @@ def test_due_refuses_an_unknown_state_or_watch(cli_for, registry, real_study, tm
     cli = polled(cli_for, registry, real_study, f"sqlite:///{tmp_path / 'tw.db'}")
     assert "--state 'late': expected one of not_applicable, ongoing" in cli("due", "--state", "late", code=2)
     assert "no watch named 'Nope'" in cli("due", "--watch", "Nope", code=2)
+
+
+def test_the_new_config_keys_are_checked(tmp_path):
+    from watcher.config import load_config
+    from watcher.errors import ConfigError
+
+    path = tmp_path / "trialwatch.toml"
+    path.write_text("[milestones]\ndue_soon_days = 30\n\n[digest]\nupcoming_days = 0\n" + WATCH + "upcoming = false\n")
+    config = load_config(path)
+    assert (config.milestones.due_soon_days, config.digest.upcoming_days) == (30, 0)
+    assert config.watch[0].upcoming is False
+    defaults = load_config(_written(tmp_path, WATCH))
+    assert (defaults.milestones.due_soon_days, defaults.digest.upcoming_days, defaults.watch[0].upcoming) == (
+        60,
+        90,
+        True,
+    )
+    for text, message in (
+        (
+            "[milestones]\ndue_soon_days = -1\n",
+            "[milestones]: key 'due_soon_days': Input should be greater than or equal to 0",
+        ),
+        ("[milestones]\ndue_son_days = 3\n", "[milestones]: unknown key 'due_son_days'"),
+        (
+            "[digest]\nupcoming_days = 5000\n",
+            "[digest]: key 'upcoming_days': Input should be less than or equal to 3650",
+        ),
+    ):
+        try:
+            load_config(_written(tmp_path, text))
+        except ConfigError as exc:
+            assert str(exc).endswith(message), str(exc)
+        else:
+            raise AssertionError(f"accepted: {text!r}")
+
+
+def _written(tmp_path: Any, text: str) -> Any:
+    path = tmp_path / "other.toml"
+    path.write_text(text)
+    return path
