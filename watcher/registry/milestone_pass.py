@@ -49,7 +49,7 @@ def note_milestones(
         for milestone in milestones(study.facts, today):
             key = (study.facts.nct_id, str(milestone.kind), milestone.marker)
             news = milestone.occurred > state.since.date() and milestone.occurred >= study.matched_at.date()
-            if key in known or not news:
+            if key in known or not news or baseline:  # a baseline alerts on nothing
                 continue
             told.append(key)
             change = judge(watch, FieldChange(milestone.kind, milestone.summary, milestone.details))
