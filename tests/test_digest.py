@@ -146,3 +146,20 @@ def test_article_fields_from_outside_are_escaped_and_only_http_links_are_kept():
     assert "Evil &lt;Journal&gt; &amp; Co" in html and "doi:10.1/&lt;x&gt;" in html
     text = render_text(build_digest("onc@example.org", [article, publication], WHEN))
     assert "javascript:" not in text and 'Matched: "CAR-T" in <b>title</b>' in text
+
+
+def test_coming_up_is_rendered_per_watch_and_omitted_when_empty():
+    from datetime import date
+
+    from watcher.milestones import DateEvent
+
+    events = [
+        DateEvent(f"NCT0900000{i}", f"<Trial {i}>", "primary_completion", date(2027, 1, i), True) for i in range(1, 4)
+    ]
+    digest = build_digest("a@example.org", [], datetime(2026, 12, 1, tzinfo=UTC), quiet=["RCC", "Other"])
+    digest.coming_up = {"RCC": events}
+    text, html = render_text(digest), render_html(digest)
+    assert text.count("Coming up:") == 1
+    assert "  2027-01-01 · NCT09000001 primary completion (estimated): <Trial 1>\n" in text
+    assert "&lt;Trial 1&gt;" in html and "<Trial 1>" not in html
+    assert "Coming up" not in text.split("== Other ==")[1]

@@ -120,6 +120,9 @@ class DigestConfig(Section):
     time: Time = Time(7, 0)
     weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     timezone: str = "UTC"
+    upcoming_days: int = Field(
+        default=90, ge=0, le=3650, description='the "Coming up" section looks this many days ahead (0: none)'
+    )
 
     @field_validator("weekday", mode="before")
     @classmethod
@@ -138,6 +141,12 @@ class DigestConfig(Section):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+class MilestonesConfig(Section):
+    """[milestones]: results reporting deadlines (watcher.milestones)."""
+
+    due_soon_days: int = Field(default=60, ge=0, le=3650, description="results due within this many days: due soon")
 
 
 class FeedsConfig(Section):
@@ -219,6 +228,7 @@ class Config(Section):
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
     email: EmailConfig = EmailConfig()
     digest: DigestConfig = DigestConfig()
+    milestones: MilestonesConfig = MilestonesConfig()
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
     feed: list[FeedConfig] = []

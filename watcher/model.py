@@ -34,9 +34,11 @@ class ChangeKind(StrEnum):
 
     STATUS = "status"
     RESULTS_POSTED = "results_posted"
+    RESULTS_OVERDUE = "results_overdue"  # a held study's US results are 30 days past due (watcher.milestones)
     NEW_STUDY = "new_study"
     NO_LONGER_MATCHING = "no_longer_matching"
     DATES = "dates"
+    ESTIMATED_DATE_PASSED = "estimated_date_passed"  # primary completion still estimated 30 days after it passed
     ENROLLMENT = "enrollment"
     SITES = "sites"
     ARMS = "arms"

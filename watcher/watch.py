@@ -108,6 +108,7 @@ class WatchConfig(Section):
     digest: Literal["immediate", "daily", "weekly"] = "daily"
     send_empty: bool = Field(default=False, description='a short "nothing new" mail when a digest has no changes')
     feeds: bool = Field(default=True, description="match journal feed items against this watch")
+    upcoming: bool = Field(default=True, description='a "Coming up" section of dates ahead in each digest')
     # Rules (watcher.rules). Alert rules decide which changes are mailed; the others decide which
     # studies join the watch. None / empty: no rule, the watch behaves as one without it.
     alert_on: list[str] | None = Field(default=None, description="the change kinds that are mailed")

@@ -15,6 +15,7 @@ import typer
 
 from watcher import __version__
 from watcher.cli.channels import app as channels_app
+from watcher.cli.due import app as due_app
 from watcher.cli.inspecting import app as inspect_app
 from watcher.cli.people import token_app, user_app
 from watcher.cli.recipients import app as recipients_app
@@ -52,6 +53,7 @@ app.registered_commands.extend(inspect_app.registered_commands)  # changes, deli
 app.registered_commands.extend(serving_app.registered_commands)  # run, web
 app.registered_commands.extend(recipients_app.registered_commands)  # recipients
 app.registered_commands.extend(channels_app.registered_commands)  # notify-test
+app.registered_commands.extend(due_app.registered_commands)  # due
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")

@@ -28,6 +28,7 @@ from watcher.channels import is_channel
 from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
 from watcher.mail.audience import RunContext, plan_run
 from watcher.mail.channel import ChannelSender, render_chat
+from watcher.mail.coming_up import coming_up_for
 from watcher.mail.digest import Digest, SourceProblem, build_digest
 from watcher.mail.links import LinkSigner
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
@@ -255,10 +256,13 @@ def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest
     with transaction(engine) as session:
         changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
         problems = source_problems(session=session, config=config, recipient=delivery.recipient)
-    return build_digest(
-        delivery.recipient, changes, delivery.created_at, [watch.name for watch in config.watch],
-        quiet=delivery.quiet_watches, problems=problems, config_name=config.path.name,
-    )  # fmt: skip
+        digest = build_digest(
+            delivery.recipient, changes, delivery.created_at, [watch.name for watch in config.watch],
+            quiet=delivery.quiet_watches, problems=problems, config_name=config.path.name,
+        )  # fmt: skip
+        today = delivery.created_at.date()  # the same message sent again says the same
+        digest.coming_up = coming_up_for(session=session, config=config, watches=digest.watch_names, today=today)
+    return digest
 
 
 def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:
@@ -357,6 +361,10 @@ def preview_digests(
             )
             for recipient, ids in sorted(plan.send.items())
         ]
+        for digest in digests:
+            digest.coming_up = coming_up_for(
+                session=session, config=config, watches=digest.watch_names, today=now.date()
+            )
     if links is not None:
         for digest in digests:
             digest.links = links.links(digest.recipient, digest.watch_names)

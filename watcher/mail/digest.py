@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from watcher.mail.links import MessageLinks
+from watcher.milestones import DateEvent
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
 
 if TYPE_CHECKING:
@@ -22,9 +23,11 @@ SUBJECT_LIMIT = 120
 _KIND_WORDS = {
     ChangeKind.STATUS: ("status change", "status changes"),
     ChangeKind.RESULTS_POSTED: ("results posted", "results posted"),
+    ChangeKind.RESULTS_OVERDUE: ("results overdue", "results overdue"),
     ChangeKind.NEW_STUDY: ("new study", "new studies"),
     ChangeKind.NO_LONGER_MATCHING: ("study left", "studies left"),
     ChangeKind.DATES: ("date change", "date changes"),
+    ChangeKind.ESTIMATED_DATE_PASSED: ("estimated date passed", "estimated dates passed"),
     ChangeKind.ENROLLMENT: ("enrollment change", "enrollment changes"),
     ChangeKind.SITES: ("site change", "site changes"),
     ChangeKind.ARMS: ("arm change", "arm changes"),
@@ -146,6 +149,7 @@ class Digest:
     problems: list[SourceProblem] = field(default_factory=list)
     config_name: str = "trialwatch.toml"
     links: MessageLinks | None = None  # unsubscribe and manage links, when the web app is public
+    coming_up: dict[str, list[DateEvent]] = field(default_factory=dict)  # by watch: dates ahead (mail.coming_up)
 
     @property
     def change_count(self) -> int:

@@ -42,6 +42,7 @@ from watcher.model import ChangeKind, FieldChange, Study
 from watcher.registry.batch import PageSorter, Prepared, prefetched, spool_page, unspool
 from watcher.registry.client import CtgovClient, Page, query_signature
 from watcher.registry.diff import diff_pruned, diff_records
+from watcher.registry.milestone_pass import note_milestones
 from watcher.registry.normalize import content_digest, fingerprint, prune, prune_beside
 from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
@@ -77,6 +78,12 @@ class PollReport:
     def ok(self) -> bool:
         return self.error is None
 
+    def tally(self, changes: Sequence[FieldChange]) -> None:
+        for change in changes:
+            self.changes += 1
+            self.kinds[str(change.kind)] = self.kinds.get(str(change.kind), 0) + 1
+            self.held_back += 0 if change.alerted else 1
+
     @property
     def baseline(self) -> bool:
         return self.mode == "baseline"
@@ -85,7 +92,7 @@ class PollReport:
         timing = f"{self.requests} request{'s' if self.requests != 1 else ''}, {self.seconds:.2f}s"
         if self.error:
             return f"{self.watch}: FAILED: {self.error} ({timing})"
-        if self.mode == "unchanged":
+        if self.mode == "unchanged" and not self.changes:
             return f"{self.watch}: registry data unchanged since the last poll, nothing to do ({timing})"
         if self.baseline:
             return (
@@ -139,7 +146,10 @@ def poll_watch(
     try:
         if plan.mode == "unchanged":
             requests = client.requests_made - requests_before
-            _record_success(engine=engine, watch=watch.name, now=now, data_timestamp=data_timestamp, requests=requests)
+            noted = _record_success(
+                engine=engine, watch=watch, now=now, data_timestamp=data_timestamp, requests=requests
+            )
+            report.tally(noted)
         else:
             sorter = PageSorter(engine, watch, plan.mode == "baseline", ignore, new_study_change)
             with tempfile.TemporaryFile() as spool:
@@ -176,6 +186,7 @@ class Apply:
     ignore: Sequence[str]
     report: PollReport
     leaving: dict[str, str] = field(default_factory=dict)  # held studies now out of the join rules -> rule
+    touched: set[str] = field(default_factory=set)  # studies a change was stored for (their milestones are looked at)
     page: PageWriter = field(init=False)  # the per-study path's reads and writes, a page at a time
 
     def __post_init__(self) -> None:
@@ -204,6 +215,9 @@ class Apply:
             self._reconcile(seen)
             self.page.write()
         self.report.studies = len(seen)
+        baseline = self.plan.mode == "baseline"  # milestones: results overdue, an estimated date passed
+        self.report.tally(note_milestones(session=self.session, watch=self.watch, now=self.now, baseline=baseline,
+                                          touched=self.touched))  # fmt: skip
         state = repo.get_watch_state(session=self.session, name=self.watch.name)
         if self.plan.mode == "baseline":
             state.baseline_at, state.query_signature = self.now, query_signature(self.watch)
@@ -219,9 +233,9 @@ class Apply:
             return
         for change in changes:
             self.page.add_change(study, change)
-            self.report.changes += 1
-            self.report.kinds[str(change.kind)] = self.report.kinds.get(str(change.kind), 0) + 1
-            self.report.held_back += 0 if change.alerted else 1
+        self.report.tally(changes)
+        if changes:
+            self.touched.add(study.nct_id)
 
     def _check(self, page: list[Prepared]) -> None:
         """What the page lookup saw still holds (no other process wrote these studies since)."""
@@ -320,10 +334,14 @@ def new_study_change(record: dict[str, Any], study: Study, watch: WatchConfig) -
     return FieldChange(ChangeKind.NEW_STUDY, summary, details)
 
 
-def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp: str | None, requests: int) -> None:
-    """An unchanged registry: the poll ended at /version (`requests`, charged to the watch)."""
+def _record_success(
+    *, engine: Engine, watch: WatchConfig, now: datetime, data_timestamp: str | None, requests: int
+) -> list[FieldChange]:
+    """An unchanged registry: the poll ended at /version (`requests`, charged to the watch); the
+    milestones of a new day are looked at all the same."""
     with transaction(engine) as session:
-        state = repo.get_watch_state(session=session, name=watch)
+        noted = note_milestones(session=session, watch=watch, now=now)
+        state = repo.get_watch_state(session=session, name=watch.name)
         # not last_success_at: it anchors the next incremental window on the last poll that fetched
         state.last_poll_at = now
         state.data_timestamp, state.last_error = data_timestamp or state.data_timestamp, None
@@ -331,6 +349,7 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         state.request_count += requests
         state.unchanged_count += 1
         session.add(state)
+    return noted
 
 
 def record_failure(*, engine: Engine, watch: str, error: str, now: datetime, requests: int = 0) -> None:

@@ -327,3 +327,41 @@ class RecipientPreference(SQLModel, table=True):
     pause_changes: str = Field(default="deliver", max_length=16)  # deliver (after the pause) | skip
     last_digest_at: datetime | None = _when(nullable=True)
     updated_at: datetime = _when()
+
+
+class MilestoneMark(SQLModel, table=True):
+    """A watch has had its say on a study's milestone (watcher.milestones): told of it once, or
+    found it already past when it began to follow the study. `marker`: "" for results_overdue (once
+    per study), the date for estimated_date_passed (once per date)."""
+
+    __tablename__ = "milestone_mark"
+
+    watch: str = Field(primary_key=True, max_length=200)
+    nct_id: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(primary_key=True, max_length=40)
+    marker: str = Field(primary_key=True, max_length=20)
+    noted_at: datetime = _when()
+
+
+class MilestoneWatch(SQLModel, table=True):
+    """Since when a watch's milestones are followed (what happened before is never mailed), and
+    the last day they were looked at (a milestone happens on a day: once a day is enough)."""
+
+    __tablename__ = "milestone_watch"
+
+    watch: str = Field(primary_key=True, max_length=200)
+    since: datetime = _when()
+    passed_on: str | None = Field(default=None, max_length=10)
+
+
+class CalendarEvent(SQLModel, table=True):
+    """One dated event of a study in the calendar feeds (`primary_completion`, `completion`,
+    `results_due`): its day as last published and its SEQUENCE, which grows each time the day moves."""
+
+    __tablename__ = "calendar_event"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    event: str = Field(primary_key=True, max_length=24)
+    day: str = Field(max_length=10)
+    sequence: int = Field(default=0)
+    updated_at: datetime = _when()

@@ -28,6 +28,7 @@ from watcher.web import (
     routes_api,
     routes_atom,
     routes_auth,
+    routes_calendar,
     routes_home,
     routes_recipients,
     routes_studies,
@@ -67,6 +68,7 @@ ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
     routes_timeline.routes,  # /changes, /articles, /sources
     routes_studies.routes,  # /studies/<NCT id>, its diff, and their /api/v1 twins
     routes_atom.routes,  # /atom/<watch>.atom?token=
+    routes_calendar.routes,  # /calendar/<watch>.ics?token=
 ]
 
 

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from watcher.milestones import DueFacts, Verdict, judge_due
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, FieldChange, Source
 from watcher.registry.studies import StudyView, VersionDiff, side_by_side, study_view, version_diff
-from watcher.store import timeline
+from watcher.store import milestones, timeline
 from watcher.store.timeline import ChangeFilter
 from watcher.web.auth import context_of, in_db, require_api_user, require_user
 from watcher.web.charts import NARROW, study_charts
@@ -48,7 +49,8 @@ def _load_study(
         return None
     recent = timeline.change_page(session=session, filters=ChangeFilter(nct_id=nct_id), limit=recent_changes)
     articles = timeline.articles_naming(session=session, nct_id=nct_id)
-    return {"view": view, "recent": recent, "articles": articles}
+    facts = milestones.study_facts(session=session, nct_id=nct_id)  # US results reporting (#23)
+    return {"view": view, "recent": recent, "articles": articles, "facts": facts}
 
 
 def _not_stored(nct_id: str) -> HTTPException:
@@ -77,8 +79,15 @@ async def study_page(request: Request) -> Response:
         "articles": [(a, http_url(a.link)) for a in data["articles"]],
         "sites_now": sum(1 for s in view.sites if s.removed_at is None),
         "path_of": study_path,
+        "due_verdict": _due_verdict(request, data["facts"]),
     }
     return render(request, "study.html", context)
+
+
+def _due_verdict(request: Request, facts: DueFacts | None) -> Verdict | None:
+    context = context_of(request)
+    soon = context.config().milestones.due_soon_days
+    return judge_due(facts, context.now().date(), soon) if facts is not None else None
 
 
 def _versions_asked(request: Request) -> tuple[int | None, int | None]:

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from watcher.store.dashboard import watch_summary
+from watcher.store.milestones import due_counts
 from watcher.store.people import Person
 from watcher.store.watches import (
     WatchNameTaken,
@@ -87,10 +88,17 @@ async def _show_watch(request: Request, user: Person, extra: dict[str, Any]) -> 
     name = request.path_params["name"]
     now = context_of(request).now()
 
-    def load(session: Session) -> tuple[Any, list[Any]]:
-        return watch_summary(session=session, name=name, now=now), audit_entries(session=session, watch=name, limit=50)
+    soon = context_of(request).config().milestones.due_soon_days
 
-    summary, audit = await in_db(request, load)
+    def load(session: Session) -> tuple[Any, list[Any], dict[str, int]]:
+        due = due_counts(session=session, watches=[name], today=now.date(), due_soon_days=soon)[name]
+        return (
+            watch_summary(session=session, name=name, now=now),
+            audit_entries(session=session, watch=name, limit=50),
+            due,
+        )
+
+    summary, audit, due = await in_db(request, load)
     if summary is None:
         raise HTTPException(404, f"There is no watch named {name!r}.")
     editable = may_edit(user, summary)
@@ -112,6 +120,8 @@ async def _show_watch(request: Request, user: Person, extra: dict[str, Any]) -> 
             "channel_tests": [],
             "may_test": editable or user.is_admin,
             **extra,
+            "due": due,  # results overdue and due soon (#23)
+            "calendar_path": "/calendar/" + quote(summary.name, safe="") + ".ics",
         },
     )
 

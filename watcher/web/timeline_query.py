@@ -18,9 +18,11 @@ MAX_WORDS, MAX_WORD = 10, 100
 KIND_LABELS = {
     "status": "status",
     "results_posted": "results posted",
+    "results_overdue": "results overdue",
     "new_study": "new study",
     "no_longer_matching": "no longer matching",
     "dates": "dates",
+    "estimated_date_passed": "estimated date passed",
     "enrollment": "enrollment",
     "sites": "sites",
     "arms": "arms",
