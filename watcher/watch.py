@@ -123,6 +123,8 @@ class WatchConfig(Section):
     near: Near | None = Field(default=None, description="sites within radius_km of (lat, lon) are in scope")
     pubmed: bool = Field(default=True, description="search PubMed for this watch (when [pubmed] is enabled)")
     pubmed_query: str | None = Field(default=None, description="PubMed syntax; replaces the query built from the words")
+    crossref: bool = Field(default=True, description="match Crossref's meeting abstracts (when [crossref] is enabled)")
+    europepmc: bool = Field(default=True, description="search Europe PMC for this watch (when [europepmc] is enabled)")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod

@@ -44,7 +44,9 @@ from watcher.daemon.health import Monitor
 from watcher.daemon.jobs import (
     WATCHES_EVERY,
     Runtime,
+    crossref_job,
     digest_job,
+    europepmc_job,
     feeds_job,
     leading,
     poll_job,
@@ -65,6 +67,10 @@ STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
 WATCHDOG_SECONDS = 3.0
 MAIN_THREAD_TICK_SECONDS = 1.0  # how late a signal handed to another thread may be seen
+READOUT_JOBS: tuple[tuple[str, str, Callable[[Runtime], None]], ...] = (
+    ("crossref", "poll Crossref's meeting abstracts", crossref_job),
+    ("europepmc", "poll Europe PMC", europepmc_job),
+)
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -93,6 +99,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     ]  # fmt: skip
     if runtime.service.config.pubmed.enabled:
         jobs.append(("pubmed", "poll PubMed", pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
+    for job_id, name, job in READOUT_JOBS:
+        settings = getattr(runtime.service.config, job_id)
+        if settings.enabled:
+            jobs.append((job_id, name, job, poll_trigger(settings.poll_interval)))
     for job_id, name, job, trigger in jobs:
         scheduler.add_job(
             job, trigger, args=(runtime,), id=job_id, name=name, next_run_time=runtime.clock(),

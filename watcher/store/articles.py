@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from watcher.store.models import ArticleWatch, FeedItemRow, PubmedState, StudyRow, WatchStudy
+from watcher.store.models import ArticleWatch, FeedItemRow, PubmedState, ReadoutState, StudyRow, WatchStudy
 
 
 def find_article(*, session: Session, keys: Sequence[str], doi: str | None, pmid: str | None) -> FeedItemRow | None:
@@ -71,3 +71,24 @@ def get_pubmed_state(*, session: Session, watch: str) -> PubmedState:
 
 def pubmed_states(*, session: Session) -> dict[str, PubmedState]:
     return {state.watch: state for state in session.exec(select(PubmedState))}
+
+
+def get_readout_state(*, session: Session, name: str) -> ReadoutState:
+    """The state of `crossref:<ISSN>` or `europepmc:<watch>` (made when first asked for)."""
+    state = session.get(ReadoutState, name)
+    if state is None:
+        state = ReadoutState(name=name)
+        session.add(state)
+    return state
+
+
+def readout_states(*, session: Session) -> dict[str, ReadoutState]:
+    return {state.name: state for state in session.exec(select(ReadoutState))}
+
+
+def articles_by_dois(*, session: Session, dois: Sequence[str]) -> list[FeedItemRow]:
+    """The stored articles with any of these DOIs (compared lower-cased)."""
+    wanted = list(dict.fromkeys(doi.lower() for doi in dois if doi))
+    if not wanted:
+        return []
+    return list(session.exec(select(FeedItemRow).where(func.lower(col(FeedItemRow.doi)).in_(wanted))))
