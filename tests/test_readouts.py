@@ -117,6 +117,8 @@ def test_meeting_abstracts_are_publications_and_new_articles_labelled_as_such(
     cli("digest", "--now")
     text = {r.rcpt_tos[0]: r.message for r in smtp.wait_for(2)}["onc@example.org"].get_body(("plain",)).get_content()
     assert LABEL_512 in text and "Meeting abstract names NCT09000001" in text
+    assert "  Meeting abstract 4068, J Clin Oncol 44 (6_suppl), 2026, doi:10.1200/jco.2026.44.6_suppl.4068" in text
+    assert "(found in Crossref)" in text
 
 
 def test_preprints_trial_mentions_and_a_published_version_one_item_whatever_the_case(
@@ -193,8 +195,10 @@ def test_a_failed_crossref_poll_stores_nothing_and_leaves_the_other_sources_alon
     assert len(stored(database_url, FeedItemRow)) == before + 2  # the ESMO abstract and the preprint only
     state = {row.name: row for row in stored(database_url, ReadoutState)}[f"crossref:{JCO}"]
     assert message in (state.last_error or "") and state.failing_since is not None
+    assert f"! Crossref ({JCO}): " in cli("digest", "--now", "--dry-run")  # the footer says so
     cli.now = "2026-11-22T11:00:00+00:00"
     assert "crossref:1527-7755: 2 found, 1 new, 2 changes" in cli("poll")  # nothing was lost
+    assert "! Crossref" not in cli("digest", "--now", "--dry-run")
 
 
 def test_an_err_code_inside_a_200_fails_that_watch_only(cli_for, registry, own_study, readouts, database_url):
