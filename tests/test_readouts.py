@@ -289,3 +289,30 @@ def test_config_requires_mailto_and_takes_the_per_watch_switches(cli_for, readou
     assert (defaults.crossref.enabled, defaults.crossref.requests_per_second, defaults.crossref.base_url) == (
         False, 1, "https://api.crossref.org")  # fmt: skip
     assert (defaults.europepmc.requests_per_second, defaults.europepmc.poll_interval.total_seconds()) == (2, 6 * 3600)
+
+
+def test_queries_preview_and_check_speak_of_both_sources(cli_for, registry, own_study, readouts, tmp_path):
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(database_url=f"sqlite:///{tmp_path / 'tw.db'}", pubmed=sections(readouts))
+    queries = cli("queries", "RCC bispecifics")
+    assert (
+        f"GET {readouts.crossref_url}/journals/{JCO}/works filter='from-created-date:D,until-created-date:D'" in queries
+    )
+    assert f"/journals/{ANNALS}/works" in queries and "mailto='tests@example.org'" in queries
+    assert f"GET {readouts.europepmc_url}/search resultType=core format=json pageSize=1000" in queries
+    assert """query='SRC:PPR AND ("renal cell carcinoma" AND (bispecific OR tobemstomig))""" in queries
+    assert """query='(ACCESSION_ID:NCT05805501 OR "NCT05805501") AND FIRST_IDATE:[D TO D]'""" in queries
+    readouts.add_work(JCO, date(2026, 11, 20), WORKS["asco_car_t_words"])
+    readouts.add_work(JCO, date(2026, 11, 20), WORKS["jco_article_not_matching"])
+    readouts.add_record(date(2026, 11, 20), RECORDS["medrxiv_preprint_car_t"], by_words='"CAR-T"')
+    preview = cli("preview", "RCC CAR-T", "--no-feeds")
+    assert f"Crossref {JCO}: 1 of 2 works created since 2026-11-14 match, 0 name its trials" in preview
+    assert f"Crossref {ANNALS}: 0 of 0 works" in preview
+    assert 'Europe PMC: 1 preprints match: SRC:PPR AND ("renal cell carcinoma" AND "CAR-T")' in preview
+    assert readouts.of("europepmc")[-1].params["pageSize"] == "1"  # a count, nothing listed
+    check = cli("check")
+    assert f"crossref: journals {JCO}, {ANNALS} every 6:00:00, 50 requests/s at most" in check
+    assert "europepmc: 2 watch(es) every 6:00:00, 10 requests/s, email tests@example.org" in check
+    off = cli_for(database_url=f"sqlite:///{tmp_path / 'tw.db'}")("queries", "RCC CAR-T")
+    assert "Crossref: not asked ([crossref] enabled = false)" in off
+    assert "Europe PMC: not searched ([europepmc] enabled = false)" in off
