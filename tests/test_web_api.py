@@ -20,7 +20,7 @@ W_KEYS = {
 }  # fmt: skip
 # added beside them: the rules of a watch (#15) and its PubMed settings (#16), every WatchConfig field
 W_KEYS |= {"alert_on", "min_slip_days", "min_enrollment_change_percent", "statuses", "phases", "countries", "states",
-           "cities", "near", "pubmed", "pubmed_query"}  # fmt: skip
+           "cities", "near", "pubmed", "pubmed_query", "crossref", "europepmc"}  # fmt: skip
 NEW = {
     "name": "RCC bispecifics",
     "conditions": ["renal cell carcinoma"],

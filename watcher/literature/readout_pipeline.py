@@ -67,8 +67,10 @@ def store_work(*, session: Session, work: Readout, now: datetime) -> tuple[FeedI
     keys = ([f"doi:{work.doi}"] if work.doi else []) + [f"{feed}|{work.source_id}"]
     row = articles.find_article(session=session, keys=keys, doi=work.doi, pmid=work.pmid)
     if row is not None:
-        if (row.pmid is None and work.pmid) or (row.doi is None and work.doi):
+        named = [nct for nct in work.nct_ids if nct not in row.nct_ids]  # e.g. a full-text mention
+        if (row.pmid is None and work.pmid) or (row.doi is None and work.doi) or named:
             row.pmid, row.doi = row.pmid or work.pmid, row.doi or work.doi
+            row.nct_ids = [*row.nct_ids, *named]
             session.add(row)
         return row, False
     row = FeedItemRow(
