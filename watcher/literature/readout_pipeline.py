@@ -14,6 +14,7 @@ first), tell a watch of it at most once (`article_watch`), and record health in 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,24 +64,60 @@ class ReadoutReport:
 
 def store_work(*, session: Session, work: Readout, now: datetime) -> tuple[FeedItemRow, bool]:
     """The work's row (the one already stored, its PMID and DOI filled in) and whether it is new."""
-    feed = SOURCE_NAMES[work.source]
-    keys = ([f"doi:{work.doi}"] if work.doi else []) + [f"{feed}|{work.source_id}"]
+    keys = _keys(work)
     row = articles.find_article(session=session, keys=keys, doi=work.doi, pmid=work.pmid)
     if row is not None:
-        named = [nct for nct in work.nct_ids if nct not in row.nct_ids]  # e.g. a full-text mention
-        if (row.pmid is None and work.pmid) or (row.doi is None and work.doi) or named:
-            row.pmid, row.doi = row.pmid or work.pmid, row.doi or work.doi
-            row.nct_ids = [*row.nct_ids, *named]
-            session.add(row)
+        _complete(session=session, row=row, work=work)
         return row, False
-    row = FeedItemRow(
-        key=keys[0], feed=feed, doi=work.doi, title=work.title[:2000] or work.source_id, link=work.link,
-        published=_day(work.published), nct_ids=list(work.nct_ids), first_seen_at=now, pmid=work.pmid,
-        item_type=work.item_type,
-    )  # fmt: skip
+    row = FeedItemRow(**_new_row(work, keys, now))
     session.add(row)
     session.flush()
     return row, True
+
+
+def store_works(*, session: Session, works: Sequence[Readout], now: datetime) -> list[tuple[FeedItemRow, bool]]:
+    """store_work for a whole poll's works: looked up a few hundred at a time, the new ones
+    inserted in one flush (the works are distinct: the clients drop repeats)."""
+    keyed = [(work, _keys(work)) for work in works]
+    by_key, by_doi, by_pmid = articles.find_articles(
+        session=session, keys=[key for _, keys in keyed for key in keys],
+        dois=[work.doi for work in works if work.doi], pmids=[work.pmid for work in works if work.pmid],
+    )  # fmt: skip
+    found: list[FeedItemRow | None] = []
+    for work, keys in keyed:
+        row = next((by_key[key] for key in keys if key in by_key), None)
+        row = row or (by_doi.get(work.doi) if work.doi else None) or (by_pmid.get(work.pmid) if work.pmid else None)
+        if row is not None:
+            _complete(session=session, row=row, work=work)
+        found.append(row)
+    fresh = [_new_row(work, keys, now) for (work, keys), row in zip(keyed, found, strict=True) if row is None]
+    inserted = articles.insert_articles(session=session, rows=fresh)
+    return [
+        (row, False) if row is not None else (inserted[keys[0]], True)
+        for (_, keys), row in zip(keyed, found, strict=True)
+    ]
+
+
+def _keys(work: Readout) -> list[str]:
+    return ([f"doi:{work.doi}"] if work.doi else []) + [f"{SOURCE_NAMES[work.source]}|{work.source_id}"]
+
+
+def _new_row(work: Readout, keys: list[str], now: datetime) -> dict[str, Any]:
+    """A new article's columns (FeedItemRow's)."""
+    return {
+        "key": keys[0], "feed": SOURCE_NAMES[work.source], "doi": work.doi,
+        "title": work.title[:2000] or work.source_id, "link": work.link, "published": _day(work.published),
+        "nct_ids": list(work.nct_ids), "first_seen_at": now, "pmid": work.pmid, "item_type": work.item_type,
+    }  # fmt: skip
+
+
+def _complete(*, session: Session, row: FeedItemRow, work: Readout) -> None:
+    """A stored article learns what this source knows and it did not: PMID, DOI, trials named."""
+    named = [nct for nct in work.nct_ids if nct not in row.nct_ids]  # e.g. a full-text mention
+    if (row.pmid is None and work.pmid) or (row.doi is None and work.doi) or named:
+        row.pmid, row.doi = row.pmid or work.pmid, row.doi or work.doi
+        row.nct_ids = [*row.nct_ids, *named]
+        session.add(row)
 
 
 def tell_watch(
