@@ -316,3 +316,25 @@ def test_queries_preview_and_check_speak_of_both_sources(cli_for, registry, own_
     off = cli_for(database_url=f"sqlite:///{tmp_path / 'tw.db'}")("queries", "RCC CAR-T")
     assert "Crossref: not asked ([crossref] enabled = false)" in off
     assert "Europe PMC: not searched ([europepmc] enabled = false)" in off
+
+
+def test_the_daemon_polls_each_source_on_its_own_interval_and_a_reload_adds_them(cli_for, readouts, tmp_path):
+    from watcher.cli.shared import make_service
+    from watcher.daemon.scheduler import Runtime, build_scheduler, reload_config
+
+    now = datetime(2026, 11, 21, 10, tzinfo=UTC)
+    database_url = f"sqlite:///{tmp_path / 'tw.db'}"
+    plain = cli_for(database_url=database_url)
+    runtime = Runtime(service=make_service(load_config(plain.config)), clock=lambda: now)
+    scheduler = build_scheduler(runtime)
+    assert scheduler.get_job("crossref") is None and scheduler.get_job("europepmc") is None
+    text = sections(readouts).replace("[europepmc]\n", '[europepmc]\npoll_interval = "12h"\n')
+    enabled = cli_for(database_url=database_url, pubmed=text)
+    runtime.reload = lambda: make_service(load_config(enabled.config))
+    assert reload_config(runtime, scheduler)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert jobs["crossref"].next_run_time == now and jobs["crossref"].trigger.interval.total_seconds() == 6 * 3600
+    assert jobs["europepmc"].trigger.interval.total_seconds() == 12 * 3600
+    assert runtime.service.crossref is not None and runtime.service.europepmc is not None
+    assert set(job.id for job in build_scheduler(runtime).get_jobs()) >= {"poll", "crossref", "europepmc"}
+    assert runtime.service.config.health_interval().total_seconds() == 12 * 3600
