@@ -338,3 +338,28 @@ def test_the_daemon_polls_each_source_on_its_own_interval_and_a_reload_adds_them
     assert runtime.service.crossref is not None and runtime.service.europepmc is not None
     assert set(job.id for job in build_scheduler(runtime).get_jobs()) >= {"poll", "crossref", "europepmc"}
     assert runtime.service.config.health_interval().total_seconds() == 12 * 3600
+
+
+def test_europe_pmc_pages_by_cursor_mark_and_fails_on_a_repeat_or_a_cut_body(cli_for, readouts, tmp_path):
+    from watcher.errors import SourceError
+    from watcher.literature.europepmc import EuropepmcClient
+
+    cli = cli_for(database_url=f"sqlite:///{tmp_path / 'tw.db'}", pubmed=sections(readouts))
+    client = EuropepmcClient(load_config(cli.config).europepmc, page_size=1, sleep=lambda seconds: None)
+    for number in range(3):
+        record = dict(RECORDS["medrxiv_preprint_car_t"], id=f"PPR99000{number}", doi=f"10.1101/2026.10.0{number}")
+        readouts.add_record(date(2026, 11, 22), record, by_words='"CAR-T"')
+    window = (date(2026, 11, 20), date(2026, 11, 22))
+    found = client.search('SRC:PPR AND ("CAR-T")', window)
+    assert [work.source_id for work in found] == ["PPR:PPR990000", "PPR:PPR990001", "PPR:PPR990002"]
+    assert [seen.params["cursorMark"] for seen in readouts.of("europepmc")] == ["*", "AoI1", "AoI2"]
+    assert found[0].label == "medRxiv preprint, 2026" and found[0].item_type == "preprint"
+    readouts.fail_next(Fault("europepmc", "ok"), Fault("europepmc", "repeat_page"))
+    with pytest.raises(SourceError, match="page 2 repeats records already read"):
+        client.search('SRC:PPR AND ("CAR-T")', window)
+    readouts.fail_next(*[Fault("europepmc", "cut_json")] * 3)
+    with pytest.raises(SourceError, match="response is not complete JSON"):
+        client.search('SRC:PPR AND ("CAR-T")', window)
+    readouts.fail_next(*[Fault("europepmc", "status", 503, "0")] * 3)
+    with pytest.raises(SourceError, match="HTTP 503"):
+        client.count('SRC:PPR AND ("CAR-T")')
