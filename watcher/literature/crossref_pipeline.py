@@ -38,6 +38,7 @@ from watcher.literature.readout_pipeline import (
     record_success,
     store_works,
     tell_watch,
+    told_preprints,
 )
 from watcher.literature.readouts import Readout
 from watcher.matching import match_text, word_tokens
@@ -98,6 +99,7 @@ def _apply(
     gates = {watch.name: word_gate(watch) for watch in watches}
     older = [row.id for row, new in stored if not new and row.feed != SOURCE_NAMES["crossref"] and row.id]
     told_before = articles.watches_that_saw_each(session=session, item_ids=older)
+    preprints = told_preprints(session=session, works=works)
     for work, (row, new) in zip(works, stored, strict=True):
         if not new and row.feed == SOURCE_NAMES["crossref"]:
             continue  # judged when it first came
@@ -107,19 +109,25 @@ def _apply(
             if watch.name in told_before.get(row.id, ()):
                 continue
             named = any(nct in held[watch.name] for nct in work.nct_ids)
-            if not named and not gates[watch.name](squashed):
+            if not named and not gates[watch.name](squashed) and not work.preprints:
                 continue  # neither its trials nor its words: the common case, decided without the matcher
             match = match_text(fields=work.text_fields(), conditions=watch.conditions, terms=watch.terms,
                                exclude=watch.exclude)  # fmt: skip
+            version = next((doi for doi in work.preprints if watch.name in preprints.get(doi, ())), None)
+            if not named and not match.matched and version is None:
+                continue
             told = tell_watch(session=session, watch=watch, work=work, studies=held[watch.name],
-                              why=match.describe() if match.matched else None, now=now)  # fmt: skip
+                              why=match.describe() if match.matched else None, now=now, version=version)  # fmt: skip
             if told:
                 articles.add_seen(session=session, item_id=row.id, watch=watch.name, now=now)
             report.changes += told
 
 
 def squash(text: str) -> str:
-    """The text's letters and digits alone, case-folded (NFKC): what word_gate reads."""
+    """The text's letters and digits alone, case-folded (NFKC): what word_gate reads. (ASCII is its
+    own NFKC form and folds by lower(): the common case, at a fifth of the cost.)"""
+    if text.isascii():
+        return _NOT_ALNUM.sub("", text.lower())
     return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 

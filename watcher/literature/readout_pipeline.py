@@ -121,13 +121,22 @@ def _complete(*, session: Session, row: FeedItemRow, work: Readout) -> None:
 
 
 def tell_watch(
-    *, session: Session, watch: WatchConfig, work: Readout, studies: dict[str, str], why: str | None, now: datetime
+    *,
+    session: Session,
+    watch: WatchConfig,
+    work: Readout,
+    studies: dict[str, str],
+    why: str | None,
+    now: datetime,
+    version: str | None = "ask",
 ) -> int:
     """The watch's changes for this work (publication on each held study it names, else a
-    new_article when `why` says it matched, or when it is a told preprint's published version)."""
+    new_article when `why` says it matched, or when it is a told preprint's published version:
+    `version`, that preprint's DOI, looked up here unless the caller did)."""
     source = Source.CROSSREF if work.source == "crossref" else Source.EUROPEPMC
     details: dict[str, Any] = work.details(why=why)
-    version = _published_version_of(session=session, watch=watch.name, work=work)
+    if version == "ask":
+        version = _published_version_of(session=session, watch=watch.name, work=work)
     note = ""
     if version is not None:
         details["preprint_doi"] = version
@@ -160,6 +169,14 @@ def _published_version_of(*, session: Session, watch: str, work: Readout) -> str
         if row.item_type == PREPRINT and told:
             return row.doi
     return None
+
+
+def told_preprints(*, session: Session, works: Sequence[Readout]) -> dict[str, set[str]]:
+    """For the preprints these articles are versions of: the watches told of each (by DOI)."""
+    dois = [doi for work in works if work.item_type == ARTICLE for doi in work.preprints]
+    rows = [row for row in articles.articles_by_dois(session=session, dois=dois) if row.item_type == PREPRINT]
+    seen = articles.watches_that_saw_each(session=session, item_ids=[row.id for row in rows if row.id is not None])
+    return {(row.doi or "").lower(): seen.get(row.id, set()) for row in rows if row.id is not None}
 
 
 def held_studies(*, session: Session, watch: WatchConfig) -> dict[str, str]:
