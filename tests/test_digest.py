@@ -163,3 +163,25 @@ def test_coming_up_is_rendered_per_watch_and_omitted_when_empty():
     assert "  2027-01-01 · NCT09000001 primary completion (estimated): <Trial 1>\n" in text
     assert "&lt;Trial 1&gt;" in html and "<Trial 1>" not in html
     assert "Coming up" not in text.split("== Other ==")[1]
+
+
+def test_meeting_abstracts_come_first_among_the_articles_labelled_as_what_they_are():
+    def article(id: int, source: Source, item_type: str, label: str) -> ChangeRecord:
+        details = {"title": f"Work {id}", "link": f"https://doi.org/10.1/{id}", "item_type": item_type,
+                   "label": label, "journal": "J", "why": '"CAR-T" in title'}  # fmt: skip
+        return ChangeRecord(id=id, watch="RCC", kind=ChangeKind.NEW_ARTICLE, source=source, nct_id="",
+                            title=f"Work {id}", summary="x", details=details, detected_at=WHEN)  # fmt: skip
+
+    changes = [
+        article(1, Source.PUBMED, "article", ""),
+        article(2, Source.EUROPEPMC, "preprint", "medRxiv preprint, 2026"),
+        article(3, Source.CROSSREF, "meeting_abstract", "Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021"),
+    ]
+    digest = build_digest("onc@example.org", changes, WHEN)
+    assert [view.change.id for view in digest.watches[0].articles] == [3, 2, 1]
+    text = render_text(digest)
+    assert text.index("Work 3") < text.index("Work 2") < text.index("Work 1")
+    assert "  Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021 (found in Crossref)" in text
+    assert "  medRxiv preprint, 2026 (found in Europe PMC)" in text
+    html = render_html(digest)
+    assert "<strong>Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021</strong>" in html

@@ -120,7 +120,7 @@ def test_audit_says_who_did_what_when(cli_for, database_url, engine):
     ]
     assert lines[1] == (
         "2026-11-21 09:00 ann@example.org create 'RCC vaccines': "
-        'conditions ["renal cell carcinoma"]; digest "daily"; feeds true; pubmed true; '
+        'conditions ["renal cell carcinoma"]; crossref true; digest "daily"; europepmc true; feeds true; pubmed true; '
         'recipients ["nurse@example.org"]; send_empty false; terms ["vaccine"]; upcoming true'
     ), "a new watch: the values it has, empty ones left out"
     entries = json.loads(cli("audit", "--json"))

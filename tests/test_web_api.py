@@ -20,7 +20,7 @@ W_KEYS = {
 }  # fmt: skip
 # added beside them: the rules of a watch (#15) and its PubMed settings (#16), every WatchConfig field
 W_KEYS |= {"alert_on", "min_slip_days", "min_enrollment_change_percent", "statuses", "phases", "countries", "states",
-           "cities", "near", "pubmed", "pubmed_query", "notify"}  # fmt: skip
+           "cities", "near", "pubmed", "pubmed_query", "notify", "crossref", "europepmc"}  # fmt: skip
 W_KEYS |= {"upcoming"}  # the digest's "Coming up" section (#23)
 NEW = {
     "name": "RCC bispecifics",

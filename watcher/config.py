@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from watcher.database_url import check_database_url, resolve_sqlite_url
 from watcher.errors import ConfigError
 from watcher.pubmed_config import NCBI_RATE_WITHOUT_KEY, PubmedConfig
+from watcher.readouts_config import CrossrefConfig, EuropepmcConfig
 from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
 
 __all__ = ["NCT_ID", "Address", "WatchConfig", "check_address"]  # defined in watcher.watch, used from here too
@@ -233,6 +234,8 @@ class Config(Section):
     feeds: FeedsConfig = FeedsConfig()
     feed: list[FeedConfig] = []
     pubmed: PubmedConfig = PubmedConfig()
+    crossref: CrossrefConfig = CrossrefConfig()
+    europepmc: EuropepmcConfig = EuropepmcConfig()
     watch: list[WatchConfig] = []
 
     @field_validator("watch")
@@ -258,9 +261,18 @@ class Config(Section):
         """The watches polled in PubMed: all but those with `pubmed = false`, when [pubmed] is enabled."""
         return [watch for watch in self.watch if watch.pubmed] if self.pubmed.enabled else []
 
+    def crossref_watches(self) -> list[WatchConfig]:
+        """The watches Crossref's meeting abstracts are matched against (`crossref = false` opts out)."""
+        return [watch for watch in self.watch if watch.crossref] if self.crossref.enabled else []
+
+    def europepmc_watches(self) -> list[WatchConfig]:
+        """The watches searched in Europe PMC (`europepmc = false` opts out)."""
+        return [watch for watch in self.watch if watch.europepmc] if self.europepmc.enabled else []
+
     def health_interval(self) -> timedelta:
         """The poll interval /healthz judges staleness by: the registry's, or PubMed's when longer."""
         intervals = [self.clinicaltrials.poll_interval] + ([self.pubmed.poll_interval] if self.pubmed.enabled else [])
+        intervals += [source.poll_interval for source in (self.crossref, self.europepmc) if source.enabled]
         return max(intervals)
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:

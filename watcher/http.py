@@ -109,6 +109,7 @@ class HttpClient:
     backoff: float = 1.0
     sleep: Callable[[float], None] = time.sleep
     requests_made: int = 0
+    on_headers: Callable[[Mapping[str, str]], None] | None = None  # sees every answer's headers (pacing)
 
     def get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
         return self._retrying()(self._get_json_once, url, params)
@@ -121,6 +122,19 @@ class HttpClient:
         as an API key, is ever part of a URL that a library logs); read under a size cap, paced,
         retried like get_json."""
         return self._retrying()(self._fetch_once, url, params, form, max_bytes)
+
+    def fetch_json(self, url: str, *, params: Mapping[str, str], max_bytes: int = 50 * 1024 * 1024) -> Any:
+        """A GET's body under a size cap, parsed as JSON; a cut-off body is retried like a
+        truncated one, then fails."""
+        return self._retrying()(self._fetch_json_once, url, params, max_bytes)
+
+    def _fetch_json_once(self, url: str, params: Mapping[str, str], max_bytes: int) -> Any:
+        body = self._fetch_once(url, params, None, max_bytes)
+        try:
+            return parse_json(body)
+        except ValueError as exc:
+            where = _describe(url, params)
+            raise RetryableError(f"{where}: response is not complete JSON ({len(body)} bytes): {exc}") from exc
 
     def _fetch_once(
         self, url: str, params: Mapping[str, str] | None, form: Mapping[str, str] | None, max_bytes: int
@@ -136,6 +150,8 @@ class HttpClient:
                     method, url, params=params, data=form, timeout=self.timeout, stream=True
                 ) as response,
             ):  # fmt: skip
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
                 _check_status(response, where)
                 return _read_capped(response, where, max_bytes)
         finally:

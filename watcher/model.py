@@ -60,6 +60,12 @@ class Source(StrEnum):
     CLINICALTRIALS = "clinicaltrials"
     FEEDS = "feeds"
     PUBMED = "pubmed"
+    CROSSREF = "crossref"
+    EUROPEPMC = "europepmc"
+
+
+LITERATURE_SOURCES = frozenset({Source.FEEDS, Source.PUBMED, Source.CROSSREF, Source.EUROPEPMC})
+ITEM_TYPES = ("meeting_abstract", "preprint", "article")  # what an article change is about (#20)
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,13 @@ class ChangeRecord:
 
     @property
     def is_article(self) -> bool:
-        return self.source in (Source.FEEDS, Source.PUBMED)
+        return self.source in LITERATURE_SOURCES
+
+    @property
+    def item_type(self) -> str:
+        """'meeting_abstract', 'preprint' or 'article' (changes stored before #20: 'article')."""
+        value = self.details.get("item_type")
+        return value if value in ITEM_TYPES else "article"
 
     def as_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -265,6 +277,7 @@ class ChangeRecord:
             for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why", "pmid", "journal"):
                 entry[key] = self.details.get(key)
             entry["url"] = self.details.get("link")
+            entry["item_type"] = self.item_type
             if self.kind is ChangeKind.PUBLICATION:
                 entry["study_title"] = self.title
         else:

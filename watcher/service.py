@@ -28,11 +28,16 @@ from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, r
 from watcher.store import db, repo
 
 if TYPE_CHECKING:
+    from watcher.literature.crossref import CrossrefClient
+    from watcher.literature.europepmc import EuropepmcClient
     from watcher.literature.pipeline import FeedReport
     from watcher.literature.pubmed import PubmedClient
     from watcher.literature.pubmed_pipeline import PubmedReport
+    from watcher.literature.readout_pipeline import ReadoutReport
 
 log = logging.getLogger(__name__)
+
+READOUT_SOURCES = ("crossref", "europepmc")  # polled after PubMed, in this order (#20)
 
 
 @dataclass
@@ -40,17 +45,19 @@ class CycleReport:
     polls: list[PollReport] = field(default_factory=list)
     feeds: list[FeedReport] = field(default_factory=list)
     pubmed: list[PubmedReport] = field(default_factory=list)
+    readouts: list[ReadoutReport] = field(default_factory=list)  # Crossref journals, Europe PMC watches (#20)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     @property
     def failed_sources(self) -> list[str]:
         registry = [f"{poll.watch}: {poll.error}" for poll in self.polls if not poll.ok]
         pubmed = [f"pubmed {report.watch}: {report.error}" for report in self.pubmed if not report.ok]
-        return registry + [f"feed {feed.feed}: {feed.error}" for feed in self.feeds if not feed.ok] + pubmed
+        readouts = [f"{report.name}: {report.error}" for report in self.readouts if not report.ok]
+        return registry + [f"feed {feed.feed}: {feed.error}" for feed in self.feeds if not feed.ok] + pubmed + readouts
 
     def lines(self) -> list[str]:
         lines = [poll.line() for poll in self.polls] + [feed.line() for feed in self.feeds]
-        return lines + [report.line() for report in self.pubmed]
+        return lines + [report.line() for report in self.pubmed] + [report.line() for report in self.readouts]
 
 
 @dataclass
@@ -64,6 +71,8 @@ class Service:
     feed_http: requests.Session = field(default_factory=make_session)
     stopping: threading.Event = field(default_factory=threading.Event)  # set: finish nothing new
     pubmed: PubmedClient | None = None  # None: [pubmed] is not enabled
+    crossref: CrossrefClient | None = None  # None: [crossref] is not enabled
+    europepmc: EuropepmcClient | None = None  # None: [europepmc] is not enabled
     links: LinkSigner | None = None  # unsubscribe and manage links in every message (the web app is public)
 
     def poll(
@@ -74,16 +83,20 @@ class Service:
         force_full: bool = False,
         feeds: bool = True,
         pubmed: bool = True,
+        readouts: bool = True,
     ) -> CycleReport:
         """Poll every watch (asking /version first), with `feeds` every feed whether due or not,
         with `pubmed` PubMed for every watch (after the registry: it searches for the trials the
-        watches hold); then send what is due for immediate watches."""
+        watches hold), with `readouts` Crossref and Europe PMC (#20, last); then send what is due
+        for immediate watches."""
         report = CycleReport()
         self._poll_registry(report, now, on_page, force_full)
         if feeds:
             report.feeds = self._poll_feeds(now, force=True)
         if pubmed:
             report.pubmed = self._poll_pubmed(now)
+        if readouts:
+            report.readouts = self._poll_readouts(now)
         immediate = immediate_watches(self.config.watch)
         if immediate:
             report.delivery = self.deliver(now, watches=immediate)
@@ -105,6 +118,40 @@ class Service:
         if immediate and any(item.changes for item in report.pubmed):
             report.delivery = self.deliver(now, watches=immediate)
         return report
+
+    def poll_readouts(self, now: datetime, *, source: str) -> CycleReport:
+        """Poll Crossref's journals (`source` "crossref") or Europe PMC for every watch that takes
+        part ("europepmc"); then send what is due for immediate watches (daemon jobs)."""
+        report = CycleReport(readouts=self._poll_readouts(now, sources=(source,)))
+        immediate = immediate_watches(self.config.watch)
+        if immediate and any(item.changes for item in report.readouts):
+            report.delivery = self.deliver(now, watches=immediate)
+        return report
+
+    def _poll_readouts(
+        self, now: datetime, sources: tuple[str, ...] = ("crossref", "europepmc")
+    ) -> list[ReadoutReport]:
+        """Crossref journal by journal, then Europe PMC watch by watch (after the registry and
+        PubMed: they look for the trials the watches hold and tell each watch once)."""
+        reports: list[ReadoutReport] = []
+        if self.crossref is not None and "crossref" in sources:
+            from watcher.literature.crossref_pipeline import poll_crossref
+
+            for issn in self.config.crossref.journals:
+                if self.stopping.is_set():
+                    return reports
+                reports.append(poll_crossref(engine=self.engine, client=self.crossref, config=self.config, issn=issn,
+                                             now=now, stopping=self.stopping))  # fmt: skip
+        if self.europepmc is not None and "europepmc" in sources:
+            from watcher.literature.europepmc_pipeline import poll_europepmc
+
+            for watch in self.config.europepmc_watches():
+                if self.stopping.is_set():
+                    return reports
+                overlap = self.config.europepmc.overlap_days
+                reports.append(poll_europepmc(engine=self.engine, client=self.europepmc, watch=watch, now=now,
+                                              overlap_days=overlap, stopping=self.stopping))  # fmt: skip
+        return reports
 
     def _poll_pubmed(self, now: datetime) -> list[PubmedReport]:
         reports: list[PubmedReport] = []

@@ -126,6 +126,8 @@ class WatchConfig(Section):
     pubmed: bool = Field(default=True, description="search PubMed for this watch (when [pubmed] is enabled)")
     pubmed_query: str | None = Field(default=None, description="PubMed syntax; replaces the query built from the words")
     notify: list[str] = Field(default=[], description="chat channels and webhooks (Apprise URLs), beside the mail")
+    crossref: bool = Field(default=True, description="match Crossref's meeting abstracts (when [crossref] is enabled)")
+    europepmc: bool = Field(default=True, description="search Europe PMC for this watch (when [europepmc] is enabled)")
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod

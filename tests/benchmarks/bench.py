@@ -14,7 +14,10 @@
   - a 1% update cycle (30 of 3,000 studies really changed);
   - three watches whose queries overlap (each study stored once);
 - `trialwatch --help` and `trialwatch version`;
-- parsing the real Nature feed (75 items) and keying its items.
+- parsing the real Nature feed (75 items) and keying its items;
+- a Crossref window of 5,000 works in 5 pages, polled, parsed and matched against three watches,
+  beside a floor that only downloads and JSON-parses the same pages (tests/benchmarks/readouts.py,
+  issue #20; `python -m tests.benchmarks.bench readouts` runs it alone).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import timeline
+from tests.benchmarks import readouts, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -368,12 +371,15 @@ def main(sizes: list[int]) -> None:
     bench_overlap(min(sizes))
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
+    readouts.main(FIXTURES, OWN, REPEAT)  # Crossref: 5,000 works, 3 watches (#20)
     timeline.main(FIXTURES)  # the browser pages over 10,000 studies and 100,000 changes
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["timeline"]:  # only the browser pages: python -m tests.benchmarks.bench timeline
         timeline.main(FIXTURES)
+    elif sys.argv[1:] == ["readouts"]:  # only Crossref's case: python -m tests.benchmarks.bench readouts
+        readouts.main(FIXTURES, OWN, REPEAT)
     elif sys.argv[1:2] == ["--states"]:
         make_states(Path(sys.argv[2]), int(sys.argv[3]))
     else:

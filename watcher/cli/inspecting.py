@@ -208,12 +208,14 @@ def _parse_since(value: str | None) -> datetime | None:
 def queries(
     watch: Annotated[str | None, typer.Argument(help="Watch name (default: every watch).")] = None,
 ) -> None:
-    """Print the exact ClinicalTrials.gov queries a watch sends (and its PubMed query), without sending them.
+    """Print the exact ClinicalTrials.gov queries a watch sends (and its PubMed, Crossref and Europe PMC
+    queries), without sending them.
 
     Example: trialwatch queries "RCC bispecifics"
     """
 
     from watcher.cli.pubmed import pubmed_query_lines
+    from watcher.cli.readouts import readout_query_lines
     from watcher.config import load_config
     from watcher.registry.client import scope_filters, watch_queries
 
@@ -228,7 +230,7 @@ def queries(
             if scope_filters(item):
                 out.print("  (the baseline sends these filters; later polls search without them and", markup=False)
                 out.print("   check statuses, phases and geography here, to see studies leave them)", markup=False)
-            for line in pubmed_query_lines(config, item):
+            for line in [*pubmed_query_lines(config, item), *readout_query_lines(config, item)]:
                 out.print(line, markup=False)
         return 0
 
@@ -276,19 +278,25 @@ def preview(
     pubmed: Annotated[
         bool, typer.Option("--pubmed/--no-pubmed", help="Also count the PubMed records (when [pubmed] is enabled).")
     ] = True,
+    readouts: Annotated[
+        bool,
+        typer.Option("--readouts/--no-readouts", help="Also ask Crossref and Europe PMC (when enabled)."),
+    ] = True,
 ) -> None:
     """Run a watch's query against the registry (and its words against the journal feeds) now and
     show what matches and why; stores nothing.
 
     Prints how many studies match, the first twenty with status, phase and the words that matched,
     and the exact request; then, per configured feed, the items the watch's words match; then how
-    many PubMed records its PubMed query finds now. Tune the keywords here before saving them in
-    the config file.
+    many PubMed records its PubMed query finds now; then how many of Crossref's recent meeting
+    abstracts match and how many Europe PMC preprints and trial mentions it finds. Tune the
+    keywords here before saving them in the config file.
 
     Example: trialwatch preview --conditions "renal cell carcinoma" --terms bispecific --terms volrustomig
     """
 
     from watcher.cli.pubmed import pubmed_count_lines
+    from watcher.cli.readouts import readout_count_lines
     from watcher.config import load_config
     from watcher.http import make_session
     from watcher.literature import preview as feed_preview
@@ -311,6 +319,9 @@ def preview(
         client = make_pubmed_client(config)
         if pubmed and client is not None and chosen.pubmed:
             for line in pubmed_count_lines(client, chosen):
+                out.print(line, markup=False)
+        if readouts:
+            for line in readout_count_lines(config, chosen, now()):
                 out.print(line, markup=False)
         return 0
 

@@ -90,6 +90,7 @@ def check() -> None:
     """
 
     from watcher.cli.pubmed import pubmed_check_line
+    from watcher.cli.readouts import readout_check_lines
     from watcher.cli.recipients import check_lines
     from watcher.config import load_config
     from watcher.rules import describe_rules
@@ -125,6 +126,8 @@ def check() -> None:
             if config.feed_interval(feed) < timedelta(hours=1):
                 out.print("    note: publishers ask to be polled at most hourly; keep this for testing", markup=False)
         out.print(pubmed_check_line(config), markup=False)
+        for line in readout_check_lines(config):
+            out.print(line, markup=False)
         for line in check_lines(config, engine, migrated=revision == head):
             out.print(line, markup=False)
         return 0

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # imported where used: `--help` and `version` stay quick
     from sqlalchemy import Engine
 
     from watcher.config import Config
+    from watcher.literature.crossref import CrossrefClient
+    from watcher.literature.europepmc import EuropepmcClient
     from watcher.literature.pubmed import PubmedClient
     from watcher.service import Service
 
@@ -132,6 +134,24 @@ def make_pubmed_client(config: Config, *, stopping: threading.Event | None = Non
     return PubmedClient(config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping)
 
 
+def make_crossref_client(config: Config, *, stopping: threading.Event | None = None) -> CrossrefClient | None:
+    """Crossref's client when [crossref] is enabled."""
+    if not config.crossref.enabled:
+        return None
+    from watcher.literature.crossref import CrossrefClient
+
+    return CrossrefClient(config.crossref, stopping=stopping)
+
+
+def make_europepmc_client(config: Config, *, stopping: threading.Event | None = None) -> EuropepmcClient | None:
+    """Europe PMC's client when [europepmc] is enabled."""
+    if not config.europepmc.enabled:
+        return None
+    from watcher.literature.europepmc import EuropepmcClient
+
+    return EuropepmcClient(config.europepmc, stopping=stopping)
+
+
 Watches = Literal["merged", "provisioned", "file"]
 
 
@@ -182,6 +202,8 @@ def make_service(
         feed_http=make_session(config.feeds.user_agent),
         stopping=stopping,
         pubmed=make_pubmed_client(config, stopping=stopping),
+        crossref=make_crossref_client(config, stopping=stopping),
+        europepmc=make_europepmc_client(config, stopping=stopping),
         links=link_signer(config.server, lambda: link_secret(engine)),
     )
 

@@ -51,7 +51,9 @@ def sources_of(service: Service) -> list[str]:
     as `pubmed:NAME`."""
     config = service.config
     pubmed = [f"pubmed:{watch.name}" for watch in config.pubmed_watches()]
-    return [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed] + pubmed
+    readouts = [f"crossref:{issn}" for issn in config.crossref.journals] if config.crossref.enabled else []
+    readouts += [f"europepmc:{watch.name}" for watch in config.europepmc_watches()]
+    return [watch.name for watch in config.watch] + [f"feed:{feed.name}" for feed in config.feed] + pubmed + readouts
 
 
 def leading(runtime: Runtime) -> bool:
@@ -82,7 +84,8 @@ def poll_job(runtime: Runtime) -> None:
         service = runtime.service
         runtime.unpolled.difference_update(watch.name for watch in service.config.watch)
         try:
-            report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
+            # each watch's poll logs its own line; Crossref and Europe PMC have jobs of their own
+            report = service.poll(runtime.clock(), feeds=False, readouts=False)
         except TrialwatchError as exc:
             log.error("poll failed: %s", exc.one_line())
             return
@@ -137,7 +140,9 @@ def _poll_unpolled(runtime: Runtime) -> None:
     if not chosen:
         return
     try:
-        report = replace(service, config=service.config.with_watches(chosen)).poll(runtime.clock(), feeds=False)
+        report = replace(service, config=service.config.with_watches(chosen)).poll(
+            runtime.clock(), feeds=False, readouts=False
+        )
     except TrialwatchError as exc:
         log.error("poll failed: %s", exc.one_line())
         return
@@ -170,6 +175,25 @@ def pubmed_job(runtime: Runtime) -> None:
     _record_polls(runtime, report)
 
 
+def crossref_job(runtime: Runtime) -> None:
+    _readouts_job(runtime, "crossref")
+
+
+def europepmc_job(runtime: Runtime) -> None:
+    _readouts_job(runtime, "europepmc")
+
+
+def _readouts_job(runtime: Runtime, source: str) -> None:
+    if not leading(runtime) or getattr(runtime.service, source) is None:
+        return
+    try:
+        report = runtime.service.poll_readouts(runtime.clock(), source=source)  # each poll logs its own line
+    except TrialwatchError as exc:
+        log.error("%s poll failed: %s", source, exc.one_line())
+        return
+    _record_polls(runtime, report)
+
+
 def digest_job(runtime: Runtime) -> None:
     if not leading(runtime):
         return
@@ -197,6 +221,9 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
     for pubmed in report.pubmed:
         monitor.poll_finished(source=f"pubmed:{pubmed.watch}", at=at, seconds=pubmed.seconds, error=pubmed.error,
                               requests=pubmed.requests)  # fmt: skip
+    for readout in report.readouts:
+        monitor.poll_finished(source=readout.name, at=at, seconds=readout.seconds, error=readout.error,
+                              requests=readout.requests)  # fmt: skip
     for feed in report.feeds:
         if feed.status != "not_due":
             monitor.poll_finished(source=f"feed:{feed.feed}", at=at, seconds=feed.seconds, error=feed.error)

@@ -44,7 +44,9 @@ from watcher.daemon.health import Monitor
 from watcher.daemon.jobs import (
     WATCHES_EVERY,
     Runtime,
+    crossref_job,
     digest_job,
+    europepmc_job,
     feeds_job,
     leading,
     poll_job,
@@ -65,6 +67,10 @@ STANDBY_POLL_SECONDS = 10.0
 START_GRACE_SECONDS = 30.0
 WATCHDOG_SECONDS = 3.0
 MAIN_THREAD_TICK_SECONDS = 1.0  # how late a signal handed to another thread may be seen
+READOUT_JOBS: tuple[tuple[str, str, Callable[[Runtime], None]], ...] = (
+    ("crossref", "poll Crossref's meeting abstracts", crossref_job),
+    ("europepmc", "poll Europe PMC", europepmc_job),
+)
 
 
 def poll_trigger(interval: timedelta) -> IntervalTrigger:
@@ -93,6 +99,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     ]  # fmt: skip
     if runtime.service.config.pubmed.enabled:
         jobs.append(("pubmed", "poll PubMed", pubmed_job, poll_trigger(runtime.service.config.pubmed.poll_interval)))
+    for job_id, name, job in READOUT_JOBS:
+        settings = getattr(runtime.service.config, job_id)
+        if settings.enabled:
+            jobs.append((job_id, name, job, poll_trigger(settings.poll_interval)))
     for job_id, name, job, trigger in jobs:
         scheduler.add_job(
             job, trigger, args=(runtime,), id=job_id, name=name, next_run_time=runtime.clock(),
@@ -212,6 +222,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
         return False
     old_interval = runtime.service.config.clinicaltrials.poll_interval
     old_pubmed = runtime.service.config.pubmed.poll_interval
+    old_readouts = {job_id: getattr(runtime.service.config, job_id).poll_interval for job_id, _, _ in READOUT_JOBS}
     runtime.service = service
     new_interval = service.config.clinicaltrials.poll_interval
     if runtime.monitor is not None:
@@ -219,6 +230,7 @@ def reload_config(runtime: Runtime, scheduler: BlockingScheduler) -> bool:
     if new_interval != old_interval:
         scheduler.reschedule_job("poll", trigger=poll_trigger(new_interval))
     _pubmed_schedule(runtime, scheduler, old_pubmed)
+    _readout_schedules(runtime, scheduler, old_readouts)
     log.info("config reloaded from %s: %d watch(es), polling every %s", service.config.path,
              len(service.config.watch), new_interval)  # fmt: skip
     return True
@@ -236,6 +248,21 @@ def _pubmed_schedule(runtime: Runtime, scheduler: BlockingScheduler, old_interva
             )  # fmt: skip
     elif interval != old_interval:
         scheduler.reschedule_job("pubmed", trigger=poll_trigger(interval))
+
+
+def _readout_schedules(runtime: Runtime, scheduler: BlockingScheduler, old: dict[str, timedelta]) -> None:
+    """After a reload, as for PubMed: Crossref's and Europe PMC's jobs added when just enabled (they
+    run at once), rescheduled when their interval changed."""
+    for job_id, name, job in READOUT_JOBS:
+        settings = getattr(runtime.service.config, job_id)
+        if scheduler.get_job(job_id) is None:
+            if settings.enabled:
+                scheduler.add_job(
+                    job, poll_trigger(settings.poll_interval), args=(runtime,), id=job_id, name=name,
+                    next_run_time=runtime.clock(), max_instances=1, coalesce=True, misfire_grace_time=None,
+                )  # fmt: skip
+        elif settings.poll_interval != old[job_id]:
+            scheduler.reschedule_job(job_id, trigger=poll_trigger(settings.poll_interval))
 
 
 def stand_by(lock: LeaderLock, *, poll_seconds: float = STANDBY_POLL_SECONDS, monitor: Monitor | None = None) -> bool:

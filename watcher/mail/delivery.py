@@ -285,6 +285,7 @@ def source_problems(*, session: Session, config: Config, recipient: str) -> list
         for error, failing in by_error.items()
     ]
     problems += _pubmed_problems(session=session, config=config, mine=mine)
+    problems += _readout_problems(session=session, config=config, mine=mine)
     if any(watch.feeds for watch in config.watch if watch.name in mine):
         feeds = repo.feed_states(session=session)
         for feed in config.feed:
@@ -310,6 +311,22 @@ def _pubmed_problems(*, session: Session, config: Config, mine: list[str]) -> li
         SourceProblem(f"PubMed ({', '.join(name for name, _ in failing)})", error, min(at for _, at in failing))
         for error, failing in by_error.items()
     ]
+
+
+def _readout_problems(*, session: Session, config: Config, mine: list[str]) -> list[SourceProblem]:
+    """Crossref's journals (for a recipient of a watch that takes part) and Europe PMC's searches
+    of the recipient's watches that take part (#20)."""
+    states = articles.readout_states(session=session)
+    names: list[tuple[str, str]] = []
+    if any(watch.name in mine for watch in config.crossref_watches()):
+        names += [(f"crossref:{issn}", f"Crossref ({issn})") for issn in config.crossref.journals]
+    names += [(f"europepmc:{w.name}", f"Europe PMC ({w.name})") for w in config.europepmc_watches() if w.name in mine]
+    problems = []
+    for key, shown in names:
+        state = states.get(key)
+        if state is not None and state.failing_since is not None and state.last_error:
+            problems.append(SourceProblem(shown, state.last_error, state.failing_since))
+    return problems
 
 
 def _mark(

@@ -63,6 +63,10 @@ class StudySection:
         return min(change.kind.rank for change in self.changes)
 
 
+_FOUND_IN = {Source.PUBMED: "PubMed", Source.CROSSREF: "Crossref", Source.EUROPEPMC: "Europe PMC"}
+_TYPE_ORDER = {"meeting_abstract": 0, "preprint": 1}  # readouts first in the articles section (#20)
+
+
 @dataclass(frozen=True)
 class ArticleView:
     """A new article as the digest shows it: title, journal, date, why it matched, trials named."""
@@ -83,8 +87,17 @@ class ArticleView:
 
     @property
     def source(self) -> str:
-        """Where trialwatch found it, when not in the journal's own feed: 'PubMed'."""
-        return "PubMed" if self.change.source is Source.PUBMED else ""
+        """Where trialwatch found it, when not in the journal's own feed: 'PubMed', 'Crossref'."""
+        return _FOUND_IN.get(self.change.source, "")
+
+    @property
+    def item_type(self) -> str:
+        return self.change.item_type
+
+    @property
+    def label(self) -> str:
+        """What it is, where: 'Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021' (#20)."""
+        return str(self.change.details.get("label") or "")
 
     @property
     def pmid(self) -> str:
@@ -208,7 +221,7 @@ def build_digest(
         WatchSection(
             name=name,
             studies=sorted(studies.values(), key=lambda s: (s.rank, s.nct_id)),
-            articles=articles.get(name, []),
+            articles=sorted(articles.get(name, []), key=lambda a: _TYPE_ORDER.get(a.item_type, 2)),
         )
         for name, studies in sorted(by_watch.items(), key=lambda item: _order(item[0], watch_order))
     ]

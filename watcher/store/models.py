@@ -116,6 +116,9 @@ class ChangeRow(SQLModel, table=True):
     detected_at: datetime = _when(index=True)
     alerted: bool = Field(default=True, sa_column_kwargs={"server_default": true()})  # false: a rule held it back
     suppressed_by: str | None = Field(default=None)  # the rule that held it back ("min_slip_days=30")
+    item_type: str | None = Field(
+        default=None, max_length=20
+    )  # an article change's: meeting_abstract | preprint | article
 
 
 class FeedState(SQLModel, table=True):
@@ -158,6 +161,7 @@ class FeedItemRow(SQLModel, table=True):
     nct_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     first_seen_at: datetime = _when(index=True)
     pmid: str | None = Field(default=None, index=True, max_length=20)  # set once PubMed has returned it
+    item_type: str = Field(default="article", max_length=20, sa_column_kwargs={"server_default": "article"})
 
 
 class ArticleWatch(SQLModel, table=True):
@@ -183,6 +187,22 @@ class PubmedState(SQLModel, table=True):
     last_success_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     failing_since: datetime | None = _when(nullable=True)
+
+
+class ReadoutState(SQLModel, table=True):
+    """One Crossref journal (`crossref:<ISSN>`) or one watch's Europe PMC searches
+    (`europepmc:<watch>`): the query its baseline was taken with, health, last success (#20)."""
+
+    __tablename__ = "readout_state"
+
+    name: str = Field(primary_key=True, max_length=220)
+    query_signature: str = Field(default="", max_length=64)
+    baseline_at: datetime | None = _when(nullable=True)
+    last_poll_at: datetime | None = _when(nullable=True)
+    last_success_at: datetime | None = _when(nullable=True)
+    last_error: str | None = None
+    failing_since: datetime | None = _when(nullable=True)
+    request_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Delivery(SQLModel, table=True):

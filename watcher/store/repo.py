@@ -142,6 +142,7 @@ def add_change(
     row = ChangeRow(
         watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
         details=details, detected_at=now, alerted=suppressed_by is None, suppressed_by=suppressed_by,
+        item_type=_item_type(kind, details),
     )  # fmt: skip
     session.add(row)
     session.flush()
@@ -172,6 +173,13 @@ def get_feed_state(*, session: Session, name: str, url: str) -> FeedState:
 
 def feed_states(*, session: Session) -> dict[str, FeedState]:
     return {state.name: state for state in session.exec(select(FeedState))}
+
+
+def _item_type(kind: ChangeKind, details: dict[str, Any]) -> str | None:
+    """An article change's item type (meeting_abstract, preprint, article); None for a study's."""
+    if kind not in (ChangeKind.PUBLICATION, ChangeKind.NEW_ARTICLE):
+        return None
+    return str(details.get("item_type") or "article")
 
 
 def known_feed_item(*, session: Session, keys: Sequence[str], doi: str | None) -> FeedItemRow | None:

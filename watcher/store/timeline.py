@@ -62,6 +62,7 @@ class ChangeFilter:
     until: datetime | None = None
     words: tuple[str, ...] = ()
     held_back: bool = False  # also the changes a watch rule held back (never mailed, never in Atom)
+    item_types: tuple[str, ...] = ()  # article changes of these types only (meeting_abstract, preprint, article)
 
     def conditions(self) -> list[Any]:
         """One SQL condition per filter given; alerted changes only unless `held_back`."""
@@ -72,6 +73,8 @@ class ChangeFilter:
             found.append(col(ChangeRow.kind).in_(list(self.kinds)))
         if self.nct_id:
             found.append(col(ChangeRow.nct_id) == self.nct_id)
+        if self.item_types:
+            found.append(col(ChangeRow.item_type).in_(list(self.item_types)))
         if self.since is not None:
             found.append(col(ChangeRow.detected_at) >= self.since)
         if self.until is not None:

@@ -76,7 +76,7 @@ async def study_page(request: Request) -> Response:
         "kind_labels": KIND_LABELS,
         "recent": [ChangeRow.of(c) for c in data["recent"].changes],
         "more_changes": data["recent"].next_cursor is not None,
-        "articles": [(a, http_url(a.link)) for a in data["articles"]],
+        "article_groups": article_groups(data["articles"]),
         "sites_now": sum(1 for s in view.sites if s.removed_at is None),
         "path_of": study_path,
         "due_verdict": _due_verdict(request, data["facts"]),
@@ -138,6 +138,17 @@ def change_json(change: FieldChange, nct_id: str, title: str, diff: VersionDiff)
     }  # fmt: skip
 
 
+ARTICLE_GROUPS = (("meeting_abstract", "Meeting abstracts"), ("preprint", "Preprints"), ("article", "Articles"))
+
+
+def article_groups(rows: Sequence[Any]) -> list[tuple[str, list[tuple[Any, str | None]]]]:
+    """The articles that name a study by what they are, meeting abstracts first (#20); empty
+    groups left out."""
+    groups = [(heading, [(a, http_url(a.link)) for a in rows if (a.item_type or "article") == kind])
+              for kind, heading in ARTICLE_GROUPS]  # fmt: skip
+    return [(heading, items) for heading, items in groups if items]
+
+
 async def study_api(request: Request) -> Response:
     await require_api_user(request)
     nct_id, ignore = _nct_id(request), _ignore(request)
@@ -155,6 +166,11 @@ async def study_api(request: Request) -> Response:
         "nct_id": nct_id, "title": view.study.title, "status": view.study.status, "phase": view.study.phase_label,
         "sponsor": view.sponsor, "url": CTGOV_STUDY_URL.format(nct_id=nct_id), "versions": versions,
         "changes": [c.as_json() for c in data["recent"].changes],
+        "articles": [
+            {"title": a.title, "item_type": a.item_type, "doi": a.doi, "pmid": a.pmid, "link": http_url(a.link),
+             "first_found_in": a.feed, "first_seen_at": a.first_seen_at.isoformat()}
+            for a in data["articles"]
+        ],
     }  # fmt: skip
     return JSONResponse(body)
 

@@ -21,7 +21,7 @@ from watcher.store.sources import channel_rows, source_rows
 from watcher.store.watches import watch_rows
 from watcher.web.auth import context_of, in_db, require_user
 from watcher.web.render import render
-from watcher.web.timeline_query import KIND_LABELS, TimelineQuery, http_url, parse_query
+from watcher.web.timeline_query import KIND_LABELS, TYPE_LABELS, TimelineQuery, http_url, parse_query
 
 ARTICLE_KINDS = (str(ChangeKind.PUBLICATION), str(ChangeKind.NEW_ARTICLE))
 
@@ -38,6 +38,8 @@ class ChangeRow:
     why: str | None
     named: tuple[tuple[str, str], ...]  # (NCT id, its page) for the trials an article names
     published: str | None
+    item_label: str | None = None  # "Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021" (#20)
+    type_label: str | None = None  # "meeting abstract", "preprint"; None for a plain article
 
     @classmethod
     def of(cls, change: ChangeRecord) -> ChangeRow:
@@ -52,6 +54,10 @@ class ChangeRow:
             why=details.get("why") if isinstance(details.get("why"), str) else None,
             named=tuple((n, study_path(n)) for n in named if isinstance(n, str)),
             published=str(details.get("published"))[:10] if details.get("published") else None,
+            item_label=details.get("label") if isinstance(details.get("label"), str) else None,
+            type_label=TYPE_LABELS.get(change.item_type)
+            if change.is_article and change.item_type != "article"
+            else None,
         )
 
 
@@ -64,7 +70,8 @@ def _query(request: Request, allowed_kinds: tuple[str, ...] = ()) -> TimelineQue
         key: request.query_params.get(key, "")
         for key in ("watch", "nct_id", "since", "until", "q", "cursor", "held_back")
     }
-    return parse_query(params, request.query_params.getlist("kind"), allowed_kinds=allowed_kinds)
+    types = request.query_params.getlist("type") if allowed_kinds else []
+    return parse_query(params, request.query_params.getlist("kind"), allowed_kinds=allowed_kinds, types=types)
 
 
 def _page(session: Session, query: TimelineQuery, kinds: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -97,6 +104,7 @@ def _render_timeline(
         **data,
         "query": query,
         "kinds": KIND_LABELS if path == "/changes" else {k: KIND_LABELS[k] for k in ARTICLE_KINDS},
+        "types": TYPE_LABELS if path == "/articles" else None,
         "next_link": query.link(path, next_cursor) if next_cursor else None,
         "first_link": query.link(path) if query.cursor else None,
         "atom_path": f"{_public_base(request)}/atom/{quote(query.watch, safe='')}.atom" if query.watch else None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
-from watcher.model import ChangeKind
+from watcher.model import ITEM_TYPES, ChangeKind
 from watcher.store.timeline import ChangeFilter, Cursor
 
 NCT_ID = re.compile(r"^NCT\d{8}$")
@@ -35,6 +35,7 @@ KIND_LABELS = {
     "publication": "publication",
     "new_article": "new article",
 }
+TYPE_LABELS = {"meeting_abstract": "meeting abstract", "preprint": "preprint", "article": "article"}  # #20
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TimelineQuery:
     until: str = ""
     q: str = ""
     held_back: bool = False  # the "show held back" switch (#15): changes a watch rule kept from the mail
+    types: list[str] = field(default_factory=list)  # /articles: meeting_abstract, preprint, article (#20)
     cursor: Cursor | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -64,13 +66,14 @@ class TimelineQuery:
             until=_day_start(self.until, days=1),
             words=tuple(self.q.split()[:MAX_WORDS]),
             held_back=self.held_back,
+            item_types=tuple(self.types),
         )
 
     def params(self) -> list[tuple[str, str]]:
         """The filters as query parameters (no cursor), in a stable order."""
         pairs = [("watch", self.watch)] + [("kind", kind) for kind in self.kinds]
         pairs += [("nct_id", self.nct_id), ("since", self.since), ("until", self.until), ("q", self.q)]
-        pairs += [("held_back", "1" if self.held_back else "")]
+        pairs += [("held_back", "1" if self.held_back else "")] + [("type", kind) for kind in self.types]
         return [(key, value) for key, value in pairs if value]
 
     def link(self, path: str, cursor: Cursor | None = None) -> str:
@@ -82,8 +85,11 @@ class TimelineQuery:
         return bool(self.params())
 
 
-def parse_query(params: Mapping[str, str], kinds: Sequence[str], *, allowed_kinds: Sequence[str] = ()) -> TimelineQuery:
-    """`params`: single values (watch, nct_id, since, until, q, cursor); `kinds`: every `kind` given."""
+def parse_query(
+    params: Mapping[str, str], kinds: Sequence[str], *, allowed_kinds: Sequence[str] = (), types: Sequence[str] = ()
+) -> TimelineQuery:
+    """`params`: single values (watch, nct_id, since, until, q, cursor); `kinds`: every `kind` given;
+    `types`: every `type` given (the articles page's item types)."""
     query = TimelineQuery(
         watch=params.get("watch", "").strip(),
         nct_id=params.get("nct_id", "").strip().upper(),
@@ -97,6 +103,10 @@ def parse_query(params: Mapping[str, str], kinds: Sequence[str], *, allowed_kind
     unknown = [k for k in query.kinds if k not in known]
     if unknown:
         query.errors["kind"] = f"unknown kind {unknown[0]!r}: choose among {', '.join(known)}"
+    query.types = list(dict.fromkeys(t.strip() for t in types if t.strip()))[: len(ITEM_TYPES) + 1]
+    unknown_types = [t for t in query.types if t not in ITEM_TYPES]
+    if unknown_types:
+        query.errors["type"] = f"unknown type {unknown_types[0][:40]!r}: choose among {', '.join(ITEM_TYPES)}"
     if query.nct_id and not NCT_ID.match(query.nct_id):
         query.errors["nct_id"] = "an NCT id is NCT followed by 8 digits, e.g. NCT05805501"
     for name in ("since", "until"):
