@@ -104,7 +104,7 @@ def user_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON
 
 @user_app.command("remove")
 def user_remove(email: Annotated[str, typer.Argument(help="The person's mail address.")]) -> None:
-    """Remove a person and their API tokens; the watches they created stay.
+    """Remove a person, their API tokens and sessions (signed out at once); the watches they created stay.
 
     Example: trialwatch user remove ann@example.org
     """

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watcher.errors import TrialwatchError
-from watcher.store.models import ApiTokenRow, SetupToken, SignInFailure, UserRow, WebSecret
+from watcher.store.models import ApiTokenRow, SetupToken, SignInFailure, UserRow, WebSecret, WebSessionRow
 from watcher.watch import check_address
 
 ROLES = ("admin", "member")
@@ -144,23 +144,34 @@ def user_by_email(*, session: Session, email: str) -> Person | None:
 
 
 def remove_user(*, session: Session, email: str) -> None:
-    """Delete the user and their tokens; the watches they created stay (their owner is kept)."""
+    """Delete the user, their tokens and sessions; the watches they created stay (their owner is kept)."""
     row = _user_row(session, email)
-    if row is None:
+    if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     session.execute(delete(ApiTokenRow).where(col(ApiTokenRow.user_id) == row.id))
+    end_sessions(session=session, user_id=row.id)
     session.delete(row)
 
 
-def set_password(*, session: Session, email: str, password: str) -> Person:
-    """A new password; every session signed in before ends."""
+def set_password(*, session: Session, email: str, password: str, revoke_tokens: bool = False) -> Person:
+    """A new password; every session signed in before ends (and every API token of the user
+    with `revoke_tokens`)."""
     row = _user_row(session, email)
-    if row is None:
+    if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     row.password_hash = hash_password(password)
     row.session_version += 1
     session.add(row)
+    end_sessions(session=session, user_id=row.id)
+    if revoke_tokens:
+        session.execute(delete(ApiTokenRow).where(col(ApiTokenRow.user_id) == row.id))
     return _person(row)
+
+
+def end_sessions(*, session: Session, user_id: int) -> int:
+    """Sign the user out everywhere (watcher.store.web_sessions keeps the sessions); how many ended."""
+    result = session.execute(delete(WebSessionRow).where(col(WebSessionRow.user_id) == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(*, session: Session, email: str, password: str) -> Person | None:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from watcher.store import people
+from watcher.store import people, web_sessions
 from watcher.store.db import transaction
 from watcher.store.people import Person
 from watcher.web.sessions import csrf_matches, load_session
@@ -61,15 +61,31 @@ async def current_user(request: Request) -> Person | None:
     if isinstance(cached, Person):
         return cached
     web_session = await load_session(request)
-    uid = web_session.user_id
-    if uid is None:
+    sid, now = web_session.session_id, context_of(request).now()
+    if sid is None:
         return None
-    person = await in_db(request, lambda session: people.get_user(session=session, user_id=uid))
-    if person is None or person.session_version != web_session.data.get("ver"):
+    person = await in_db(request, lambda session: web_sessions.session_user(session=session, token=sid, now=now))
+    if person is None:
         web_session.clear()
         return None
     request.state.user = person
     return person
+
+
+async def start_session(request: Request, person: Person) -> None:
+    """Sign this browser in as `person`: a new server-side session, its id in the cookie."""
+    now = context_of(request).now()
+    sid = await in_db(request, lambda session: web_sessions.start_session(session=session, user_id=person.id, now=now))
+    (await load_session(request)).sign_in(sid)
+
+
+async def end_session(request: Request) -> None:
+    """Sign this browser out: its server-side session is deleted, the cookie cleared."""
+    web_session = await load_session(request)
+    sid = web_session.session_id
+    if sid is not None:
+        await in_db(request, lambda session: web_sessions.end_session(session=session, token=sid))
+    web_session.clear()
 
 
 async def require_user(request: Request) -> Person:

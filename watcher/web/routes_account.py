@@ -12,9 +12,9 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.store import people
 from watcher.store.people import Person
-from watcher.web.auth import context_of, form_of, in_db, require_user
+from watcher.store.web_sessions import count_sessions
+from watcher.web.auth import context_of, end_session, form_of, in_db, require_user, start_session
 from watcher.web.render import render
-from watcher.web.sessions import load_session
 
 
 async def account_page(request: Request) -> Response:
@@ -25,8 +25,11 @@ async def account_page(request: Request) -> Response:
 
 async def _account(request: Request, user: Person, status: int = 200, **extra: Any) -> Response:
     tokens = await in_db(request, lambda session: people.list_tokens(session=session, user_id=user.id))
+    now = context_of(request).now()
+    sessions = await in_db(request, lambda session: count_sessions(session=session, user_id=user.id, now=now))
     users = await in_db(request, lambda session: people.list_users(session=session)) if user.is_admin else []
-    context = {"tokens": tokens, "users": users, "errors": {}, "new_token": None, "notice": "", **extra}
+    context = {"tokens": tokens, "sessions": sessions, "users": users, "errors": {}, "new_token": None, "notice": ""}
+    context.update(extra)
     return render(request, "account.html", context, status_code=status)
 
 
@@ -48,7 +51,7 @@ async def change_password(request: Request) -> Response:
     result = await in_db(request, change)
     if isinstance(result, dict):
         return await _account(request, user, 422, errors=result)
-    (await load_session(request)).sign_in(user_id=result.id, version=result.session_version)  # this one stays
+    await start_session(request, result)  # every session ended with the change; this browser stays
     return RedirectResponse("/account?done=password", status_code=303)
 
 
@@ -70,9 +73,19 @@ async def revoke_token(request: Request) -> Response:
     return RedirectResponse("/account?done=revoked", status_code=303)
 
 
+async def sign_out_everywhere(request: Request) -> Response:
+    """Every session of the user ends, this one included (a stolen cookie with them)."""
+    user = await require_user(request)
+    await form_of(request)
+    await in_db(request, lambda session: people.end_sessions(session=session, user_id=user.id))
+    await end_session(request)
+    return RedirectResponse("/login", status_code=303)
+
+
 routes: list[BaseRoute] = [
     Route("/account", account_page, methods=["GET"]),
     Route("/account/password", change_password, methods=["POST"]),
+    Route("/account/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
     Route("/account/tokens", create_token, methods=["POST"]),
     Route("/account/tokens/revoke", revoke_token, methods=["POST"]),
 ]

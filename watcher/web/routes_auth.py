@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.store import people
 from watcher.store.people import Person
-from watcher.web.auth import client_address, context_of, current_user, form_of, in_db
+from watcher.web.auth import client_address, context_of, current_user, end_session, form_of, in_db, start_session
 from watcher.web.render import render
 from watcher.web.sessions import load_session
 
@@ -71,7 +71,7 @@ async def login_submit(request: Request) -> Response:
         if result.blocked:
             response.headers["Retry-After"] = str(THROTTLE_SECONDS)
         return response
-    (await load_session(request)).sign_in(user_id=result.person.id, version=result.person.session_version)
+    await start_session(request, result.person)
     return RedirectResponse(target, status_code=303)
 
 
@@ -85,7 +85,7 @@ async def logout_submit(request: Request) -> Response:
     if await current_user(request) is None:  # nobody to sign out
         return RedirectResponse("/login", status_code=303)
     await form_of(request)
-    (await load_session(request)).clear()
+    await end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -121,7 +121,7 @@ async def setup_submit(request: Request) -> Response:
     if isinstance(result, str):
         field, _, message = result.partition(":")
         return _setup_again(request, token, email, {field: message})
-    (await load_session(request)).sign_in(user_id=result.id, version=result.session_version)
+    await start_session(request, result)
     return RedirectResponse("/", status_code=303)
 
 
