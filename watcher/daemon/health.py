@@ -236,12 +236,18 @@ class HealthServer(AsgiServer):
     uvicorn on a daemon thread (watcher.daemon.server)."""
 
     def __init__(
-        self, *, listen: str, metrics: Metrics, health: Callable[[], HealthStatus], web: WebApp | None = None
+        self,
+        *,
+        listen: str,
+        metrics: Metrics,
+        health: Callable[[], HealthStatus],
+        web: WebApp | None = None,
+        forwarded_allow_ips: str = "127.0.0.1",
     ) -> None:
         self.metrics, self.health = metrics, health
         routes = health_routes(metrics=metrics, health=health)
         app = web(routes) if web is not None else Starlette(routes=routes, exception_handlers={404: _not_found})
-        super().__init__(listen=listen, app=app, name="HTTP server")
+        super().__init__(listen=listen, app=app, name="HTTP server", forwarded_allow_ips=forwarded_allow_ips)
 
     def __enter__(self) -> HealthServer:
         self.start()

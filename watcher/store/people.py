@@ -1,6 +1,7 @@
 """The people of the web app: users and their passwords (argon2id), API tokens (shown once, kept
 as sha256), the session signing key every replica shares, the one-time setup token that creates
-the first admin, and the failed sign-ins that throttle guessing.
+the first admin (the failed sign-ins that throttle guessing: watcher.store.throttle; sessions:
+watcher.store.web_sessions).
 
 Small keyword-only functions that take the session; no commits here. Passwords and tokens are
 never logged or put in an error message.
@@ -21,14 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watcher.errors import TrialwatchError
-from watcher.store.models import ApiTokenRow, SetupToken, SignInFailure, UserRow, WebSecret, WebSessionRow
+from watcher.store.models import ApiTokenRow, SetupToken, UserRow, WebSecret, WebSessionRow
 from watcher.watch import check_address
 
 ROLES = ("admin", "member")
 MIN_PASSWORD_LENGTH = 10
 SETUP_VALID_FOR = timedelta(hours=24)
-THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_FAILURES = 5
 SESSION_KEY_NAME = "session_key"
 
 # argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane): about 0.15 s a hash on
@@ -279,28 +278,6 @@ def complete_setup(*, session: Session, token: str, email: str, password: str, n
     person = add_user(session=session, email=email, password=password, role="admin", now=now)
     session.execute(delete(SetupToken))
     return person
-
-
-# throttling
-
-
-def sign_in_blocked(*, session: Session, account: str, address: str, now: datetime) -> bool:
-    """True while the account, or the client address, has 5 failures within the last 15 minutes."""
-    since = now - THROTTLE_WINDOW
-    for column, value in ((SignInFailure.account, account.strip().lower()), (SignInFailure.address, address)):
-        query = select(func.count()).select_from(SignInFailure).where(column == value, col(SignInFailure.at) > since)
-        if int(session.exec(query).one()) >= THROTTLE_FAILURES:
-            return True
-    return False
-
-
-def record_sign_in_failure(*, session: Session, account: str, address: str, now: datetime) -> None:
-    session.execute(delete(SignInFailure).where(col(SignInFailure.at) < now - timedelta(days=1)))
-    session.add(SignInFailure(account=account.strip().lower()[:320], address=address[:64], at=now))
-
-
-def clear_sign_in_failures(*, session: Session, account: str) -> None:
-    session.execute(delete(SignInFailure).where(col(SignInFailure.account) == account.strip().lower()))
 
 
 def same_secret(given: str, expected: str) -> bool:

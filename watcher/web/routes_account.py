@@ -15,6 +15,7 @@ from watcher.store.people import Person
 from watcher.store.web_sessions import count_sessions
 from watcher.web.auth import context_of, end_session, form_of, in_db, require_user, start_session
 from watcher.web.render import render
+from watcher.web.throttling import BLOCKED, RETRY_AFTER, throttled_check
 
 
 async def account_page(request: Request) -> Response:
@@ -40,9 +41,17 @@ async def change_password(request: Request) -> Response:
     if new != str(form.get("new_password_again", "")):
         return await _account(request, user, 422, errors={"new_password_again": "The two new passwords differ."})
 
+    checked = await throttled_check(
+        request, user.email, lambda session: people.authenticate(session=session, email=user.email, password=current)
+    )
+    if checked.blocked:
+        response = await _account(request, user, 429, errors={"current_password": BLOCKED})
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
+    if checked.value is None:
+        return await _account(request, user, 422, errors={"current_password": "This is not your current password."})
+
     def change(session: Session) -> Person | dict[str, str]:
-        if people.authenticate(session=session, email=user.email, password=current) is None:
-            return {"current_password": "This is not your current password."}
         try:
             return people.set_password(session=session, email=user.email, password=new)
         except people.BadPassword as exc:
