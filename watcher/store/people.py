@@ -52,6 +52,10 @@ class BadPassword(PeopleError):
     pass
 
 
+class SetupLinkGone(PeopleError):
+    pass
+
+
 @dataclass(frozen=True)
 class Person:
     """A signed-in user as the web app and the CLI see it (never the password hash)."""
@@ -272,9 +276,16 @@ def setup_token_valid(*, session: Session, token: str, now: datetime) -> bool:
 
 
 def complete_setup(*, session: Session, token: str, email: str, password: str, now: datetime) -> Person:
-    """Create the first admin with a valid setup token; every setup token is spent."""
-    if not setup_token_valid(session=session, token=token, now=now):
-        raise PeopleError("this setup link has expired or was used already")
+    """Create the first admin with a valid setup token, spending it first in one statement (of
+    simultaneous submissions one deletes the row, the others find it gone: one admin); the
+    address and password are checked before, so a typo does not spend the link."""
+    normal_email(email)
+    check_password(password)
+    spent = session.execute(
+        delete(SetupToken).where(col(SetupToken.token_hash) == digest(token)).returning(col(SetupToken.created_at))
+    ).all()
+    if not spent or now - spent[0][0] >= SETUP_VALID_FOR or count_users(session=session):
+        raise SetupLinkGone("this setup link has expired or was used already")
     person = add_user(session=session, email=email, password=password, role="admin", now=now)
     session.execute(delete(SetupToken))
     return person

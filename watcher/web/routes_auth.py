@@ -88,10 +88,10 @@ async def setup_submit(request: Request) -> Response:
         return _setup_again(request, token, email, {"password_again": "The two passwords differ."})
 
     def create(session: Session) -> Person | str:
-        if not people.setup_token_valid(session=session, token=token, now=now):
-            return "gone"
         try:
             return people.complete_setup(session=session, token=token, email=email, password=password, now=now)
+        except people.SetupLinkGone:
+            return "gone"
         except people.BadPassword as exc:
             return f"password:{exc}"
         except people.PeopleError as exc:
