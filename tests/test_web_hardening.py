@@ -5,8 +5,12 @@ counts (W16)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from html import unescape
+
+from sqlalchemy import text
 
 from tests.web_support import PASSWORD, csrf_of
 from watcher.store import db, people
@@ -43,3 +47,70 @@ def test_a_setup_form_with_a_mistake_does_not_spend_the_link(web_server):
     assert response.status_code == 422 and "at least 10 characters" in response.text
     data = {"email": "boss@example.org", "password": PASSWORD, "password_again": PASSWORD}
     assert client.submit(f"/setup/{token}", data).status_code == 303
+
+
+NEW_WATCH = {"name": "RCC by token", "conditions": ["renal cell carcinoma"], "recipients": ["onc@example.org"]}
+FEED = "/atom/RCC%20file%20watch.atom"
+
+
+def _token(site, email: str, *, read_only: bool) -> str:
+    with db.transaction(site.engine) as session:
+        _info, text = people.create_token(
+            session=session, email=email, name="t", now=site.clock.now(), read_only=read_only
+        )
+    return text
+
+
+def test_a_read_only_token_reads_the_api_and_feeds_and_changes_nothing(web_server):
+    web_server.add_user("ann@example.org", role="admin")
+    api = web_server.api(_token(web_server, "ann@example.org", read_only=True))
+    assert api.get("/api/v1/watches").status_code == 200
+    assert web_server.client().get(f"{FEED}?token={api.session.headers['Authorization'][7:]}").status_code == 200
+    for response in (
+        api.post("/api/v1/watches", json=NEW_WATCH),
+        api.put("/api/v1/watches/RCC%20file%20watch", json=NEW_WATCH),
+        api.delete("/api/v1/watches/RCC%20file%20watch"),
+        api.post("/api/v1/preview", json={"conditions": ["renal cell carcinoma"]}),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"].startswith("this API token is read-only")
+    assert [w["name"] for w in api.get("/api/v1/watches").json()["watches"]] == ["RCC file watch"]
+
+
+def test_a_token_made_before_scopes_keeps_working_for_feeds_and_the_api(web_server):
+    user = web_server.add_user("ann@example.org", role="admin")
+    token = "tw_made-before-scopes-existed-0123456789"
+    with web_server.engine.begin() as connection:  # stored without a scope, as rows were before 0014
+        connection.execute(
+            text("INSERT INTO api_token (user_id, name, token_hash, created_at) VALUES (:user, 'feeds', :hash, :at)"),
+            {"user": user.id, "hash": people.digest(token), "at": web_server.clock.now().replace(tzinfo=None)},
+        )
+    assert web_server.client().get(f"{FEED}?token={token}").status_code == 200
+    assert web_server.api(token).post("/api/v1/watches", json=NEW_WATCH).status_code == 201
+
+
+def test_the_changes_page_hands_out_a_read_only_feed_address(web_server):
+    client = web_server.signed_in("ann@example.org")
+    page = client.get("/changes?watch=RCC+file+watch")
+    assert 'action="/account/feed-address"' in page.text
+    response = client.post("/account/feed-address", data={"csrf_token": csrf_of(page.text), "watch": "RCC file watch"})
+    assert response.status_code == 200 and "shown this once only" in response.text
+    match = re.search(r'<code class="token" id="new-feed-url">([^<]+)</code>', response.text)
+    assert match, response.text
+    url = unescape(match.group(1))
+    assert url.startswith(f"{web_server.config.server.public_url}{FEED}?token=tw_")  # [server] public_url
+    path, token = url.removeprefix(web_server.config.server.public_url or ""), url.split("token=", 1)[1]
+    assert web_server.client().get(path).status_code == 200
+    assert web_server.api(token).post("/api/v1/watches", json=NEW_WATCH).status_code == 403
+    assert "read-only" in client.get("/account").text
+
+
+def test_the_account_page_creates_a_read_only_token_when_asked(web_server):
+    client = web_server.signed_in("ann@example.org")
+    response = client.submit("/account", {"name": "reader", "read_only": "on"}, action="/account/tokens")
+    token = re.search(r'id="new-token">([^<]+)<', response.text).group(1)
+    assert web_server.api(token).get("/api/v1/watches").status_code == 200
+    assert web_server.api(token).post("/api/v1/watches", json=NEW_WATCH).status_code == 403
+    response = client.submit("/account", {"name": "writer"}, action="/account/tokens")
+    token = re.search(r'id="new-token">([^<]+)<', response.text).group(1)
+    assert web_server.api(token).post("/api/v1/watches", json=NEW_WATCH).status_code == 201

@@ -29,6 +29,9 @@ ROLES = ("admin", "member")
 MIN_PASSWORD_LENGTH = 10
 SETUP_VALID_FOR = timedelta(hours=24)
 SESSION_KEY_NAME = "session_key"
+FULL_SCOPE, READ_SCOPE = "full", "read"
+"""Token scopes: "full" acts as its user everywhere (every token made before scopes existed);
+"read" reads only (GET under /api/v1, the Atom feeds): what a feed reader's stored URL carries."""
 
 # argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane): about 0.15 s a hash on
 # a small 2-core server. Hashes made with other parameters are upgraded at the next sign-in.
@@ -77,6 +80,11 @@ class TokenInfo:
     name: str
     created_at: datetime
     last_used_at: datetime | None
+    scope: str = FULL_SCOPE
+
+    @property
+    def read_only(self) -> bool:
+        return self.scope == READ_SCOPE
 
 
 def _person(row: UserRow) -> Person:
@@ -195,17 +203,20 @@ def authenticate(*, session: Session, email: str, password: str) -> Person | Non
 # API tokens
 
 
-def create_token(*, session: Session, email: str, name: str, now: datetime) -> tuple[TokenInfo, str]:
+def create_token(
+    *, session: Session, email: str, name: str, now: datetime, read_only: bool = False
+) -> tuple[TokenInfo, str]:
     """A new token for the user: (its description, the token text, shown this once only)."""
     row = _user_row(session, email)
     if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     text = "tw_" + secrets.token_urlsafe(32)
-    token = ApiTokenRow(user_id=row.id, name=name.strip()[:200], token_hash=digest(text), created_at=now)
+    scope = READ_SCOPE if read_only else FULL_SCOPE
+    token = ApiTokenRow(user_id=row.id, name=name.strip()[:200], token_hash=digest(text), created_at=now, scope=scope)
     session.add(token)
     session.flush()
     assert token.id is not None
-    return TokenInfo(token.id, row.email, token.name, token.created_at, None), text
+    return TokenInfo(token.id, row.email, token.name, token.created_at, None, scope), text
 
 
 def list_tokens(*, session: Session, user_id: int | None = None) -> list[TokenInfo]:
@@ -213,7 +224,7 @@ def list_tokens(*, session: Session, user_id: int | None = None) -> list[TokenIn
     if user_id is not None:
         query = query.where(ApiTokenRow.user_id == user_id)
     rows = session.exec(query.order_by(col(ApiTokenRow.id)))
-    return [TokenInfo(t.id or 0, email, t.name, t.created_at, t.last_used_at) for t, email in rows]
+    return [TokenInfo(t.id or 0, email, t.name, t.created_at, t.last_used_at, t.scope) for t, email in rows]
 
 
 def revoke_token(*, session: Session, token_id: int, user_id: int | None = None) -> bool:
@@ -226,14 +237,22 @@ def revoke_token(*, session: Session, token_id: int, user_id: int | None = None)
 
 
 def user_for_token(*, session: Session, token: str, now: datetime) -> Person | None:
-    """The user a bearer token belongs to; notes when it was last used (once a minute at most)."""
+    """The user a bearer token belongs to, whatever its scope (see `token_user`)."""
+    found = token_user(session=session, token=token, now=now)
+    return found[0] if found is not None else None
+
+
+def token_user(*, session: Session, token: str, now: datetime) -> tuple[Person, bool] | None:
+    """The user a bearer token belongs to and whether it may write (its scope is "full"), or
+    None; notes when it was last used (once a minute at most)."""
     row = session.exec(select(ApiTokenRow).where(ApiTokenRow.token_hash == digest(token))).first()
     if row is None:
         return None
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
         session.add(row)
-    return get_user(session=session, user_id=row.user_id)
+    person = get_user(session=session, user_id=row.user_id)
+    return (person, row.scope == FULL_SCOPE) if person is not None else None
 
 
 # the session key

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from watcher.web.app import WebContext
 
 T = TypeVar("T")
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SignInRequired(Exception):
@@ -97,15 +98,19 @@ async def require_user(request: Request) -> Person:
 
 
 async def require_api_user(request: Request) -> Person:
-    """The owner of the request's `Authorization: Bearer TOKEN`; SignInRequired (401) without one."""
+    """The owner of the request's `Authorization: Bearer TOKEN`; SignInRequired (401) without one,
+    Forbidden (403) when a read-only token asks to change something (any method but GET/HEAD)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise SignInRequired()
     now = context_of(request).now()
-    person = await in_db(request, lambda session: people.user_for_token(session=session, token=token, now=now))
-    if person is None:
+    found = await in_db(request, lambda session: people.token_user(session=session, token=token, now=now))
+    if found is None:
         raise SignInRequired()
+    person, may_write = found
+    if not may_write and request.method not in READ_METHODS:
+        raise Forbidden("this API token is read-only: create a full one on your account page to change anything")
     request.state.user = person
     return person
 

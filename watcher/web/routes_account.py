@@ -4,6 +4,7 @@ once, on the page that created it)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -30,6 +31,7 @@ async def _account(request: Request, user: Person, status: int = 200, **extra: A
     sessions = await in_db(request, lambda session: count_sessions(session=session, user_id=user.id, now=now))
     users = await in_db(request, lambda session: people.list_users(session=session)) if user.is_admin else []
     context = {"tokens": tokens, "sessions": sessions, "users": users, "errors": {}, "new_token": None, "notice": ""}
+    context.setdefault("new_feed_url", None)
     context.update(extra)
     return render(request, "account.html", context, status_code=status)
 
@@ -68,10 +70,31 @@ async def create_token(request: Request) -> Response:
     user = await require_user(request)
     form = await form_of(request)
     name, now = str(form.get("name", "")).strip() or "browser", context_of(request).now()
+    read_only = form.get("read_only") == "on"
     info, text = await in_db(
-        request, lambda session: people.create_token(session=session, email=user.email, name=name, now=now)
+        request,
+        lambda session: people.create_token(session=session, email=user.email, name=name, now=now, read_only=read_only),
     )
     return await _account(request, user, new_token=text, new_token_name=info.name)
+
+
+async def create_feed_address(request: Request) -> Response:
+    """A watch's Atom address with a new read-only token in it (shown once): what a feed reader
+    stores can read, never change anything."""
+    user = await require_user(request)
+    form = await form_of(request)
+    watch, now = str(form.get("watch", "")).strip()[:200], context_of(request).now()
+    if not watch:
+        return await _account(request, user, 422, notice="Choose a watch on the changes page first.")
+    info, text = await in_db(
+        request,
+        lambda session: people.create_token(
+            session=session, email=user.email, name=f"feed: {watch}", now=now, read_only=True
+        ),
+    )
+    base = (context_of(request).config().server.public_url or str(request.base_url)).rstrip("/")
+    url = f"{base}/atom/{quote(watch, safe='')}.atom?token={text}"
+    return await _account(request, user, new_feed_url=url, new_feed_watch=watch, new_token_name=info.name)
 
 
 async def revoke_token(request: Request) -> Response:
@@ -96,5 +119,6 @@ routes: list[BaseRoute] = [
     Route("/account/password", change_password, methods=["POST"]),
     Route("/account/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
     Route("/account/tokens", create_token, methods=["POST"]),
+    Route("/account/feed-address", create_feed_address, methods=["POST"]),
     Route("/account/tokens/revoke", revoke_token, methods=["POST"]),
 ]
