@@ -12,7 +12,7 @@ from html import unescape
 
 from sqlalchemy import text
 
-from tests.web_support import PASSWORD, csrf_of
+from tests.web_support import PASSWORD, close_site, csrf_of, make_site
 from watcher.store import db, people
 
 SIMULTANEOUS = 4
@@ -114,3 +114,18 @@ def test_the_account_page_creates_a_read_only_token_when_asked(web_server):
     response = client.submit("/account", {"name": "writer"}, action="/account/tokens")
     token = re.search(r'id="new-token">([^<]+)<', response.text).group(1)
     assert web_server.api(token).post("/api/v1/watches", json=NEW_WATCH).status_code == 201
+
+
+def test_hsts_on_every_response_when_the_public_url_is_https(tmp_path, registry):
+    site = make_site(f"sqlite:///{tmp_path / 'https.db'}", registry.base_url, public_url="https://trials.example.org")
+    try:
+        client = site.client()
+        for path in ("/login", "/", "/static/style.css", "/api/v1/watches", "/no-such-page"):
+            assert client.get(path).headers["strict-transport-security"] == "max-age=31536000", path
+    finally:
+        close_site(site)
+
+
+def test_no_hsts_when_the_public_url_is_http(web_server):
+    for path in ("/login", "/static/style.css"):
+        assert "strict-transport-security" not in web_server.client().get(path).headers
