@@ -251,7 +251,7 @@ class AuditEntry(SQLModel, table=True):
 class UserRow(SQLModel, table=True):
     """A person who signs in to the web app: `role` "admin" (everything) or "member" (reads
     everything, edits the watches they created). `session_version` grows when the password
-    changes or the user is removed, which ends every session signed before. Ids are never reused
+    changes (sessions themselves are `WebSessionRow`s, deleted then). Ids are never reused
     (AUTOINCREMENT on SQLite; PostgreSQL's sequence never goes back), so nothing that names a
     removed user by id can ever point at a new one."""
 
