@@ -94,3 +94,12 @@ def test_changing_the_password_keeps_this_browser_and_ends_the_others(web_server
     assert response.status_code == 303
     assert client.get("/account").status_code == 200
     assert other.get("/account").status_code == 303
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(web_server):
+    client = web_server.signed_in("ann@example.org")
+    thief = copy_of(client, web_server)
+    data = {"csrf_token": csrf_of(client.get("/").text), "email": "ann@example.org", "password": PASSWORD}
+    assert client.post("/login", data=data).status_code == 303  # /login itself sends a signed-in browser on
+    assert client.get("/account").status_code == 200
+    assert thief.get("/account").status_code == 303

@@ -74,10 +74,17 @@ async def current_user(request: Request) -> Person | None:
 
 
 async def start_session(request: Request, person: Person) -> None:
-    """Sign this browser in as `person`: a new server-side session, its id in the cookie."""
-    now = context_of(request).now()
-    sid = await in_db(request, lambda session: web_sessions.start_session(session=session, user_id=person.id, now=now))
-    (await load_session(request)).sign_in(sid)
+    """Sign this browser in as `person`: a new server-side session, its id in the cookie (the
+    session it had before, if any, ends)."""
+    web_session, now = await load_session(request), context_of(request).now()
+    previous = web_session.session_id
+
+    def start(session: Session) -> str:
+        if previous is not None:
+            web_sessions.end_session(session=session, token=previous)
+        return web_sessions.start_session(session=session, user_id=person.id, now=now)
+
+    web_session.sign_in(await in_db(request, start))
 
 
 async def end_session(request: Request) -> None:
