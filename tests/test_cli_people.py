@@ -90,3 +90,21 @@ def people_now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_read_only_tokens_and_passwd_revoking_the_tokens(run):
+    run("user", "add", "ann@example.org", "--password-stdin", stdin=PASSWORD)
+    created = run("token", "create", "ann@example.org", "--name", "feeds", "--read-only")
+    assert "read-only token #1" in created
+    run("token", "create", "ann@example.org", "--name", "notebook")
+    assert [(t["name"], t["scope"]) for t in json.loads(run("token", "list", "--json"))] == [
+        ("feeds", "read"),
+        ("notebook", "full"),
+    ]
+    assert "feeds  read  created" in run("token", "list")
+    run("user", "passwd", "ann@example.org", "--password-stdin", stdin="another long password\n")
+    assert len(json.loads(run("token", "list", "--json"))) == 2, "tokens stay unless asked"
+    changed = run("user", "passwd", "ann@example.org", "--password-stdin", "--revoke-tokens", stdin=PASSWORD + "\n")
+    assert "their API tokens are revoked" in changed
+    assert json.loads(run("token", "list", "--json")) == []
+    assert "--read-only" in run("token", "create", "--help") and "--revoke-tokens" in run("user", "passwd", "--help")

@@ -292,3 +292,32 @@ def test_a_web_app_that_cannot_start_is_one_error_line(monitor: Monitor, clock: 
     )  # fmt: skip
     with pytest.raises(ConfigError, match=r"HTTP server on http://127\.0\.0\.1:\d+ did not start"):
         server.start()
+
+
+def test_a_caller_from_elsewhere_sees_the_status_and_counts_only(server: HealthServer, monitor: Monitor, clock: Clock):
+    monitor.poll_finished(source="RCC CAR-T", at=START, seconds=1.0, error="HTTP 503 from clinicaltrials.gov")
+    monitor.set_pending_deliveries(count=2)
+    monitor.set_database_error("connection refused by db.internal:5432")
+    # through a proxy on this host (uvicorn believes its X-Forwarded-For from 127.0.0.1)
+    response = requests.get(f"{server.url}/healthz", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10)
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "failing",
+        "role": "leader",
+        "sources": 2,
+        "failing_sources": 1,
+        "pending_deliveries": 2,
+        "database": "unreachable",
+    }
+    for secret in ("RCC", "clinicaltrials.gov", "db.internal"):
+        assert secret not in response.text
+    assert "RCC CAR-T" in get(server, "/healthz").text, "a caller on this host still sees the sources"
+
+
+def test_a_broken_health_callback_tells_a_caller_from_elsewhere_no_error():
+    def broken() -> HealthStatus:
+        raise RuntimeError("password authentication failed for db.internal")
+
+    with HealthServer(listen="127.0.0.1:0", metrics=Metrics(), health=broken) as running:
+        response = requests.get(f"{running.url}/healthz", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10)
+        assert (response.status_code, response.json()) == (503, {"status": "failing"})

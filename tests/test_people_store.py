@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from watcher.config import Config, ServerConfig
-from watcher.store import db, people
+from watcher.store import db, people, throttle
 from watcher.store.models import ApiTokenRow, SetupToken, UserRow
 from watcher.web.app import WebContext, setup_url
 
@@ -85,22 +85,35 @@ def test_setup_tokens_exist_only_while_nobody_can_sign_in(engine):
             people.complete_setup(session=session, token=token, email="two@example.org", password=PASSWORD, now=NOW)
 
 
-def test_throttling_counts_the_last_15_minutes_per_account_and_per_address(engine):
+def _attempt(engine, account: str, address: str, at: datetime) -> bool:
+    """A password check as the web does it: stored and committed first, then counted."""
     with db.transaction(engine) as session:
-        for minute in range(5):
-            people.record_sign_in_failure(
-                session=session, account="Ann@example.org", address="10.0.0.1", now=NOW + timedelta(minutes=minute)
-            )
+        attempt = throttle.reserve_attempt(session=session, account=account, address=address, now=at)
     with db.transaction(engine) as session:
-        at = NOW + timedelta(minutes=5)
-        assert people.sign_in_blocked(session=session, account="ann@example.org", address="10.9.9.9", now=at)
-        assert people.sign_in_blocked(session=session, account="bob@example.org", address="10.0.0.1", now=at)
-        assert not people.sign_in_blocked(session=session, account="bob@example.org", address="10.9.9.9", now=at)
-        assert not people.sign_in_blocked(
-            session=session, account="ann@example.org", address="10.9.9.9", now=NOW + timedelta(minutes=15)
-        )
-        people.clear_sign_in_failures(session=session, account="ann@example.org")
-        assert not people.sign_in_blocked(session=session, account="ann@example.org", address="10.9.9.9", now=at)
+        return throttle.attempt_allowed(session=session, attempt_id=attempt, account=account, address=address, now=at)
+
+
+def test_throttling_counts_the_last_15_minutes_per_pair_address_and_account(engine):
+    for minute in range(5):
+        assert _attempt(engine, "Ann@example.org", "10.0.0.1", NOW + timedelta(minutes=minute))
+    at = NOW + timedelta(minutes=5)
+    assert not _attempt(engine, "ann@example.org", "10.0.0.1", at), "the pair"
+    assert _attempt(engine, "ann@example.org", "10.9.9.9", at), "the same account from elsewhere"
+    assert _attempt(engine, "ann@example.org", "10.0.0.1", NOW + timedelta(minutes=15, seconds=1))
+    for number in range(throttle.ADDRESS_FAILURES):
+        assert _attempt(engine, f"guess{number}@example.org", "10.7.7.7", at)
+    assert not _attempt(engine, "bob@example.org", "10.7.7.7", at), "one address over many accounts"
+    for number in range(throttle.ACCOUNT_FAILURES - 1):
+        assert _attempt(engine, "cat@example.org", f"10.1.{number // 200}.{number % 200}", at)
+    assert _attempt(engine, "cat@example.org", "10.2.0.1", at)
+    assert not _attempt(engine, "cat@example.org", "10.2.0.2", at), "one account over many addresses"
+
+
+def test_stored_and_looked_up_addresses_compare_the_same_way(engine):
+    address = "2001:db8::" + "f" * 60  # longer than the column
+    for number in range(throttle.ADDRESS_FAILURES):
+        assert _attempt(engine, f"guess{number}@example.org", address, NOW)
+    assert not _attempt(engine, "bob@example.org", address, NOW)
 
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "watcher" / "web" / "templates"

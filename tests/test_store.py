@@ -31,7 +31,22 @@ def test_migrate_empty_to_head_and_back(database_url):
     assert db.current_revision(engine) == db.head_revision()
 
 
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0012", "0013", "0021", "0019"]
+REVISIONS = [
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0008",
+    "0009",
+    "0010",
+    "0012",
+    "0013",
+    "0021",
+    "0019",
+    "0014",
+]
 
 
 def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
@@ -52,8 +67,22 @@ def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
                          "VALUES ('w', 'status', 'clinicaltrials', 'NCT09000001', 't', 's.', '{}', :at)"),
                     {"at": datetime(2026, 11, 1)},
                 )  # fmt: skip
+        if revision == "0014":  # a user and their token stored before 0014 rebuilt web_user (SQLite)
+            with engine.begin() as connection:
+                connection.execute(
+                    text("INSERT INTO web_user (email, password_hash, role, session_version, created_at) "
+                         "VALUES ('ann@example.org', 'h', 'admin', 1, :at)"),
+                    {"at": datetime(2026, 11, 1)},
+                )  # fmt: skip
+                connection.execute(
+                    text("INSERT INTO api_token (user_id, name, token_hash, created_at) "
+                         "SELECT id, 'feeds', 'abc', :at FROM web_user"),
+                    {"at": datetime(2026, 11, 1)},
+                )  # fmt: skip
         db.upgrade(engine, revision)
         assert db.current_revision(engine) == revision
+    with engine.begin() as connection:  # the token made before scopes existed still acts in full
+        assert connection.execute(text("SELECT scope FROM api_token")).scalars().all() == ["full"]
     with db.transaction(engine) as session:
         assert [d.quiet_watches for d in repo.list_deliveries(session=session)] == [[]]
         (before_rules,) = repo.list_changes(session=session)  # alerted, as every change was before rules

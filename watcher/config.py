@@ -8,6 +8,7 @@ override come only from the environment (`Secrets`); the config file has no key 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -196,6 +197,26 @@ class ServerConfig(Section):
     public_url: str | None = Field(
         default=None, description="base of every link the app or a mail gives out; default http://<listen>"
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="addresses (or networks, comma-separated; '*' for any) of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address throttles sign-ins",
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips: {entry!r} is not an IP address or network (e.g. '172.18.0.0/16', or '*')"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("listen")
     @classmethod

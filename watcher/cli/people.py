@@ -104,7 +104,7 @@ def user_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON
 
 @user_app.command("remove")
 def user_remove(email: Annotated[str, typer.Argument(help="The person's mail address.")]) -> None:
-    """Remove a person and their API tokens; the watches they created stay.
+    """Remove a person, their API tokens and sessions (signed out at once); the watches they created stay.
 
     Example: trialwatch user remove ann@example.org
     """
@@ -124,10 +124,13 @@ def user_remove(email: Annotated[str, typer.Argument(help="The person's mail add
 def user_passwd(
     email: Annotated[str, typer.Argument(help="The person's mail address.")],
     password_stdin: PasswordStdin = False,
+    revoke_tokens: Annotated[
+        bool, typer.Option("--revoke-tokens", help="Revoke every API token of theirs too (feed addresses included).")
+    ] = False,
 ) -> None:
     """Set a person's password; every browser signed in as them is signed out.
 
-    Example: trialwatch user passwd ann@example.org
+    Example: trialwatch user passwd ann@example.org --revoke-tokens
     """
 
     from watcher.store import db, people
@@ -136,8 +139,9 @@ def user_passwd(
         engine = _engine()
         password = _password(password_stdin)
         with db.transaction(engine) as session:
-            person = people.set_password(session=session, email=email, password=password)
-        out.print(f"password of {person.email} changed", markup=False)
+            person = people.set_password(session=session, email=email, password=password, revoke_tokens=revoke_tokens)
+        revoked = "; their API tokens are revoked" if revoke_tokens else ""
+        out.print(f"password of {person.email} changed{revoked}", markup=False)
         return 0
 
     guarded(action)
@@ -147,18 +151,22 @@ def user_passwd(
 def token_create(
     email: Annotated[str, typer.Argument(help="Whose token: it acts as this person.")],
     name: Annotated[str, typer.Option(help="What it is for, shown by `token list`.")] = "",
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="It only reads: GET under /api/v1 and the Atom feeds.")
+    ] = False,
 ) -> None:
     """Create an API token and print it (only this once; it is stored hashed).
 
-    Example: trialwatch token create ann@example.org --name notebook
+    Example: trialwatch token create ann@example.org --name feeds --read-only
     """
 
     from watcher.store import db, people
 
     def action() -> int:
         with db.transaction(_engine()) as session:
-            info, text = people.create_token(session=session, email=email, name=name, now=now())
-        err.print(f"token #{info.id} for {info.email}; shown once, keep it safe:", markup=False)
+            info, text = people.create_token(session=session, email=email, name=name, now=now(), read_only=read_only)
+        kind = "read-only token" if read_only else "token"
+        err.print(f"{kind} #{info.id} for {info.email}; shown once, keep it safe:", markup=False)
         out.print(text, markup=False)
         return 0
 
@@ -167,7 +175,7 @@ def token_create(
 
 @token_app.command("list")
 def token_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False) -> None:
-    """List API tokens (never their text): id, owner, name, created, last used.
+    """List API tokens (never their text): id, owner, name, scope (full or read), created, last used.
 
     Example: trialwatch token list
     """
@@ -182,6 +190,7 @@ def token_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
                 "id": t.id,
                 "email": t.email,
                 "name": t.name,
+                "scope": t.scope,
                 "created_at": t.created_at.isoformat(),
                 "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
             }
@@ -195,7 +204,9 @@ def token_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
         for row in rows:
             used = row["last_used_at"] or "never used"
             out.print(
-                f"#{row['id']}  {row['email']}  {row['name'] or '-'}  created {row['created_at']}  {used}", markup=False
+                f"#{row['id']}  {row['email']}  {row['name'] or '-'}  {row['scope']}"
+                f"  created {row['created_at']}  {used}",
+                markup=False,
             )
         return 0
 

@@ -118,7 +118,11 @@ class Daemon:
 
         web = web_factory(self.engine, self.current_config)
         self.server = HealthServer(
-            listen=listen, metrics=self.monitor.metrics, health=lambda: self.monitor.status(now=now()), web=web
+            listen=listen,
+            metrics=self.monitor.metrics,
+            health=lambda: self.monitor.status(now=now()),
+            web=web,
+            forwarded_allow_ips=self.file_config.server.forwarded_allow_ips,
         )
         self.server.start()
         log.info("serving /healthz and /metrics on %s", self.server.url)
@@ -327,7 +331,11 @@ def serve_web(config: Config, listen: str) -> int:
     previous = {sig: signal.signal(sig, note) for sig in signals.SIGNALS}
     try:
         with HealthServer(
-            listen=listen, metrics=monitor.metrics, health=lambda: monitor.status(now=now()), web=web
+            listen=listen,
+            metrics=monitor.metrics,
+            health=lambda: monitor.status(now=now()),
+            web=web,
+            forwarded_allow_ips=config.server.forwarded_allow_ips,
         ) as server:
             log.info("serving the web app on %s/ (no polling, no mail)", server.url)
             log_setup_link(config, engine, server.url)

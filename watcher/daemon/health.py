@@ -6,8 +6,10 @@ daemon is healthy until its first polls had time to run, one failed poll (the re
 outage now and then) does not fail the check, and a source that keeps failing or stopped being
 polled fails it after three intervals. Pending deliveries are reported but never fail the check:
 they wait for their digest schedule. `last_error` is the error of the latest poll when it failed,
-and null once a later poll succeeded. A standby replica (PostgreSQL, waiting for the leader lock)
-is healthy: it polls nothing, and the clock of its sources starts when it takes over. A replica
+and null once a later poll succeeded. Sources are named after watches and errors may name
+hosts: only a caller on this host (loopback, through no proxy) sees them; anyone else gets the
+status and counts (`HealthStatus.summary_json`). A standby replica (PostgreSQL, waiting for the
+leader lock) is healthy: it polls nothing, and the clock of its sources starts when it takes over. A replica
 that cannot reach its database (it stands by and keeps trying) is failing, with "database" saying
 why; the key is absent otherwise.
 
@@ -21,6 +23,7 @@ several daemons, or several tests, can exist in one process.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -116,6 +119,19 @@ class HealthStatus:
             body["database"] = f"unreachable: {self.database_error}"
         return body
 
+    def summary_json(self) -> dict[str, Any]:
+        """What anyone may see: the status and counts, never a source's name or error."""
+        body = {
+            "status": "ok" if self.healthy else "failing",
+            "role": "leader" if self.leader else "standby",
+            "sources": len(self.sources),
+            "failing_sources": sum(1 for source in self.sources.values() if source.last_error),
+            "pending_deliveries": self.pending_deliveries,
+        }
+        if self.database_error is not None:
+            body["database"] = "unreachable"
+        return body
+
 
 class Monitor:
     """Records what the jobs did into `metrics` and remembers enough to answer /healthz."""
@@ -204,18 +220,32 @@ class Monitor:
 def health_routes(*, metrics: Metrics, health: Callable[[], HealthStatus]) -> list[BaseRoute]:
     """`GET /healthz` (JSON, 200 or 503) and `GET /metrics` (Prometheus text), for any Starlette app."""
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(request: Request) -> Response:
+        detailed = asked_on_this_host(request)
         try:
             status = health()
         except Exception as exc:  # a broken health callback must answer 503, not hang up
             log.exception("health check failed")
-            return _json(503, {"status": "failing", "error": f"{type(exc).__name__}: {exc}"})
-        return _json(200 if status.healthy else 503, status.as_json())
+            body = {"status": "failing", "error": f"{type(exc).__name__}: {exc}"} if detailed else {"status": "failing"}
+            return _json(503, body)
+        return _json(200 if status.healthy else 503, status.as_json() if detailed else status.summary_json())
 
     async def metrics_text(_request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics_text, methods=["GET"])]
+
+
+def asked_on_this_host(request: Request) -> bool:
+    """Whether the request came from this host itself (a loopback address, through no proxy):
+    the container's health check, an operator's curl. Only those see sources and errors."""
+    host = request.client.host if request.client else ""
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json(code: int, body: dict[str, Any]) -> Response:
@@ -236,12 +266,18 @@ class HealthServer(AsgiServer):
     uvicorn on a daemon thread (watcher.daemon.server)."""
 
     def __init__(
-        self, *, listen: str, metrics: Metrics, health: Callable[[], HealthStatus], web: WebApp | None = None
+        self,
+        *,
+        listen: str,
+        metrics: Metrics,
+        health: Callable[[], HealthStatus],
+        web: WebApp | None = None,
+        forwarded_allow_ips: str = "127.0.0.1",
     ) -> None:
         self.metrics, self.health = metrics, health
         routes = health_routes(metrics=metrics, health=health)
         app = web(routes) if web is not None else Starlette(routes=routes, exception_handlers={404: _not_found})
-        super().__init__(listen=listen, app=app, name="HTTP server")
+        super().__init__(listen=listen, app=app, name="HTTP server", forwarded_allow_ips=forwarded_allow_ips)
 
     def __enter__(self) -> HealthServer:
         self.start()

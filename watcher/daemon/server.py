@@ -29,13 +29,16 @@ STOP_SECONDS = 5
 class AsgiServer:
     """`app` served on `listen` ('host:port') by uvicorn on a daemon thread."""
 
-    def __init__(self, *, listen: str, app: Any, name: str = "http-server") -> None:
+    def __init__(
+        self, *, listen: str, app: Any, name: str = "http-server", forwarded_allow_ips: str = "127.0.0.1"
+    ) -> None:
         try:
             self.host, self._requested_port = parse_listen(listen)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         self.app = app
         self.name = name
+        self.forwarded_allow_ips = forwarded_allow_ips
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -56,7 +59,12 @@ class AsgiServer:
         """Bind (ConfigError if the address cannot be used), then serve on a thread."""
         self._socket = self._bind()
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=STOP_SECONDS
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="auto",
+            timeout_graceful_shutdown=STOP_SECONDS,
+            forwarded_allow_ips=self.forwarded_allow_ips,  # whose X-Forwarded-For is the client's address
         )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, args=(server, self._socket), name=self.name, daemon=True)

@@ -271,9 +271,12 @@ class AuditEntry(SQLModel, table=True):
 class UserRow(SQLModel, table=True):
     """A person who signs in to the web app: `role` "admin" (everything) or "member" (reads
     everything, edits the watches they created). `session_version` grows when the password
-    changes or the user is removed, which ends every session signed before."""
+    changes (sessions themselves are `WebSessionRow`s, deleted then). Ids are never reused
+    (AUTOINCREMENT on SQLite; PostgreSQL's sequence never goes back), so nothing that names a
+    removed user by id can ever point at a new one."""
 
     __tablename__ = "web_user"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, max_length=320)
@@ -284,7 +287,8 @@ class UserRow(SQLModel, table=True):
 
 
 class ApiTokenRow(SQLModel, table=True):
-    """An API token: shown once, stored as the sha256 of its text."""
+    """An API token: shown once, stored as the sha256 of its text. `scope` "full" acts as its user
+    everywhere; "read" only reads (the Atom feeds' addresses, GET under /api/v1)."""
 
     __tablename__ = "api_token"
 
@@ -294,6 +298,19 @@ class ApiTokenRow(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _when()
     last_used_at: datetime | None = _when(nullable=True)
+    scope: str = Field(default="full", max_length=16, sa_column_kwargs={"server_default": "full"})  # full | read
+
+
+class WebSessionRow(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random id, stored here as its sha256. Signing out
+    deletes the row, so a copy of the cookie is worthless from then on."""
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="web_user.id", index=True)
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
 
 
 class WebSecret(SQLModel, table=True):

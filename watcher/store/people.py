@@ -1,6 +1,7 @@
 """The people of the web app: users and their passwords (argon2id), API tokens (shown once, kept
 as sha256), the session signing key every replica shares, the one-time setup token that creates
-the first admin, and the failed sign-ins that throttle guessing.
+the first admin (the failed sign-ins that throttle guessing: watcher.store.throttle; sessions:
+watcher.store.web_sessions).
 
 Small keyword-only functions that take the session; no commits here. Passwords and tokens are
 never logged or put in an error message.
@@ -21,15 +22,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watcher.errors import TrialwatchError
-from watcher.store.models import ApiTokenRow, SetupToken, SignInFailure, UserRow, WebSecret
+from watcher.store.models import ApiTokenRow, SetupToken, UserRow, WebSecret, WebSessionRow
 from watcher.watch import check_address
 
 ROLES = ("admin", "member")
 MIN_PASSWORD_LENGTH = 10
 SETUP_VALID_FOR = timedelta(hours=24)
-THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_FAILURES = 5
 SESSION_KEY_NAME = "session_key"
+FULL_SCOPE, READ_SCOPE = "full", "read"
+"""Token scopes: "full" acts as its user everywhere (every token made before scopes existed);
+"read" reads only (GET under /api/v1, the Atom feeds): what a feed reader's stored URL carries."""
 
 # argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane): about 0.15 s a hash on
 # a small 2-core server. Hashes made with other parameters are upgraded at the next sign-in.
@@ -50,6 +52,10 @@ class UserNotFound(PeopleError):
 
 
 class BadPassword(PeopleError):
+    pass
+
+
+class SetupLinkGone(PeopleError):
     pass
 
 
@@ -74,6 +80,11 @@ class TokenInfo:
     name: str
     created_at: datetime
     last_used_at: datetime | None
+    scope: str = FULL_SCOPE
+
+    @property
+    def read_only(self) -> bool:
+        return self.scope == READ_SCOPE
 
 
 def _person(row: UserRow) -> Person:
@@ -144,23 +155,34 @@ def user_by_email(*, session: Session, email: str) -> Person | None:
 
 
 def remove_user(*, session: Session, email: str) -> None:
-    """Delete the user and their tokens; the watches they created stay (their owner is kept)."""
+    """Delete the user, their tokens and sessions; the watches they created stay (their owner is kept)."""
     row = _user_row(session, email)
-    if row is None:
+    if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     session.execute(delete(ApiTokenRow).where(col(ApiTokenRow.user_id) == row.id))
+    end_sessions(session=session, user_id=row.id)
     session.delete(row)
 
 
-def set_password(*, session: Session, email: str, password: str) -> Person:
-    """A new password; every session signed in before ends."""
+def set_password(*, session: Session, email: str, password: str, revoke_tokens: bool = False) -> Person:
+    """A new password; every session signed in before ends (and every API token of the user
+    with `revoke_tokens`)."""
     row = _user_row(session, email)
-    if row is None:
+    if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     row.password_hash = hash_password(password)
     row.session_version += 1
     session.add(row)
+    end_sessions(session=session, user_id=row.id)
+    if revoke_tokens:
+        session.execute(delete(ApiTokenRow).where(col(ApiTokenRow.user_id) == row.id))
     return _person(row)
+
+
+def end_sessions(*, session: Session, user_id: int) -> int:
+    """Sign the user out everywhere (watcher.store.web_sessions keeps the sessions); how many ended."""
+    result = session.execute(delete(WebSessionRow).where(col(WebSessionRow.user_id) == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(*, session: Session, email: str, password: str) -> Person | None:
@@ -181,17 +203,20 @@ def authenticate(*, session: Session, email: str, password: str) -> Person | Non
 # API tokens
 
 
-def create_token(*, session: Session, email: str, name: str, now: datetime) -> tuple[TokenInfo, str]:
+def create_token(
+    *, session: Session, email: str, name: str, now: datetime, read_only: bool = False
+) -> tuple[TokenInfo, str]:
     """A new token for the user: (its description, the token text, shown this once only)."""
     row = _user_row(session, email)
     if row is None or row.id is None:
         raise UserNotFound(f"no user {email.strip().lower()!r}")
     text = "tw_" + secrets.token_urlsafe(32)
-    token = ApiTokenRow(user_id=row.id, name=name.strip()[:200], token_hash=digest(text), created_at=now)
+    scope = READ_SCOPE if read_only else FULL_SCOPE
+    token = ApiTokenRow(user_id=row.id, name=name.strip()[:200], token_hash=digest(text), created_at=now, scope=scope)
     session.add(token)
     session.flush()
     assert token.id is not None
-    return TokenInfo(token.id, row.email, token.name, token.created_at, None), text
+    return TokenInfo(token.id, row.email, token.name, token.created_at, None, scope), text
 
 
 def list_tokens(*, session: Session, user_id: int | None = None) -> list[TokenInfo]:
@@ -199,7 +224,7 @@ def list_tokens(*, session: Session, user_id: int | None = None) -> list[TokenIn
     if user_id is not None:
         query = query.where(ApiTokenRow.user_id == user_id)
     rows = session.exec(query.order_by(col(ApiTokenRow.id)))
-    return [TokenInfo(t.id or 0, email, t.name, t.created_at, t.last_used_at) for t, email in rows]
+    return [TokenInfo(t.id or 0, email, t.name, t.created_at, t.last_used_at, t.scope) for t, email in rows]
 
 
 def revoke_token(*, session: Session, token_id: int, user_id: int | None = None) -> bool:
@@ -212,14 +237,22 @@ def revoke_token(*, session: Session, token_id: int, user_id: int | None = None)
 
 
 def user_for_token(*, session: Session, token: str, now: datetime) -> Person | None:
-    """The user a bearer token belongs to; notes when it was last used (once a minute at most)."""
+    """The user a bearer token belongs to, whatever its scope (see `token_user`)."""
+    found = token_user(session=session, token=token, now=now)
+    return found[0] if found is not None else None
+
+
+def token_user(*, session: Session, token: str, now: datetime) -> tuple[Person, bool] | None:
+    """The user a bearer token belongs to and whether it may write (its scope is "full"), or
+    None; notes when it was last used (once a minute at most)."""
     row = session.exec(select(ApiTokenRow).where(ApiTokenRow.token_hash == digest(token))).first()
     if row is None:
         return None
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
         session.add(row)
-    return get_user(session=session, user_id=row.user_id)
+    person = get_user(session=session, user_id=row.user_id)
+    return (person, row.scope == FULL_SCOPE) if person is not None else None
 
 
 # the session key
@@ -262,34 +295,19 @@ def setup_token_valid(*, session: Session, token: str, now: datetime) -> bool:
 
 
 def complete_setup(*, session: Session, token: str, email: str, password: str, now: datetime) -> Person:
-    """Create the first admin with a valid setup token; every setup token is spent."""
-    if not setup_token_valid(session=session, token=token, now=now):
-        raise PeopleError("this setup link has expired or was used already")
+    """Create the first admin with a valid setup token, spending it first in one statement (of
+    simultaneous submissions one deletes the row, the others find it gone: one admin); the
+    address and password are checked before, so a typo does not spend the link."""
+    normal_email(email)
+    check_password(password)
+    spent = session.execute(
+        delete(SetupToken).where(col(SetupToken.token_hash) == digest(token)).returning(col(SetupToken.created_at))
+    ).all()
+    if not spent or now - spent[0][0] >= SETUP_VALID_FOR or count_users(session=session):
+        raise SetupLinkGone("this setup link has expired or was used already")
     person = add_user(session=session, email=email, password=password, role="admin", now=now)
     session.execute(delete(SetupToken))
     return person
-
-
-# throttling
-
-
-def sign_in_blocked(*, session: Session, account: str, address: str, now: datetime) -> bool:
-    """True while the account, or the client address, has 5 failures within the last 15 minutes."""
-    since = now - THROTTLE_WINDOW
-    for column, value in ((SignInFailure.account, account.strip().lower()), (SignInFailure.address, address)):
-        query = select(func.count()).select_from(SignInFailure).where(column == value, col(SignInFailure.at) > since)
-        if int(session.exec(query).one()) >= THROTTLE_FAILURES:
-            return True
-    return False
-
-
-def record_sign_in_failure(*, session: Session, account: str, address: str, now: datetime) -> None:
-    session.execute(delete(SignInFailure).where(col(SignInFailure.at) < now - timedelta(days=1)))
-    session.add(SignInFailure(account=account.strip().lower()[:320], address=address[:64], at=now))
-
-
-def clear_sign_in_failures(*, session: Session, account: str) -> None:
-    session.execute(delete(SignInFailure).where(col(SignInFailure.account) == account.strip().lower()))
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -85,7 +85,10 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
         )
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(SessionCookieMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, https=lambda: context.config().server.secure_cookies),
+            Middleware(SessionCookieMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.context = context

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from watcher.store import people
+from watcher.store import people, web_sessions
 from watcher.store.db import transaction
 from watcher.store.people import Person
 from watcher.web.sessions import csrf_matches, load_session
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from watcher.web.app import WebContext
 
 T = TypeVar("T")
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SignInRequired(Exception):
@@ -61,15 +62,38 @@ async def current_user(request: Request) -> Person | None:
     if isinstance(cached, Person):
         return cached
     web_session = await load_session(request)
-    uid = web_session.user_id
-    if uid is None:
+    sid, now = web_session.session_id, context_of(request).now()
+    if sid is None:
         return None
-    person = await in_db(request, lambda session: people.get_user(session=session, user_id=uid))
-    if person is None or person.session_version != web_session.data.get("ver"):
+    person = await in_db(request, lambda session: web_sessions.session_user(session=session, token=sid, now=now))
+    if person is None:
         web_session.clear()
         return None
     request.state.user = person
     return person
+
+
+async def start_session(request: Request, person: Person) -> None:
+    """Sign this browser in as `person`: a new server-side session, its id in the cookie (the
+    session it had before, if any, ends)."""
+    web_session, now = await load_session(request), context_of(request).now()
+    previous = web_session.session_id
+
+    def start(session: Session) -> str:
+        if previous is not None:
+            web_sessions.end_session(session=session, token=previous)
+        return web_sessions.start_session(session=session, user_id=person.id, now=now)
+
+    web_session.sign_in(await in_db(request, start))
+
+
+async def end_session(request: Request) -> None:
+    """Sign this browser out: its server-side session is deleted, the cookie cleared."""
+    web_session = await load_session(request)
+    sid = web_session.session_id
+    if sid is not None:
+        await in_db(request, lambda session: web_sessions.end_session(session=session, token=sid))
+    web_session.clear()
 
 
 async def require_user(request: Request) -> Person:
@@ -81,15 +105,19 @@ async def require_user(request: Request) -> Person:
 
 
 async def require_api_user(request: Request) -> Person:
-    """The owner of the request's `Authorization: Bearer TOKEN`; SignInRequired (401) without one."""
+    """The owner of the request's `Authorization: Bearer TOKEN`; SignInRequired (401) without one,
+    Forbidden (403) when a read-only token asks to change something (any method but GET/HEAD)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise SignInRequired()
     now = context_of(request).now()
-    person = await in_db(request, lambda session: people.user_for_token(session=session, token=token, now=now))
-    if person is None:
+    found = await in_db(request, lambda session: people.token_user(session=session, token=token, now=now))
+    if found is None:
         raise SignInRequired()
+    person, may_write = found
+    if not may_write and request.method not in READ_METHODS:
+        raise Forbidden("this API token is read-only: create a full one on your account page to change anything")
     request.state.user = person
     return person
 

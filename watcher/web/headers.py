@@ -1,7 +1,11 @@
 """Security headers on every response: a Content-Security-Policy without inline script and with
-`frame-ancestors 'none'`, nosniff, Referrer-Policy same-origin; pages are not cached."""
+`frame-ancestors 'none'`, nosniff, Referrer-Policy same-origin; pages are not cached; and
+Strict-Transport-Security while `[server] public_url` is https (browsers then never try plain
+http for a year: the TLS proxy in front must stay)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,11 +31,20 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+
+def _never() -> bool:
+    return False
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`https()` says whether the site is reached over https (asked per response: a reload of
+    the config may change it)."""
+
+    def __init__(self, app: ASGIApp, https: Callable[[], bool] = _never) -> None:
         self.app = app
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,6 +59,8 @@ class SecurityHeadersMiddleware:
                     headers[name] = value
                 if not static and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
+                if self.https():
+                    headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

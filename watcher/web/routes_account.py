@@ -4,6 +4,7 @@ once, on the page that created it)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -12,9 +13,10 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.store import people
 from watcher.store.people import Person
-from watcher.web.auth import context_of, form_of, in_db, require_user
+from watcher.store.web_sessions import count_sessions
+from watcher.web.auth import context_of, end_session, form_of, in_db, require_user, start_session
 from watcher.web.render import render
-from watcher.web.sessions import load_session
+from watcher.web.throttling import BLOCKED, RETRY_AFTER, throttled_check
 
 
 async def account_page(request: Request) -> Response:
@@ -25,8 +27,12 @@ async def account_page(request: Request) -> Response:
 
 async def _account(request: Request, user: Person, status: int = 200, **extra: Any) -> Response:
     tokens = await in_db(request, lambda session: people.list_tokens(session=session, user_id=user.id))
+    now = context_of(request).now()
+    sessions = await in_db(request, lambda session: count_sessions(session=session, user_id=user.id, now=now))
     users = await in_db(request, lambda session: people.list_users(session=session)) if user.is_admin else []
-    context = {"tokens": tokens, "users": users, "errors": {}, "new_token": None, "notice": "", **extra}
+    context = {"tokens": tokens, "sessions": sessions, "users": users, "errors": {}, "new_token": None, "notice": ""}
+    context.setdefault("new_feed_url", None)
+    context.update(extra)
     return render(request, "account.html", context, status_code=status)
 
 
@@ -37,9 +43,17 @@ async def change_password(request: Request) -> Response:
     if new != str(form.get("new_password_again", "")):
         return await _account(request, user, 422, errors={"new_password_again": "The two new passwords differ."})
 
+    checked = await throttled_check(
+        request, user.email, lambda session: people.authenticate(session=session, email=user.email, password=current)
+    )
+    if checked.blocked:
+        response = await _account(request, user, 429, errors={"current_password": BLOCKED})
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
+    if checked.value is None:
+        return await _account(request, user, 422, errors={"current_password": "This is not your current password."})
+
     def change(session: Session) -> Person | dict[str, str]:
-        if people.authenticate(session=session, email=user.email, password=current) is None:
-            return {"current_password": "This is not your current password."}
         try:
             return people.set_password(session=session, email=user.email, password=new)
         except people.BadPassword as exc:
@@ -48,7 +62,7 @@ async def change_password(request: Request) -> Response:
     result = await in_db(request, change)
     if isinstance(result, dict):
         return await _account(request, user, 422, errors=result)
-    (await load_session(request)).sign_in(user_id=result.id, version=result.session_version)  # this one stays
+    await start_session(request, result)  # every session ended with the change; this browser stays
     return RedirectResponse("/account?done=password", status_code=303)
 
 
@@ -56,10 +70,31 @@ async def create_token(request: Request) -> Response:
     user = await require_user(request)
     form = await form_of(request)
     name, now = str(form.get("name", "")).strip() or "browser", context_of(request).now()
+    read_only = form.get("read_only") == "on"
     info, text = await in_db(
-        request, lambda session: people.create_token(session=session, email=user.email, name=name, now=now)
+        request,
+        lambda session: people.create_token(session=session, email=user.email, name=name, now=now, read_only=read_only),
     )
     return await _account(request, user, new_token=text, new_token_name=info.name)
+
+
+async def create_feed_address(request: Request) -> Response:
+    """A watch's Atom address with a new read-only token in it (shown once): what a feed reader
+    stores can read, never change anything."""
+    user = await require_user(request)
+    form = await form_of(request)
+    watch, now = str(form.get("watch", "")).strip()[:200], context_of(request).now()
+    if not watch:
+        return await _account(request, user, 422, notice="Choose a watch on the changes page first.")
+    info, text = await in_db(
+        request,
+        lambda session: people.create_token(
+            session=session, email=user.email, name=f"feed: {watch}", now=now, read_only=True
+        ),
+    )
+    base = (context_of(request).config().server.public_url or str(request.base_url)).rstrip("/")
+    url = f"{base}/atom/{quote(watch, safe='')}.atom?token={text}"
+    return await _account(request, user, new_feed_url=url, new_feed_watch=watch, new_token_name=info.name)
 
 
 async def revoke_token(request: Request) -> Response:
@@ -70,9 +105,20 @@ async def revoke_token(request: Request) -> Response:
     return RedirectResponse("/account?done=revoked", status_code=303)
 
 
+async def sign_out_everywhere(request: Request) -> Response:
+    """Every session of the user ends, this one included (a stolen cookie with them)."""
+    user = await require_user(request)
+    await form_of(request)
+    await in_db(request, lambda session: people.end_sessions(session=session, user_id=user.id))
+    await end_session(request)
+    return RedirectResponse("/login", status_code=303)
+
+
 routes: list[BaseRoute] = [
     Route("/account", account_page, methods=["GET"]),
     Route("/account/password", change_password, methods=["POST"]),
+    Route("/account/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
     Route("/account/tokens", create_token, methods=["POST"]),
+    Route("/account/feed-address", create_feed_address, methods=["POST"]),
     Route("/account/tokens/revoke", revoke_token, methods=["POST"]),
 ]

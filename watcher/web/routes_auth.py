@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -12,14 +11,13 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.store import people
 from watcher.store.people import Person
-from watcher.web.auth import client_address, context_of, current_user, form_of, in_db
+from watcher.web.auth import client_address, context_of, current_user, end_session, form_of, in_db, start_session
 from watcher.web.render import render
 from watcher.web.sessions import load_session
+from watcher.web.throttling import BLOCKED, RETRY_AFTER, throttled_check
 
 log = logging.getLogger(__name__)
-THROTTLE_SECONDS = int(people.THROTTLE_WINDOW.total_seconds())
 WRONG = "Wrong email address or password."
-BLOCKED = "Too many failed sign-ins. Wait 15 minutes and try again."
 
 
 def safe_next(target: object) -> str:
@@ -27,12 +25,6 @@ def safe_next(target: object) -> str:
     if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return "/"
-
-
-@dataclass(frozen=True)
-class SignInResult:
-    person: Person | None = None
-    blocked: bool = False
 
 
 async def login_page(request: Request) -> Response:
@@ -45,33 +37,23 @@ async def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     form = await form_of(request)
     email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
-    target = safe_next(form.get("next"))
-    address, now = client_address(request), context_of(request).now()
-
-    def attempt(session: Session) -> SignInResult:
-        if people.sign_in_blocked(session=session, account=email, address=address, now=now):
-            return SignInResult(blocked=True)
-        person = people.authenticate(session=session, email=email, password=password)
-        if person is None:
-            people.record_sign_in_failure(session=session, account=email, address=address, now=now)
-        else:
-            people.clear_sign_in_failures(session=session, account=email)
-        return SignInResult(person=person)
-
-    result = await in_db(request, attempt)
+    target, address = safe_next(form.get("next")), client_address(request)
+    result = await throttled_check(
+        request, email, lambda session: people.authenticate(session=session, email=email, password=password)
+    )
     if result.blocked:
         log.warning("web: sign-in refused for %r from %s: too many failures in 15 minutes", email, address)
-    elif result.person is None:
+    elif result.value is None:
         log.warning("web: failed sign-in for %r from %s", email, address)
     else:
-        log.info("web: %s signed in from %s", result.person.email, address)
-    if result.person is None:
+        log.info("web: %s signed in from %s", result.value.email, address)
+    if result.value is None:
         status, message = (429, BLOCKED) if result.blocked else (401, WRONG)
         response = render(request, "login.html", {"next": target, "email": email, "error": message}, status)
         if result.blocked:
-            response.headers["Retry-After"] = str(THROTTLE_SECONDS)
+            response.headers["Retry-After"] = RETRY_AFTER
         return response
-    (await load_session(request)).sign_in(user_id=result.person.id, version=result.person.session_version)
+    await start_session(request, result.value)
     return RedirectResponse(target, status_code=303)
 
 
@@ -85,7 +67,7 @@ async def logout_submit(request: Request) -> Response:
     if await current_user(request) is None:  # nobody to sign out
         return RedirectResponse("/login", status_code=303)
     await form_of(request)
-    (await load_session(request)).clear()
+    await end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -106,10 +88,10 @@ async def setup_submit(request: Request) -> Response:
         return _setup_again(request, token, email, {"password_again": "The two passwords differ."})
 
     def create(session: Session) -> Person | str:
-        if not people.setup_token_valid(session=session, token=token, now=now):
-            return "gone"
         try:
             return people.complete_setup(session=session, token=token, email=email, password=password, now=now)
+        except people.SetupLinkGone:
+            return "gone"
         except people.BadPassword as exc:
             return f"password:{exc}"
         except people.PeopleError as exc:
@@ -121,7 +103,7 @@ async def setup_submit(request: Request) -> Response:
     if isinstance(result, str):
         field, _, message = result.partition(":")
         return _setup_again(request, token, email, {field: message})
-    (await load_session(request)).sign_in(user_id=result.id, version=result.session_version)
+    await start_session(request, result)
     return RedirectResponse("/", status_code=303)
 
 

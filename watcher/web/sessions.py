@@ -1,11 +1,12 @@
-"""Signed session cookies and CSRF tokens.
+"""Session cookies and CSRF tokens.
 
-The cookie holds a small JSON object signed with itsdangerous (HMAC, timestamped): the user's id
-and session version once signed in, and the CSRF token of every form (sign-in included). It is
-HttpOnly, SameSite=Lax, Secure when `[server] public_url` is https, and re-signed on every page
-so it expires after `IDLE_TIMEOUT` without a visit. The signing key is TRIALWATCH_SECRET_KEY, or
-one generated once and kept in the database (store.people.session_key), read at the first
-request that needs it, so a database that is down at start only delays it.
+The cookie holds a small JSON object signed with itsdangerous (HMAC, timestamped): the random id
+of a server-side session once signed in (watcher.store.web_sessions: the database decides who it
+is and whether it still holds; signing out deletes it there), and the CSRF token of every form
+(sign-in included). It is HttpOnly, SameSite=Lax, Secure when `[server] public_url` is https, and
+re-signed on every page so it expires after `IDLE_TIMEOUT` without a visit. The signing key is
+TRIALWATCH_SECRET_KEY, or one generated once and kept in the database (store.people.session_key),
+read at the first request that needs it, so a database that is down at start only delays it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
@@ -24,9 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watcher.store import people
 from watcher.store.db import transaction
+from watcher.store.web_sessions import IDLE_LIFETIME
 
 COOKIE_NAME = "trialwatch_session"
-IDLE_TIMEOUT = timedelta(days=14)
+IDLE_TIMEOUT = IDLE_LIFETIME
 SCOPE_KEY = "trialwatch.session"
 _SALT = "trialwatch-session"
 
@@ -64,9 +66,10 @@ class WebSession:
             self.modified = True
         return token
 
-    def sign_in(self, *, user_id: int, version: int) -> None:
-        """A fresh session for the user (new CSRF token: nothing from before sign-in carries over)."""
-        self.data = {"uid": user_id, "ver": version, "csrf": secrets.token_urlsafe(32)}
+    def sign_in(self, session_id: str) -> None:
+        """The cookie of a new server-side session (new CSRF token: nothing from before sign-in
+        carries over)."""
+        self.data = {"sid": session_id, "csrf": secrets.token_urlsafe(32)}
         self.modified = True
 
     def clear(self) -> None:
@@ -74,9 +77,9 @@ class WebSession:
         self.modified = True
 
     @property
-    def user_id(self) -> int | None:
-        uid = self.data.get("uid")
-        return uid if isinstance(uid, int) else None
+    def session_id(self) -> str | None:
+        sid = self.data.get("sid")
+        return sid if isinstance(sid, str) and 20 <= len(sid) <= 100 else None
 
     def cookie_header(self) -> str:
         """The Set-Cookie value: the signed data, or an expired cookie when cleared."""
@@ -143,7 +146,7 @@ class SessionCookieMiddleware:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 web_session = scope.get(SCOPE_KEY)
-                if isinstance(web_session, WebSession) and (web_session.modified or web_session.user_id):
+                if isinstance(web_session, WebSession) and (web_session.modified or web_session.session_id):
                     MutableHeaders(scope=message).append("Set-Cookie", web_session.cookie_header())
             await send(message)
 
