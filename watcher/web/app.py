@@ -36,6 +36,7 @@ from watcher.web import (
 )
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
+from watcher.web.limits import BodyLimitMiddleware
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -83,7 +84,11 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
         )
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(SessionCookieMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(BodyLimitMiddleware),
+            Middleware(SessionCookieMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.context = context

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from watcher.store import people
 from watcher.store.db import transaction
 from watcher.store.people import Person
+from watcher.web.limits import read_form
 from watcher.web.sessions import csrf_matches, load_session
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def require_admin(person: Person) -> Person:
 
 async def form_of(request: Request) -> FormData:
     """The POSTed form, its CSRF token checked against the session's (Forbidden when it is not)."""
-    form = await request.form()
+    form = await read_form(request)
     web_session = await load_session(request)
     if not csrf_matches(web_session, form.get("csrf_token")):
         raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
