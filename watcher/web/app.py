@@ -37,6 +37,7 @@ from watcher.web import (
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
 from watcher.web.limits import BodyLimitMiddleware
+from watcher.web.previews import PreviewRunner
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -92,6 +93,7 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.context = context
+    app.state.previews = PreviewRunner()
     app.state.session_keys = SessionKeys(secret.get_secret_value() if secret else None)
     return app
 

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from watcher.errors import StoreError
 from watcher.web.auth import Forbidden, SignInRequired, current_user, is_api
+from watcher.web.previews import TooManyPreviews
 from watcher.web.render import render
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ async def sign_in_required(request: Request, exc: Exception) -> Response:
 
 async def forbidden(request: Request, exc: Exception) -> Response:
     return error_response(request, 403, str(exc) or "You are not allowed to do this.")
+
+
+async def too_many_previews(request: Request, exc: Exception) -> Response:
+    return error_response(request, 429, str(exc), {"Retry-After": "10"})
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -76,6 +81,7 @@ def _first_line(exc: BaseException) -> str:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: sign_in_required,
     Forbidden: forbidden,
+    TooManyPreviews: too_many_previews,
     HTTPException: http_error,
     OperationalError: database_down,
     InterfaceError: database_down,

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,8 +22,9 @@ from watcher.store.people import Person
 from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
 from watcher.watch import NCT_ID, WatchConfig
 from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
+from watcher.web.previews import preview_for
 from watcher.web.routes_watches import managed_in_file
-from watcher.web.watch_data import FieldError, WatchInvalid, may_edit, run_preview, validate_preview, validate_watch
+from watcher.web.watch_data import FieldError, WatchInvalid, may_edit, validate_preview, validate_watch
 from watcher.web.watch_data import watch_json as w_json
 
 MAX_LIMIT = 500
@@ -140,12 +140,12 @@ async def delete_watch(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
-    await require_api_user(request)
+    user = await require_api_user(request)
     try:
         watch: WatchConfig = validate_preview(await json_body(request))
     except WatchInvalid as exc:
         return invalid(exc.errors)
-    result = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
+    result = await preview_for(request, user, watch)
     if result.error:
         return JSONResponse({"error": f"the registry could not be asked: {result.error}"}, status_code=502)
     return JSONResponse(result.as_json())
