@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from watcher.errors import StoreError
+from watcher.inputs import InputError
 from watcher.web.auth import Forbidden, SignInRequired, current_user, is_api
 from watcher.web.previews import TooManyPreviews
 from watcher.web.render import render
@@ -46,6 +47,10 @@ async def sign_in_required(request: Request, exc: Exception) -> Response:
 
 async def forbidden(request: Request, exc: Exception) -> Response:
     return error_response(request, 403, str(exc) or "You are not allowed to do this.")
+
+
+async def bad_input(request: Request, exc: Exception) -> Response:
+    return error_response(request, 400, str(exc))
 
 
 async def too_many_previews(request: Request, exc: Exception) -> Response:
@@ -82,6 +87,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: sign_in_required,
     Forbidden: forbidden,
     TooManyPreviews: too_many_previews,
+    InputError: bad_input,
     HTTPException: http_error,
     OperationalError: database_down,
     InterfaceError: database_down,
