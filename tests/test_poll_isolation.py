@@ -44,7 +44,7 @@ def test_a_lone_surrogate_in_a_title_is_stored_as_a_replacement_character(
     tmp_path: Path, registry: Any, own_study: Any, database_url: str
 ):
     odd = own_study("study_NCT09000001_v1")
-    odd["protocolSection"]["identificationModule"]["briefTitle"] = "CD70 \ud800 CAR-T \udfff"
+    odd["protocolSection"]["identificationModule"]["briefTitle"] = "CD70 \ud800 CAR-T \udfff\x00"  # NUL: PostgreSQL
     registry.put(odd)
     registry.put(own_study("study_NCT09000002_v1"))
     cli = _cli(tmp_path, registry, database_url)

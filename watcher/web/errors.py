@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from watcher.errors import StoreError
 from watcher.inputs import InputError
 from watcher.web.auth import Forbidden, SignInRequired, current_user, is_api
+from watcher.web.headers import SECURITY_HEADERS
 from watcher.web.previews import TooManyPreviews
 from watcher.web.render import render
 
@@ -78,6 +79,22 @@ async def database_down(request: Request, exc: Exception) -> Response:
         return Response(DATABASE_DOWN, status_code=503, media_type="text/plain", headers={"Retry-After": "30"})
 
 
+SERVER_ERROR = "Something went wrong on our side; it has been logged. Try again, or tell an admin."
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Any exception nobody handled (Starlette's outermost middleware calls this, outside the
+    security-headers middleware): logged; JSON under /api, the error page elsewhere; with the
+    security headers and no-store all the same."""
+    log.error("web: %s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+    try:
+        response = error_response(request, 500, SERVER_ERROR)
+    except Exception:  # noqa: BLE001 (the error page itself may be what fails)
+        response = Response(SERVER_ERROR, status_code=500, media_type="text/plain")
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return response
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
@@ -94,4 +111,5 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DBAPIError: database_down,
     PoolTimeout: database_down,
     StoreError: database_down,
+    500: server_error,
 }
