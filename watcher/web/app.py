@@ -7,18 +7,14 @@ docstring for how to add a page group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 
-import sqlalchemy
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-import watcher.config
 from watcher.config import Secrets
 from watcher.errors import ConfigError
 from watcher.store import people
@@ -34,28 +30,17 @@ from watcher.web import (
     routes_timeline,
     routes_watches,
 )
+from watcher.web.context import WebContext
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
 from watcher.web.limits import BodyLimitMiddleware
 from watcher.web.previews import PreviewRunner
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
 
+__all__ = ["WebContext", "create_app", "setup_url"]  # WebContext lives in watcher.web.context
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MIN_SECRET_LENGTH = 32
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class WebContext:
-    """What the app works with: the database, the current config (a SIGHUP swaps it: call it
-    each time), and the clock."""
-
-    engine: sqlalchemy.Engine
-    config: Callable[[], watcher.config.Config]
-    now: Callable[[], datetime] = field(default=_utc_now)
 
 
 # One line per page group: each module has `routes: list[BaseRoute]`.

@@ -8,7 +8,7 @@ Failures are exceptions that watcher.web.errors turns into responses: `SignInReq
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +18,9 @@ from starlette.requests import Request
 from watcher.store import people
 from watcher.store.db import transaction
 from watcher.store.people import Person
+from watcher.web.context import WebContext
 from watcher.web.limits import read_form
 from watcher.web.sessions import csrf_matches, load_session
-
-if TYPE_CHECKING:
-    from watcher.web.app import WebContext
 
 T = TypeVar("T")
 
