@@ -105,3 +105,19 @@ def test_a_preview_past_its_deadline_says_so(web_server: WebSite, registry: Any)
         registry.release()
     assert answer.status_code == 502
     assert answer.json() == {"error": "the registry could not be asked: no answer within 0.5 s: try again later"}
+
+
+def test_in_the_browser_a_preview_of_many_ids_says_what_it_did_not_look_up(
+    signed_in_browser: Any, registry: Any, own_study: Any
+):
+    registry.put(own_study("study_NCT09000001_v1"))
+    browser = signed_in_browser
+    browser.open("/watches/new")
+    browser.fill({"name": "Many ids", "nct_ids": "\n".join(many_ids(1000)), "recipients": "onc@example.org"})
+    before = registry.request_count("/studies")
+    browser.find("#preview-button").click()
+    note = browser.wait_for(lambda driver: browser.find_all("#preview .unchecked"))
+    assert "900 more were not looked up" in note[0].text
+    assert browser.find("#preview .count").text.startswith("At least 1 study matches")
+    assert registry.request_count("/studies") == before + 1
+    browser.screenshot("preview-many-ids")
