@@ -107,6 +107,15 @@ def test_a_preview_past_its_deadline_says_so(web_server: WebSite, registry: Any)
     assert answer.json() == {"error": "the registry could not be asked: no answer within 0.5 s: try again later"}
 
 
+def test_once_the_server_stops_a_preview_says_so(web_server: WebSite, registry: Any):
+    api = web_server.api(web_server.token("m@example.org"))
+    web_server.app.state.previews.shutdown()  # what the app's lifespan does when uvicorn stops
+    answer = _preview(api)
+    assert answer.status_code == 502
+    assert answer.json() == {"error": "the registry could not be asked: the server is stopping: try again in a minute"}
+    assert registry.request_count("/studies") == 0
+
+
 def test_in_the_browser_a_preview_of_many_ids_says_what_it_did_not_look_up(
     signed_in_browser: Any, registry: Any, own_study: Any
 ):

@@ -7,7 +7,8 @@ docstring for how to add a page group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -57,6 +58,13 @@ ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
 ]
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """When the server stops, the previews' pool stops too (its threads would hold the exit)."""
+    yield
+    app.state.previews.shutdown()
+
+
 def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The web app over `context`; `extra_routes` (the daemon's /healthz, /metrics) stay public."""
     routes: list[BaseRoute] = [*extra_routes, Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
@@ -70,6 +78,7 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
         )
     app = Starlette(
         routes=routes,
+        lifespan=_lifespan,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(BodyLimitMiddleware),

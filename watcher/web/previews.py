@@ -40,6 +40,7 @@ class PreviewRunner:
         self.per_user, self.in_flight, self.deadline = per_user, in_flight, deadline
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preview")
         self._running: Counter[int] = Counter()
+        self._stopping: set[threading.Event] = set()
         self._lock = threading.Lock()
 
     def _admit(self, user_id: int) -> None:
@@ -55,8 +56,10 @@ class PreviewRunner:
         with self._lock:
             return self._running.total()
 
-    def _done(self, user_id: int) -> None:
+    def _done(self, user_id: int, stopping: threading.Event | None = None) -> None:
         with self._lock:
+            if stopping is not None:
+                self._stopping.discard(stopping)
             self._running[user_id] -= 1
             if self._running[user_id] <= 0:
                 del self._running[user_id]
@@ -67,10 +70,12 @@ class PreviewRunner:
         stopping = threading.Event()
         try:
             future: Future[Preview] = self._executor.submit(run_preview, config, watch, stopping)
-        except RuntimeError:  # the executor is shut down: the server is stopping
+        except RuntimeError:  # shut down: the server is stopping
             self._done(user_id)
-            raise
-        future.add_done_callback(lambda _future: self._done(user_id))  # counted until its thread ends
+            return Preview(count=0, error="the server is stopping: try again in a minute")
+        with self._lock:
+            self._stopping.add(stopping)
+        future.add_done_callback(lambda _future: self._done(user_id, stopping))  # counted until its thread ends
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.deadline)
         except TimeoutError:
@@ -78,6 +83,10 @@ class PreviewRunner:
             return Preview(count=0, error=f"no answer within {self.deadline:g} s: try again later")
 
     def shutdown(self) -> None:
+        """The server stops: queued previews are dropped, running ones stop at their next pause."""
+        with self._lock:
+            for stopping in self._stopping:
+                stopping.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
