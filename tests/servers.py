@@ -79,6 +79,9 @@ class FakeRegistry:
         self.requests_log: list[tuple[str, dict[str, str]]] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._gate: threading.Event | None = None
+        self._held = threading.Condition()
+        self.held_requests = 0
         server.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
 
     @property
@@ -112,6 +115,20 @@ class FakeRegistry:
         with self._lock:
             self._faults.extend(faults)
 
+    def hold(self) -> None:
+        """Keep each next request waiting (the server answers one at a time: the others queue)
+        until `release()`; at most 60 s, so a test that forgets cannot hang."""
+        self._gate = threading.Event()
+
+    def wait_until_held(self, count: int = 1, timeout: float = 30.0) -> None:
+        with self._held:
+            assert self._held.wait_for(lambda: self.held_requests >= count, timeout), "no request came"
+
+    def release(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
     def request_count(self, path_suffix: str | None = None) -> int:
         return sum(1 for path, _ in self.requests_log if path_suffix is None or path.endswith(path_suffix))
 
@@ -122,6 +139,12 @@ class FakeRegistry:
         with self._lock:
             self.requests_log.append((request.path, params))
             fault = self._faults.pop(0) if self._faults else None
+        gate = self._gate
+        if gate is not None:
+            with self._held:
+                self.held_requests += 1
+                self._held.notify_all()
+            gate.wait(60)
         if fault is not None and fault.kind != "none":
             return self._faulty(fault, request)
         return self._answer(request.path, params)

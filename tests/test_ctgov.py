@@ -166,8 +166,8 @@ def test_exactly_full_last_page_then_an_empty_page_ends_pagination(cli_for, regi
 
 
 def test_a_record_with_a_lone_surrogate_escape_is_stored_diffed_and_shown(cli_for, registry, own_study, tmp_path):
-    """orjson refuses `\\ud800` (no UTF-8 for it); the json module parses it, and the digest, the
-    stored version and the poll's spool write it back as the same escape."""
+    """orjson refuses `\\ud800` (no UTF-8 for it); the json module parses it, and the lone
+    surrogate is cleaned to U+FFFD where it is parsed (#25): stored, diffed and shown as such."""
     record = own_study("study_NCT09000001_v1")
     record["protocolSection"]["identificationModule"]["officialTitle"] = "CD70 \ud800 CAR-T"
     registry.put(record)
@@ -181,7 +181,7 @@ def test_a_record_with_a_lone_surrogate_escape_is_stored_diffed_and_shown(cli_fo
     engine = db.make_engine(f"sqlite:///{tmp_path / 'var' / 'trialwatch.db'}")
     with db.transaction(engine) as session:
         stored = [repo.unpack_record(v.record) for v in session.exec(select(StudyVersion))]
-    assert [r["protocolSection"]["identificationModule"]["officialTitle"] for r in stored] == ["CD70 \ud800 CAR-T"] * 2
+    assert [r["protocolSection"]["identificationModule"]["officialTitle"] for r in stored] == ["CD70 \ufffd CAR-T"] * 2
 
 
 def test_alias_maps_to_the_current_id(cli_for, registry, own_study):

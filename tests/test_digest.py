@@ -101,6 +101,9 @@ def test_subject_is_one_short_line_whatever_the_watch_name(name):
     subject = digest.subject()
     assert len(subject) <= SUBJECT_LIMIT
     assert "\n" not in subject and "\r" not in subject
+    assert not any(ord(c) < 32 or c in "\ufffe\uffff" or 0xD800 <= ord(c) <= 0xDFFF for c in subject)  # #25
+    message = build_message(digest=digest, sender="trialwatch <tw@localhost>", message_id="<a@b>", date=WHEN)
+    assert message_from_bytes(message.as_bytes(), policy=email_policy.default)["Subject"]
 
 
 def test_a_title_with_crlf_cannot_add_a_header():

@@ -119,3 +119,56 @@ def test_no_module_over_four_hundred_lines() -> None:
         str(p.relative_to(PACKAGE)): n for p in package_modules() if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each module of the package -> the modules of the package it imports (any import, typing
+    only or inside a function included; `from watcher.web import auth` names watcher.web.auth)."""
+    modules = {module_name(path): path for path in package_modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        targets = {target for _line, target in imported_modules(path.read_text(), name, path.name == "__init__.py")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("watcher"):
+                targets |= {f"{node.module}.{alias.name}" for alias in node.names}
+        graph[name] = {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_import_circles() -> None:
+    """#25: config <-> pubmed_config (parse_interval) and web.app <-> web.auth (WebContext) were
+    undone; an import circle hides which module owns what."""
+    assert import_circles(module_imports()) == []

@@ -241,7 +241,7 @@ def test_an_unreachable_database_answers_503_with_a_clear_message(tmp_path):
 
 # a new public page is added here, on purpose: /u and /m are the signed links of every mail (issue 13)
 PUBLIC = {"/login", "/setup/{token}", "/u/{token}", "/m/{token}"}
-PUBLIC |= {"/atom/{filename}"}  # feed readers: an API token in the address, else 404 (tests/test_web_timeline.py)
+PUBLIC |= {"/atom/{filename:path}"}  # feed readers: an API token in the address, else 404 (tests/test_web_timeline.py)
 PUBLIC |= {"/calendar/{filename}"}  # calendar apps: an API token in the address, else 404 (tests/test_calendar.py)
 
 

@@ -16,11 +16,10 @@ from datetime import time as Time
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -31,11 +30,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watcher.database_url import check_database_url, resolve_sqlite_url
 from watcher.errors import ConfigError
+from watcher.intervals import MIN_INTERVAL, Interval, parse_interval
 from watcher.pubmed_config import NCBI_RATE_WITHOUT_KEY, PubmedConfig
 from watcher.readouts_config import CrossrefConfig, EuropepmcConfig
 from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
 
-__all__ = ["NCT_ID", "Address", "WatchConfig", "check_address"]  # defined in watcher.watch, used from here too
+# defined in watcher.watch and watcher.intervals, used from here too
+__all__ = ["MIN_INTERVAL", "NCT_ID", "Address", "Interval", "WatchConfig", "check_address", "parse_interval"]
 
 # Registry bookkeeping that is never a change (watcher.registry.normalize prunes it); the default of
 # [clinicaltrials] ignore_fields, so it lives with the config.
@@ -52,26 +53,7 @@ DEFAULT_IGNORE: tuple[str, ...] = (
 )
 
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MIN_INTERVAL = timedelta(minutes=1)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def parse_interval(value: Any) -> timedelta:
-    """'90s', '15m', '6h', '1d', '1w' -> timedelta; at least one minute."""
-    if isinstance(value, timedelta):
-        return value
-    match = _INTERVAL.match(str(value)) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"bad interval {value!r}: write a number and a unit, e.g. '6h', '30m', '1d'")
-    interval = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    if interval < MIN_INTERVAL:
-        raise ValueError(f"interval {value!r} is shorter than one minute")
-    return interval
-
-
-Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
 
 
 class DatabaseConfig(Section):

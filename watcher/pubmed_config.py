@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from watcher.intervals import parse_interval
 from watcher.watch import Section, check_address
 
 NCBI_RATE_WITHOUT_KEY = 3.0
@@ -39,8 +40,6 @@ class PubmedConfig(Section):
     @field_validator("poll_interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> timedelta:
-        from watcher.config import parse_interval  # config imports this module
-
         return parse_interval(value)
 
     @field_validator("email")

@@ -22,7 +22,7 @@ def _http_url(value: str) -> str:
 
 
 def _interval(value: Any) -> timedelta:
-    from watcher.config import parse_interval  # config imports this module
+    from watcher.intervals import parse_interval
 
     return parse_interval(value)
 

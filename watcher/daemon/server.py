@@ -8,13 +8,16 @@ daemon's. Used for /healthz and /metrics (watcher.daemon.health) with the web ap
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 import time
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from watcher.config import parse_listen
 from watcher.errors import ConfigError
@@ -24,20 +27,63 @@ log = logging.getLogger(__name__)
 START_SECONDS = 10.0
 STOP_SECONDS = 5
 """Open connections get this long to finish when the server stops."""
+# Slow clients (#25): a request's headers must arrive within HEADER_SECONDS of the connection (or
+# of the previous answer), an idle kept-alive connection is closed after KEEP_ALIVE_SECONDS, and
+# past CONNECTION_LIMIT open connections a request is answered 503 at once (the systemd unit's
+# LimitNOFILE leaves room for them, the database's and the files').
+HEADER_SECONDS = 10.0
+KEEP_ALIVE_SECONDS = 5
+CONNECTION_LIMIT = 500
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, which waits for headers for ever, with a deadline for them: a
+    connection whose request headers are not complete `header_seconds` after it opened (or after
+    its previous answer) is closed."""
+
+    header_seconds = HEADER_SECONDS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._await_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_seconds, self._headers_late, self.conn.their_state)
+
+    def _headers_late(self, state_then: Any) -> None:
+        """Close the connection when its client is still where it was: not one whole request sent."""
+        waiting = self.conn.their_state is h11.IDLE and state_then in (h11.IDLE, h11.DONE)
+        if waiting and not self.transport.is_closing():
+            self.transport.close()
 
 
 class AsgiServer:
     """`app` served on `listen` ('host:port') by uvicorn on a daemon thread."""
 
     def __init__(
-        self, *, listen: str, app: Any, name: str = "http-server", forwarded_allow_ips: str = "127.0.0.1"
-    ) -> None:
+        self, *, listen: str, app: Any, name: str = "http-server", header_seconds: float = HEADER_SECONDS,
+        connection_limit: int = CONNECTION_LIMIT, forwarded_allow_ips: str = "127.0.0.1",
+    ) -> None:  # fmt: skip
         try:
             self.host, self._requested_port = parse_listen(listen)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         self.app = app
         self.name = name
+        self.header_seconds, self.connection_limit = header_seconds, connection_limit
         self.forwarded_allow_ips = forwarded_allow_ips
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -58,14 +104,13 @@ class AsgiServer:
     def start(self) -> None:
         """Bind (ConfigError if the address cannot be used), then serve on a thread."""
         self._socket = self._bind()
+        protocol = type("Protocol", (HeaderTimeoutProtocol,), {"header_seconds": self.header_seconds})
         config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="auto",
-            timeout_graceful_shutdown=STOP_SECONDS,
+            self.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=STOP_SECONDS,
+            http=protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=self.connection_limit,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             forwarded_allow_ips=self.forwarded_allow_ips,  # whose X-Forwarded-For is the client's address
-        )
+        )  # fmt: skip
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, args=(server, self._socket), name=self.name, daemon=True)
         self._thread.start()

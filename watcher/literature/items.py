@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
+from watcher.cleantext import without_surrogates
 from watcher.matching import extract_doi, extract_nct_ids, strip_html
 
 MAX_KEY_CHARS = 400
@@ -52,11 +53,12 @@ class FeedItem:
 
 def make_item(entry: Mapping[str, Any], *, feed_url: str) -> FeedItem:
     """A FeedItem from one feedparser entry: plain texts, UTC date, DOI, NCT ids, keys."""
-    keys = item_keys(entry, feed_url)
-    title = strip_html(entry.get("title") or "")
-    summary = strip_html(entry.get("summary") or "")
-    content = " ".join(dict.fromkeys(strip_html(part.get("value") or "") for part in entry.get("content") or []))
-    link = urljoin(feed_url, entry.get("link") or "") if entry.get("link") else ""
+    keys = [without_surrogates(key) for key in item_keys(entry, feed_url)]  # cleaned where parsed (#25)
+    title = without_surrogates(strip_html(entry.get("title") or ""))
+    summary = without_surrogates(strip_html(entry.get("summary") or ""))
+    parts = (strip_html(part.get("value") or "") for part in entry.get("content") or [])
+    content = without_surrogates(" ".join(dict.fromkeys(parts)))
+    link = without_surrogates(urljoin(feed_url, entry.get("link") or "")) if entry.get("link") else ""
     hrefs = [str(ref.get("href") or "") for ref in entry.get("links") or []]
     return FeedItem(
         key=keys[0],

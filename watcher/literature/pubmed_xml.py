@@ -14,7 +14,6 @@ article's own ids are read (`PubmedData/ArticleIdList`): the ids inside `Referen
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.errors import SourceError
+from watcher.jsontext import parse_json
 from watcher.matching import extract_doi, extract_nct_ids
 
 PUBMED_ARTICLE_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
@@ -84,7 +84,7 @@ def parse_esearch(body: bytes, *, where: str) -> SearchPage:
 
 def _esearch_json(body: bytes, where: str) -> SearchPage:
     try:
-        document = json.loads(body)
+        document = parse_json(body)
     except ValueError as exc:
         raise SourceError(f"{where}: esearch answer is not complete JSON ({len(body)} bytes)") from exc
     result = document.get("esearchresult") if isinstance(document, dict) else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from watcher.cleantext import xml_text
 from watcher.mail.links import MessageLinks
 from watcher.milestones import DateEvent
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, ChangeKind, ChangeRecord, Source, humanize_status
@@ -192,8 +193,9 @@ def safe_url(value: object) -> str:
 
 
 def one_line(text: str, limit: int) -> str:
-    """Collapse all whitespace (CR/LF included) and cut to `limit` characters with an ellipsis."""
-    flat = " ".join(text.split())
+    """Collapse all whitespace (CR/LF included), drop what XML and headers cannot hold (control
+    characters, #25) and cut to `limit` characters with an ellipsis."""
+    flat = " ".join(xml_text(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 

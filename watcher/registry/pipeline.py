@@ -32,10 +32,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from watcher.cleantext import without_surrogates
 from watcher.config import ClinicalTrialsConfig, WatchConfig
-from watcher.errors import SourceError
+from watcher.errors import SourceError, StoreError
 from watcher.http import Stopping
 from watcher.matching import why_study_matches
 from watcher.model import ChangeKind, FieldChange, Study
@@ -167,6 +169,13 @@ def poll_watch(
             report.sorted = dict(sorter.counts)
     except SourceError as exc:
         report.error = exc.one_line()
+        requests = client.requests_made - requests_before
+        record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
+    except (SQLAlchemyError, StoreError):
+        raise  # the database, not this watch: the cycle (or the daemon's leader loop) decides
+    except Exception as exc:  # noqa: BLE001 (anything else is this watch's failed poll, not the cycle's)
+        log.exception("poll %s: unexpected error", watch.name)
+        report.error = unexpected_error(exc)
         requests = client.requests_made - requests_before
         record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
     report.requests = client.requests_made - requests_before
@@ -350,6 +359,12 @@ def _record_success(
         state.unchanged_count += 1
         session.add(state)
     return noted
+
+
+def unexpected_error(exc: Exception) -> str:
+    """One line for a watch's poll that failed on something unforeseen (the log has the traceback)."""
+    text = " ".join(without_surrogates(str(exc)).split())[:300]
+    return f"unexpected error ({type(exc).__name__}){f': {text}' if text else ''}; see the log"
 
 
 def record_failure(*, engine: Engine, watch: str, error: str, now: datetime, requests: int = 0) -> None:

@@ -53,20 +53,25 @@ class RuledQuery:
     held_ids: list[str]
     shown: list[dict[str, Any]]
     left_out: Counter[str]
+    complete: bool = True  # False: stopped at `max_pages`, the count is a floor
 
     @property
     def count(self) -> int:
         return len(self.held_ids)
 
 
-def ruled_queries(client: CtgovClient, watch: WatchConfig, shown: int = SHOWN) -> Iterator[RuledQuery]:
-    """Every page of each scoped query, each study kept or left out as a poll would (the CLI's
-    `preview` and the web form's Preview both use it)."""
+def ruled_queries(
+    client: CtgovClient, watch: WatchConfig, shown: int = SHOWN, max_pages: int | None = None
+) -> Iterator[RuledQuery]:
+    """Every page of each scoped query (at most `max_pages` each), each study kept or left out as
+    a poll would (the CLI's `preview` and the web form's Preview both use it)."""
     for params in watch_queries(watch, client.page_size):
         held_ids: list[str] = []
         held: list[dict[str, Any]] = []
         left_out = Counter[str]()
-        for page in client.search_pages(params):
+        complete, total = True, 0
+        for number, page in enumerate(client.search_pages(params), start=1):
+            total = page.total if number == 1 and page.total is not None else total
             for record in page.studies:
                 study = Study.from_record(record)
                 rule = join_rule(watch, study)
@@ -76,7 +81,10 @@ def ruled_queries(client: CtgovClient, watch: WatchConfig, shown: int = SHOWN) -
                 held_ids.append(study.nct_id)
                 if len(held) < shown:
                     held.append(record)
-        yield RuledQuery(f"{client.base_url}/studies?{urlencode(params)}", held_ids, held, left_out)
+            if max_pages is not None and number >= max_pages:  # the next page is not asked for
+                complete = len(held_ids) + sum(left_out.values()) >= total
+                break
+        yield RuledQuery(f"{client.base_url}/studies?{urlencode(params)}", held_ids, held, left_out, complete)
 
 
 def _ruled_lines(client: CtgovClient, watch: WatchConfig) -> Iterator[str]:

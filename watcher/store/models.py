@@ -8,37 +8,21 @@ one `Notification` per change per recipient, grouped into `Delivery` messages.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, true
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC on every backend, gives back aware UTC datetimes."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; pass an aware UTC time")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-def _counter() -> Any:
-    return Field(default=0, sa_column_kwargs={"server_default": "0"})
-
-
-def _when(*, nullable: bool = False, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+from watcher.store.columns import UTCDateTime as UTCDateTime
+from watcher.store.columns import counter as _counter
+from watcher.store.columns import when as _when
+from watcher.store.people_tables import ApiTokenRow as ApiTokenRow
+from watcher.store.people_tables import SetupToken as SetupToken
+from watcher.store.people_tables import SignInFailure as SignInFailure
+from watcher.store.people_tables import UserRow as UserRow
+from watcher.store.people_tables import WebSecret as WebSecret
+from watcher.store.people_tables import WebSessionRow as WebSessionRow
 
 
 class WatchState(SQLModel, table=True):
@@ -266,82 +250,6 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=16)  # create | update | archive | provision | restore
     watch: str = Field(index=True, max_length=200)
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-
-
-class UserRow(SQLModel, table=True):
-    """A person who signs in to the web app: `role` "admin" (everything) or "member" (reads
-    everything, edits the watches they created). `session_version` grows when the password
-    changes (sessions themselves are `WebSessionRow`s, deleted then). Ids are never reused
-    (AUTOINCREMENT on SQLite; PostgreSQL's sequence never goes back), so nothing that names a
-    removed user by id can ever point at a new one."""
-
-    __tablename__ = "web_user"
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(unique=True, max_length=320)
-    password_hash: str = Field(max_length=200)
-    role: str = Field(default="member", max_length=16)
-    session_version: int = 1
-    created_at: datetime = _when()
-
-
-class ApiTokenRow(SQLModel, table=True):
-    """An API token: shown once, stored as the sha256 of its text. `scope` "full" acts as its user
-    everywhere; "read" only reads (the Atom feeds' addresses, GET under /api/v1)."""
-
-    __tablename__ = "api_token"
-
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="web_user.id", index=True)
-    name: str = Field(default="", max_length=200)
-    token_hash: str = Field(unique=True, max_length=64)
-    created_at: datetime = _when()
-    last_used_at: datetime | None = _when(nullable=True)
-    scope: str = Field(default="full", max_length=16, sa_column_kwargs={"server_default": "full"})  # full | read
-
-
-class WebSessionRow(SQLModel, table=True):
-    """A signed-in browser: the cookie holds a random id, stored here as its sha256. Signing out
-    deletes the row, so a copy of the cookie is worthless from then on."""
-
-    __tablename__ = "web_session"
-
-    id_hash: str = Field(primary_key=True, max_length=64)
-    user_id: int = Field(foreign_key="web_user.id", index=True)
-    created_at: datetime = _when()
-    last_seen_at: datetime = _when()
-
-
-class WebSecret(SQLModel, table=True):
-    """Values the web app generates once and every replica shares (the session signing key)."""
-
-    __tablename__ = "web_secret"
-
-    name: str = Field(primary_key=True, max_length=64)
-    value: str = Field(max_length=200)
-    created_at: datetime = _when()
-
-
-class SetupToken(SQLModel, table=True):
-    """A one-time link that creates the first admin (sha256 stored; valid 24 hours)."""
-
-    __tablename__ = "setup_token"
-
-    id: int | None = Field(default=None, primary_key=True)
-    token_hash: str = Field(unique=True, max_length=64)
-    created_at: datetime = _when()
-
-
-class SignInFailure(SQLModel, table=True):
-    """One failed sign-in, counted per account and per client address for throttling."""
-
-    __tablename__ = "sign_in_failure"
-
-    id: int | None = Field(default=None, primary_key=True)
-    account: str = Field(index=True, max_length=320)
-    address: str = Field(index=True, max_length=64)
-    at: datetime = _when(index=True)
 
 
 class RecipientPreference(SQLModel, table=True):

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Integer, String, and_, cast, literal, or_, tuple_, update
 from sqlmodel import Session, col, select
 
+from watcher.inputs import in_range, whole_number
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
 from watcher.store.repo import to_record
@@ -45,7 +46,8 @@ class Cursor:
             text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             when, _, ident = text.partition("|")
             at = datetime.strptime(when, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
-            return cls(detected_at=at, id=int(ident or 0))
+            in_range(at.date(), "cursor")
+            return cls(detected_at=at, id=whole_number(ident or "0", name="cursor"))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"cursor {token[:40]!r} is not one this server handed out") from exc
 

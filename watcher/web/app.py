@@ -7,18 +7,15 @@ docstring for how to add a page group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import sqlalchemy
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-import watcher.config
 from watcher.config import Secrets
 from watcher.errors import ConfigError
 from watcher.store import people
@@ -35,26 +32,17 @@ from watcher.web import (
     routes_timeline,
     routes_watches,
 )
+from watcher.web.context import WebContext
 from watcher.web.errors import EXCEPTION_HANDLERS
 from watcher.web.headers import SecurityHeadersMiddleware
+from watcher.web.limits import BodyLimitMiddleware
+from watcher.web.previews import PreviewRunner
 from watcher.web.sessions import SessionCookieMiddleware, SessionKeys
+
+__all__ = ["WebContext", "create_app", "setup_url"]  # WebContext lives in watcher.web.context
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MIN_SECRET_LENGTH = 32
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class WebContext:
-    """What the app works with: the database, the current config (a SIGHUP swaps it: call it
-    each time), and the clock."""
-
-    engine: sqlalchemy.Engine
-    config: Callable[[], watcher.config.Config]
-    now: Callable[[], datetime] = field(default=_utc_now)
 
 
 # One line per page group: each module has `routes: list[BaseRoute]`.
@@ -72,6 +60,13 @@ ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
 ]
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """When the server stops, the previews' pool stops too (its threads would hold the exit)."""
+    yield
+    app.state.previews.shutdown()
+
+
 def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The web app over `context`; `extra_routes` (the daemon's /healthz, /metrics) stay public."""
     routes: list[BaseRoute] = [*extra_routes, Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
@@ -85,13 +80,16 @@ def create_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -
         )
     app = Starlette(
         routes=routes,
+        lifespan=_lifespan,
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=lambda: context.config().server.secure_cookies),
+            Middleware(BodyLimitMiddleware),
             Middleware(SessionCookieMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.context = context
+    app.state.previews = PreviewRunner()
     app.state.session_keys = SessionKeys(secret.get_secret_value() if secret else None)
     return app
 

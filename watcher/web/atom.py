@@ -1,6 +1,7 @@
 """Pure: a watch's latest changes as an Atom 1.0 feed (RFC 4287), built with xml.etree (every
-text escaped). Each entry's `id` is a `tag:` URI made from the change's id alone, so it is the same
-on every fetch; the feed has one id, title, updated and author, and so has each entry."""
+text escaped; what XML cannot hold at all, control characters, removed). Each entry's `id` is a
+`tag:` URI made from the change's id alone, so it is the same on every fetch; the feed has one
+id, title, updated and author, and so has each entry."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
+from watcher.cleantext import xml_text
 from watcher.model import ChangeRecord
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -70,9 +72,9 @@ def _entry(change: ChangeRecord, base: str, public_url: str) -> ET.Element:
 
 def _add(parent: ET.Element, name: str, text: str | None) -> ET.Element:
     node = ET.SubElement(parent, f"{{{ATOM_NS}}}{name}")
-    node.text = text
+    node.text = xml_text(text) if text is not None else None  # well-formed whatever the registry holds
     return node
 
 
 def _link(parent: ET.Element, href: str, rel: str, media_type: str) -> None:
-    ET.SubElement(parent, f"{{{ATOM_NS}}}link", {"href": href, "rel": rel, "type": media_type})
+    ET.SubElement(parent, f"{{{ATOM_NS}}}link", {"href": xml_text(href), "rel": rel, "type": media_type})

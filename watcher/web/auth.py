@@ -8,7 +8,7 @@ Failures are exceptions that watcher.web.errors turns into responses: `SignInReq
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,10 +18,9 @@ from starlette.requests import Request
 from watcher.store import people, web_sessions
 from watcher.store.db import transaction
 from watcher.store.people import Person
+from watcher.web.context import WebContext
+from watcher.web.limits import read_form
 from watcher.web.sessions import csrf_matches, load_session
-
-if TYPE_CHECKING:
-    from watcher.web.app import WebContext
 
 T = TypeVar("T")
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -130,7 +129,7 @@ def require_admin(person: Person) -> Person:
 
 async def form_of(request: Request) -> FormData:
     """The POSTed form, its CSRF token checked against the session's (Forbidden when it is not)."""
-    form = await request.form()
+    form = await read_form(request)
     web_session = await load_session(request)
     if not csrf_matches(web_session, form.get("csrf_token")):
         raise Forbidden("the form has expired or did not come from this site: reload the page and try again")

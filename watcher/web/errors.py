@@ -16,7 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from watcher.errors import StoreError
+from watcher.inputs import InputError
 from watcher.web.auth import Forbidden, SignInRequired, current_user, is_api
+from watcher.web.headers import SECURITY_HEADERS
+from watcher.web.previews import TooManyPreviews
 from watcher.web.render import render
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,14 @@ async def forbidden(request: Request, exc: Exception) -> Response:
     return error_response(request, 403, str(exc) or "You are not allowed to do this.")
 
 
+async def bad_input(request: Request, exc: Exception) -> Response:
+    return error_response(request, 400, str(exc))
+
+
+async def too_many_previews(request: Request, exc: Exception) -> Response:
+    return error_response(request, 429, str(exc), {"Retry-After": "10"})
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "There is no page here.", 405: "This address does not take that method."}
@@ -68,6 +79,22 @@ async def database_down(request: Request, exc: Exception) -> Response:
         return Response(DATABASE_DOWN, status_code=503, media_type="text/plain", headers={"Retry-After": "30"})
 
 
+SERVER_ERROR = "Something went wrong on our side; it has been logged. Try again, or tell an admin."
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Any exception nobody handled (Starlette's outermost middleware calls this, outside the
+    security-headers middleware): logged; JSON under /api, the error page elsewhere; with the
+    security headers and no-store all the same."""
+    log.error("web: %s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+    try:
+        response = error_response(request, 500, SERVER_ERROR)
+    except Exception:  # noqa: BLE001 (the error page itself may be what fails)
+        response = Response(SERVER_ERROR, status_code=500, media_type="text/plain")
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return response
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
@@ -76,10 +103,13 @@ def _first_line(exc: BaseException) -> str:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: sign_in_required,
     Forbidden: forbidden,
+    TooManyPreviews: too_many_previews,
+    InputError: bad_input,
     HTTPException: http_error,
     OperationalError: database_down,
     InterfaceError: database_down,
     DBAPIError: database_down,
     PoolTimeout: database_down,
     StoreError: database_down,
+    500: server_error,
 }

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from watcher.inputs import whole_number
 from watcher.store import people
 from watcher.store.people import Person
 from watcher.store.web_sessions import count_sessions
@@ -100,7 +101,7 @@ async def create_feed_address(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     user = await require_user(request)
     form = await form_of(request)
-    token_id = int(str(form.get("token_id", "0"))) if str(form.get("token_id", "")).isdigit() else 0
+    token_id = whole_number(str(form.get("token_id", "")), name="token_id")  # InputError: 400
     await in_db(request, lambda session: people.revoke_token(session=session, token_id=token_id, user_id=user.id))
     return RedirectResponse("/account?done=revoked", status_code=303)
 

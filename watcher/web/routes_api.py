@@ -7,16 +7,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from watcher.inputs import InputError, moment, whole_number
+from watcher.jsontext import parse_json
 from watcher.model import ChangeKind
 from watcher.store.dashboard import ChangeFilter, changes_page, watch_summaries, watch_summary
 from watcher.store.models import WatchRow
@@ -24,12 +25,12 @@ from watcher.store.people import Person
 from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
 from watcher.watch import NCT_ID, WatchConfig
 from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
+from watcher.web.previews import preview_for
 from watcher.web.routes_watches import managed_in_file
 from watcher.web.watch_data import (
     FieldError,
     WatchInvalid,
     may_edit,
-    run_preview,
     validate_preview,
     validate_watch,
     with_stored_secrets,
@@ -37,6 +38,7 @@ from watcher.web.watch_data import (
 from watcher.web.watch_data import watch_json as w_json
 
 MAX_LIMIT = 500
+MAX_CURSOR = 200  # characters; the cursors given out are about 60
 DEFAULT_LIMIT = 100
 # W's fields the server keeps: ignored in a POST or PUT body, so a W read with GET can be sent back.
 READ_ONLY = (
@@ -57,7 +59,7 @@ def invalid(errors: list[FieldError], status: int = 422) -> JSONResponse:
 
 async def json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"null")
+        body = parse_json(await request.body() or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise WatchInvalid([FieldError("body", f"not JSON: {exc}")]) from exc
     if not isinstance(body, dict):
@@ -150,12 +152,12 @@ async def delete_watch(request: Request) -> Response:
 
 
 async def preview(request: Request) -> Response:
-    await require_api_user(request)
+    user = await require_api_user(request)
     try:
         watch: WatchConfig = validate_preview(await json_body(request))
     except WatchInvalid as exc:
         return invalid(exc.errors)
-    result = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
+    result = await preview_for(request, user, watch)
     if result.error:
         return JSONResponse({"error": f"the registry could not be asked: {result.error}"}, status_code=502)
     return JSONResponse(result.as_json())
@@ -167,20 +169,16 @@ def encode_cursor(cursor: tuple[datetime, int]) -> str:
 
 
 def decode_cursor(text: str) -> tuple[datetime, int]:
+    """[ISO time, change id] as base64 JSON (what `encode_cursor` gave out); ValueError else."""
     try:
-        at, change_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        return datetime.fromisoformat(at).astimezone(UTC), int(change_id)
+        if len(text) > MAX_CURSOR:
+            raise ValueError(text)
+        at, change_id = parse_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(at, str) or type(change_id) is not int:
+            raise ValueError(text)
+        return moment(at, name="cursor"), whole_number(str(change_id), name="cursor")
     except (ValueError, TypeError, binascii.Error) as exc:
         raise ValueError("not a cursor this API gave out") from exc
-
-
-def _moment(value: str) -> datetime:
-    """2026-11-01 (midnight UTC) or an ISO 8601 time (UTC when it names no offset)."""
-    if len(value) == 10:
-        day = date.fromisoformat(value)
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def change_query(params: Any) -> tuple[ChangeFilter, int, tuple[datetime, int] | None, list[FieldError]]:
@@ -189,18 +187,19 @@ def change_query(params: Any) -> tuple[ChangeFilter, int, tuple[datetime, int] |
     for key in moments:
         if params.get(key):
             try:
-                moments[key] = _moment(params[key])
-            except ValueError:
-                errors.append(FieldError(key, f"expected a date (2026-11-01) or an ISO 8601 time, got {params[key]!r}"))
+                moments[key] = moment(params[key], name=key)
+            except InputError as exc:
+                errors.append(FieldError(key, str(exc).removeprefix(f"{key}: ")))
     kind = params.get("kind") or None
     if kind is not None and kind not in {str(k) for k in ChangeKind}:
         errors.append(FieldError("kind", f"unknown kind {kind!r}: one of {', '.join(str(k) for k in ChangeKind)}"))
     nct_id = (params.get("nct_id") or "").strip().upper() or None
     if nct_id is not None and not NCT_ID.match(nct_id):
         errors.append(FieldError("nct_id", f"not an NCT id: {nct_id!r}"))
-    limit_text = params.get("limit") or str(DEFAULT_LIMIT)
-    limit = int(limit_text) if limit_text.isdigit() else 0
-    if not 1 <= limit <= MAX_LIMIT:
+    limit = DEFAULT_LIMIT
+    try:
+        limit = whole_number(params.get("limit") or str(DEFAULT_LIMIT), name="limit", low=1, high=MAX_LIMIT)
+    except InputError:
         errors.append(FieldError("limit", f"expected a whole number from 1 to {MAX_LIMIT}"))
     cursor = None
     if params.get("cursor"):

@@ -45,4 +45,5 @@ async def atom_feed(request: Request) -> Response:
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-routes: list[BaseRoute] = [Route("/atom/{filename}", atom_feed, methods=["GET"])]
+# `path`: a watch whose name has a "/" has a feed too (its link quotes it as %2F)
+routes: list[BaseRoute] = [Route("/atom/{filename:path}", atom_feed, methods=["GET"])]

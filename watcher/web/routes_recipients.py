@@ -31,6 +31,7 @@ from watcher.store import recipients
 from watcher.store.watches import active_watches
 from watcher.watch import WatchConfig
 from watcher.web.auth import context_of, form_of, in_db
+from watcher.web.limits import read_form
 from watcher.web.recipient_forms import Choice, parse_choices, pause_day
 from watcher.web.render import render
 from watcher.web.sessions import load_session
@@ -101,7 +102,7 @@ async def unsubscribe(request: Request) -> Response:
     link = await _link(request)
     if link is None:
         return _invalid(request)
-    form = await request.form()
+    form = await read_form(request)
     if form.get("List-Unsubscribe") != ONE_CLICK:
         return render(request, "unsubscribe.html", {"link": link, "rows": [], "done": False, "bad_body": True}, 400)
     context = context_of(request)

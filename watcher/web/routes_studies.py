@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from watcher.inputs import InputError, whole_number
 from watcher.milestones import DueFacts, Verdict, judge_due
 from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, FieldChange, Source
 from watcher.registry.studies import StudyView, VersionDiff, side_by_side, study_view, version_diff
@@ -94,9 +95,10 @@ def _versions_asked(request: Request) -> tuple[int | None, int | None]:
     values = []
     for name in ("from", "to"):
         raw = request.query_params.get(name, "").strip()
-        if raw and not raw.isdigit():
-            raise HTTPException(400, f"{name}={raw[:40]!r}: a version is the number the study page links to.")
-        values.append(int(raw) if raw else None)
+        try:
+            values.append(whole_number(raw, name=name) if raw else None)
+        except InputError as exc:
+            raise HTTPException(400, f"{exc}: a version is the number the study page links to.") from exc
     return values[0], values[1]
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,6 +27,7 @@ from watcher.store.watches import (
 )
 from watcher.web.auth import Forbidden, context_of, form_of, in_db, require_user
 from watcher.web.channel_tests import send_test
+from watcher.web.previews import preview_for
 from watcher.web.render import render
 from watcher.web.routes_recipients import watch_recipients
 from watcher.web.rules_form import PREVIEW_RULE_FIELDS, RULE_FIELDS
@@ -37,7 +37,6 @@ from watcher.web.watch_data import (
     form_to_data,
     form_values,
     may_edit,
-    run_preview,
     validate_preview,
     validate_watch,
 )
@@ -67,7 +66,7 @@ async def new_submit(request: Request) -> Response:
     form = await form_of(request)
     data = form_to_data(form)
     if form.get("action") == "preview":
-        return await _previewed(request, data, editing=None)
+        return await _previewed(request, user, data, editing=None)
     try:
         watch = validate_watch(data)
     except WatchInvalid as exc:
@@ -143,7 +142,7 @@ async def watch_submit(request: Request) -> Response:
         return RedirectResponse("/?deleted=" + quote(name, safe=""), status_code=303)
     data = form_to_data(form, base=row.definition)
     if action == "preview":
-        return await _previewed(request, data, editing=name)
+        return await _previewed(request, user, data, editing=name)
     return await _save_edit(request, user, name, data)
 
 
@@ -179,7 +178,7 @@ def _check_may_edit(request: Request, user: Person, row: Any) -> None:
         raise Forbidden(f"watch {row.name!r} was created by {row.owner}; only they or an admin may change it")
 
 
-async def _previewed(request: Request, data: dict[str, Any], *, editing: str | None) -> Response:
+async def _previewed(request: Request, user: Person, data: dict[str, Any], *, editing: str | None) -> Response:
     """The form again with the registry's answer beside it (or only that, for preview.js)."""
     try:
         asked = {key: data.get(key, []) for key in PREVIEW_FIELDS}
@@ -187,7 +186,7 @@ async def _previewed(request: Request, data: dict[str, Any], *, editing: str | N
         watch = validate_preview(asked)
     except WatchInvalid as exc:
         return _form_again(request, data, exc.by_field(), editing=editing)
-    preview = await run_in_threadpool(run_preview, context_of(request).config().clinicaltrials, watch)
+    preview = await preview_for(request, user, watch)
     if request.headers.get("x-requested-with") == "preview":
         return render(request, "_preview.html", {"preview": preview})
     return _form_again(request, data, {}, editing=editing, preview=preview, status=200)

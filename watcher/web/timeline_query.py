@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
+from watcher.inputs import InputError, day
 from watcher.model import ITEM_TYPES, ChangeKind
 from watcher.store.timeline import ChangeFilter, Cursor
 
@@ -127,8 +128,8 @@ def parse_query(
 
 def _parse_day(value: str) -> date | None:
     try:
-        return date.fromisoformat(value) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
-    except ValueError:
+        return day(value, name="day")
+    except InputError:
         return None
 
 

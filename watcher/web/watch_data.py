@@ -5,7 +5,8 @@ which watch, and the registry preview (runs the query now, stores nothing)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from watcher.config import ClinicalTrialsConfig
 from watcher.errors import SourceError
 from watcher.matching import why_study_matches
 from watcher.model import Study
-from watcher.registry.client import CtgovClient
+from watcher.registry.client import IDS_PER_REQUEST, CtgovClient
 from watcher.registry.preview import ruled_queries
 from watcher.rules import has_join_rules
 from watcher.store.dashboard import WatchSummary
@@ -26,6 +27,7 @@ from watcher.watch import WatchConfig
 from watcher.web.rules_form import PREVIEW_RULE_FIELDS, rule_values, rules_from_form
 
 PREVIEW_SHOWN = 20
+PREVIEW_MAX_PAGES = 3  # of each query of a watch with join rules
 PREVIEW_FIELDS = ("conditions", "terms", "exclude", "nct_ids")
 LIST_FIELDS = ("conditions", "terms", "exclude", "nct_ids", "recipients", "notify")
 _PLACEHOLDER = {"name": "preview", "recipients": ["preview@localhost"]}
@@ -187,22 +189,35 @@ class Preview:
     requests: list[str] = field(default_factory=list)
     error: str | None = None
     left_out: dict[str, int] = field(default_factory=dict)  # by join rule (statuses, phases, geography)
+    complete: bool = True  # False: the count is a floor (pages or NCT ids the preview did not read)
+    unchecked_ids: int = 0  # NCT ids past the first batch: not looked up by the preview
 
     def as_json(self) -> dict[str, Any]:
-        return {"count": self.count, "studies": [study.as_json() for study in self.studies]}
+        studies = [study.as_json() for study in self.studies]
+        return {"count": self.count, "complete": self.complete, "unchecked_ids": self.unchecked_ids, "studies": studies}
 
 
-def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig) -> Preview:
+def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig, stopping: threading.Event | None = None) -> Preview:
     """What the watch's queries match in the registry now: the count and the first 20 studies
-    with why each matched. A study found by its words and by its id is counted once when both
-    queries show it; the registry's own totals are used for the rest."""
+    with why each matched. Reads only what it shows (#25): the words' first page with the
+    registry's total and the first batch of NCT ids (the others are `unchecked_ids`); with join
+    rules, at most `PREVIEW_MAX_PAGES` pages of each query. A study found by its words and by its
+    id is counted once when both queries show it. `stopping` set: the preview gives up."""
     quick = config.model_copy(update={"max_attempts": min(config.max_attempts, 2)})  # a person is waiting
-    if has_join_rules(watch):
-        return _ruled_preview(CtgovClient(quick), watch)
+    unchecked = max(0, len(watch.nct_ids) - IDS_PER_REQUEST)
+    watch = watch.model_copy(update={"nct_ids": watch.nct_ids[:IDS_PER_REQUEST]})
+    client = CtgovClient(quick, stopping=stopping)
     try:
-        pages = CtgovClient(quick).preview(watch, limit=PREVIEW_SHOWN)
+        found = _ruled_preview(client, watch) if has_join_rules(watch) else _plain_preview(client, watch)
     except SourceError as exc:
         return Preview(count=0, error=exc.one_line())
+    if not unchecked:
+        return found
+    return replace(found, complete=False, unchecked_ids=unchecked)
+
+
+def _plain_preview(client: CtgovClient, watch: WatchConfig) -> Preview:
+    pages = client.preview(watch, limit=PREVIEW_SHOWN)
     seen: dict[str, PreviewStudy] = {}
     total = 0
     for _url, page in pages:
@@ -212,30 +227,31 @@ def run_preview(config: ClinicalTrialsConfig, watch: WatchConfig) -> Preview:
             if study.nct_id in seen:
                 total -= 1
                 continue
-            why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
-            seen[study.nct_id] = PreviewStudy(study.nct_id, study.title, study.status_label, study.phase_label, why)
+            seen[study.nct_id] = _shown(record, watch)
     return Preview(count=total, studies=list(seen.values())[:PREVIEW_SHOWN], requests=[url for url, _ in pages])
 
 
+def _shown(record: dict[str, Any], watch: WatchConfig) -> PreviewStudy:
+    study = Study.from_record(record)
+    why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
+    return PreviewStudy(study.nct_id, study.title, study.status_label, study.phase_label, why)
+
+
 def _ruled_preview(client: CtgovClient, watch: WatchConfig) -> Preview:
-    """A watch with join rules: every page of its scoped queries, each study kept or left out as a
+    """A watch with join rules: the pages of its scoped queries, each study kept or left out as a
     poll would (as `trialwatch preview`), so the count is what the watch will hold."""
     held: dict[str, PreviewStudy] = {}
     counted: set[str] = set()
     left_out: dict[str, int] = {}
-    urls = []
-    try:
-        for query in ruled_queries(client, watch, shown=PREVIEW_SHOWN):
-            urls.append(query.url)
-            counted.update(query.held_ids)
-            for rule, number in query.left_out.items():
-                left_out[rule] = left_out.get(rule, 0) + number
-            for record in query.shown:
-                study = Study.from_record(record)
-                why = why_study_matches(record, study.nct_id, watch) or "found by the registry's search (synonyms)"
-                held.setdefault(study.nct_id, PreviewStudy(study.nct_id, study.title, study.status_label,
-                                                           study.phase_label, why))  # fmt: skip
-    except SourceError as exc:
-        return Preview(count=0, error=exc.one_line())
+    urls, complete = [], True
+    for query in ruled_queries(client, watch, shown=PREVIEW_SHOWN, max_pages=PREVIEW_MAX_PAGES):
+        urls.append(query.url)
+        complete = complete and query.complete
+        counted.update(query.held_ids)
+        for rule, number in query.left_out.items():
+            left_out[rule] = left_out.get(rule, 0) + number
+        for record in query.shown:
+            held.setdefault(Study.from_record(record).nct_id, _shown(record, watch))
     shown = list(held.values())[:PREVIEW_SHOWN]
-    return Preview(count=len(counted), studies=shown, requests=urls, left_out=dict(sorted(left_out.items())))
+    rules = dict(sorted(left_out.items()))
+    return Preview(count=len(counted), studies=shown, requests=urls, left_out=rules, complete=complete)
