@@ -72,6 +72,12 @@ def parse_interval(value: Any) -> timedelta:
 Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
 
 
+class HttpConfig(Section):
+    request_deadline: float = Field(
+        default=120.0, gt=0, description="seconds a request to an outside server may take in all, body included"
+    )
+
+
 class DatabaseConfig(Section):
     url: str = "sqlite:///var/trialwatch.db"
 
@@ -216,6 +222,7 @@ class ServerConfig(Section):
 class Config(Section):
     path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
     database: DatabaseConfig = DatabaseConfig()
+    http: HttpConfig = HttpConfig()
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
     email: EmailConfig = EmailConfig()
     digest: DigestConfig = DigestConfig()
