@@ -20,7 +20,7 @@ from watcher.errors import TrialwatchError
 from watcher.registry.client import query_signature
 from watcher.service import CycleReport, Service
 from watcher.store import repo
-from watcher.store.db import transaction
+from watcher.store.db import DatabaseFull, transaction
 from watcher.store.effective import refreshed_watches
 from watcher.watch import WatchConfig
 
@@ -85,6 +85,7 @@ def poll_job(runtime: Runtime) -> None:
             report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
         except TrialwatchError as exc:
             log.error("poll failed: %s", exc.one_line())
+            _note_full(runtime, "database", exc)
             return
     _record_polls(runtime, report)
 
@@ -178,8 +179,12 @@ def digest_job(runtime: Runtime) -> None:
         delivery = runtime.service.deliver(runtime.clock())
     except TrialwatchError as exc:
         log.error("digest failed: %s", exc.one_line())
+        _note_full(runtime, "database", exc)
         return
     if runtime.monitor is not None:
+        runtime.monitor.set_storage_error("outbox", delivery.storage_error)
+        if delivery.sent or not delivery.failed:
+            runtime.monitor.set_storage_error("database", None)
         seconds = time.monotonic() - started
         runtime.monitor.delivery_finished(sent=len(delivery.sent), failed=len(delivery.failed), seconds=seconds)
         _count_pending(runtime, runtime.monitor)
@@ -190,6 +195,9 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
     if monitor is None:
         return
     at = runtime.clock()
+    full = next((poll.error for poll in report.polls if poll.error and poll.error.startswith("database full:")), None)
+    if full is not None or any(poll.ok for poll in report.polls):
+        monitor.set_storage_error("database", full)
     for poll in report.polls:
         monitor.poll_finished(
             source=poll.watch, at=at, seconds=poll.seconds, error=poll.error, requests=poll.requests, changes=poll.kinds
@@ -201,6 +209,12 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
         if feed.status != "not_due":
             monitor.poll_finished(source=f"feed:{feed.feed}", at=at, seconds=feed.seconds, error=feed.error)
     _count_pending(runtime, monitor)
+
+
+def _note_full(runtime: Runtime, where: str, exc: TrialwatchError) -> None:
+    """A job failed: when for want of room in the database, /healthz says so (degraded)."""
+    if runtime.monitor is not None and isinstance(exc, DatabaseFull):
+        runtime.monitor.set_storage_error(where, exc.one_line())
 
 
 def _count_pending(runtime: Runtime, monitor: Monitor) -> None:

@@ -85,6 +85,7 @@ def due_watches(config: Config, engine: Engine, now: datetime, *, everything: bo
 class DeliveryReport:
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    storage_error: str | None = None  # the outbox folder could not be written (full, read-only)
 
     @property
     def ok(self) -> bool:
@@ -206,6 +207,7 @@ def _send_one(
         outcome = "permanent" if exc.permanent else "will retry"
         log.error("delivery %s to %s failed (%s): %s", delivery.message_id, delivery.recipient, outcome, error)
         report.failed.append(f"{delivery.recipient}: {error}")
+        report.storage_error = error if exc.storage else report.storage_error
         return
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -26,14 +27,16 @@ log = logging.getLogger(__name__)
 # CRLF line ends (RFC 5322, also in .eml files); no folding of our <=120-character subjects, which
 # CPython's folder would otherwise start on a continuation line ("Subject:\r\n [trialwatch] ...").
 MAIL_POLICY = email_policy.SMTP.clone(max_line_length=998)
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # no room: disk, file-size limit, quota
 
 
 class DeliveryFailed(NotifyError):
     """The transport could not deliver; `permanent` says whether retrying can help."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, storage: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.storage = storage  # our own side failed: the outbox folder cannot be written
 
 
 def build_message(*, digest: Digest, sender: str, message_id: str, date: datetime) -> EmailMessage:
@@ -90,7 +93,8 @@ class FileTransport:
                 os.fsync(tmp.fileno())
             os.replace(tmp.name, target)
         except OSError as exc:
-            raise DeliveryFailed(f"{target}: cannot write message: {exc}") from exc
+            what = "outbox full" if exc.errno in FULL_ERRNOS else "outbox not writable"
+            raise DeliveryFailed(f"{what}: {target}: cannot write message: {exc}", storage=True) from exc
         log.debug("wrote %s for %s", target, message["To"])
 
 

@@ -46,7 +46,7 @@ from watcher.registry.normalize import content_digest, fingerprint, prune, prune
 from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo, studies
-from watcher.store.db import transaction
+from watcher.store.db import DatabaseFull, transaction
 from watcher.store.models import WatchState
 from watcher.store.page_writes import Link, PageWriter, PendingVersion
 
@@ -155,10 +155,10 @@ def poll_watch(
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(unspool(spool), data_timestamp, requests=client.requests_made - requests_before)
             report.sorted = dict(sorter.counts)
-    except SourceError as exc:
+    except (SourceError, DatabaseFull) as exc:  # a full database: nothing of the poll stored, it fails
         report.error = exc.one_line()
         requests = client.requests_made - requests_before
-        record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
+        _record_failure_if_room(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
     report.requests = client.requests_made - requests_before
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
@@ -331,6 +331,14 @@ def _record_success(*, engine: Engine, watch: str, now: datetime, data_timestamp
         state.request_count += requests
         state.unchanged_count += 1
         session.add(state)
+
+
+def _record_failure_if_room(*, engine: Engine, watch: str, error: str, now: datetime, requests: int) -> None:
+    """record_failure, unless the database is too full even for that (the failure is logged)."""
+    try:
+        record_failure(engine=engine, watch=watch, error=error, now=now, requests=requests)
+    except DatabaseFull as exc:
+        log.warning("poll %s: its failure not recorded either: %s", watch, exc)
 
 
 def record_failure(*, engine: Engine, watch: str, error: str, now: datetime, requests: int = 0) -> None:

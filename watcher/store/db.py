@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 from watcher.errors import StoreError
@@ -151,15 +151,41 @@ def ensure_migrated(engine: Engine) -> None:
         )
 
 
+class DatabaseFull(StoreError):
+    """The database cannot grow (SQLite's file or disk is full, PostgreSQL's disk is full): the
+    transaction was rolled back whole; the next one succeeds once there is room again."""
+
+    hint = "free disk space (or raise the quota); nothing of this transaction was stored, the next cycle retries"
+
+
+SQLITE_FULL = 13  # sqlite3's primary result code "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
+
+
+def full_reason(exc: BaseException) -> str | None:
+    """Why the database could not store this, when the cause is that it is full; else None."""
+    cause: BaseException = exc.orig or exc if isinstance(exc, DBAPIError) else exc
+    code = getattr(cause, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == SQLITE_FULL:
+        return _first_line(cause)
+    if getattr(cause, "sqlstate", None) == PG_DISK_FULL or getattr(cause, "pgcode", None) == PG_DISK_FULL:
+        return _first_line(cause)
+    return None
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error (a full database: as a
+    DatabaseFull, one line)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
+            reason = full_reason(exc)
+            if reason is not None:
+                raise DatabaseFull(f"database full: {redact_url(str(engine.url))}: {reason}") from exc
             raise
 
 
