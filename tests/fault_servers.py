@@ -95,3 +95,41 @@ def http_answer(body: bytes, content_type: str = "application/json") -> bytes:
 def slow_server(slow: Slow) -> Iterator[SlowServer]:
     with SlowServer(slow) as server:
         yield server
+
+
+class TricklingSmtp(SlowServer):
+    """An SMTP server that answers every step correctly, a byte every `interval` seconds (or,
+    with `silent`, accepts the connection and never says a word)."""
+
+    def __init__(self, interval: float, *, silent: bool = False) -> None:
+        super().__init__(Slow(interval=interval))
+        self.silent = silent
+
+    def _serve(self, sock: Any) -> None:
+        if self.silent:
+            self.stopping.wait()
+            return
+        reader = sock.makefile("rb")
+        try:
+            self._say(sock, b"220 slow.example ESMTP\r\n")
+            in_data = False
+            for line in reader:
+                if in_data:
+                    in_data = line != b".\r\n"
+                    if not in_data and not self._say(sock, b"250 queued\r\n"):
+                        return
+                    continue
+                verb = line[:4].upper()
+                answer = {b"DATA": b"354 go on\r\n", b"QUIT": b"221 bye\r\n"}.get(verb, b"250 ok\r\n")
+                in_data = verb == b"DATA"
+                if not self._say(sock, answer) or verb == b"QUIT":
+                    return
+        except OSError:
+            return
+
+    def _say(self, sock: Any, answer: bytes) -> bool:
+        for byte in answer:
+            if self.stopping.wait(self.slow.interval):
+                return False
+            sock.sendall(bytes([byte]))
+        return True

@@ -116,15 +116,34 @@ def deliver(
         pending = _promise(engine=engine, config=config, watches=list(watches), now=now, scheduled=scheduled,
                            retry_now=retry_now, everything=everything)  # fmt: skip
         report = DeliveryReport()
+        down: DeliveryFailed | None = None  # the server cannot be reached or does not answer
         for delivery in pending:
             if stopping is not None and stopping.is_set():
                 log.info(
                     "stopping: %d message(s) left for the next run", len(pending) - len(report.sent + report.failed)
                 )
                 break
-            _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now,
-                      links=links)  # fmt: skip
+            if down is not None:  # one unanswered connection per run, not one per recipient
+                _defer(engine=engine, delivery=delivery, report=report, now=now, failure=down)
+                continue
+            failure = _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report,
+                                now=now, links=links)  # fmt: skip
+            down = failure if failure is not None and failure.unreachable else None
     return report
+
+
+def _defer(
+    *, engine: Engine, delivery: Delivery, report: DeliveryReport, now: datetime, failure: DeliveryFailed
+) -> None:
+    """Leave a message pending untried, with why: the server failed the run's previous message."""
+    assert delivery.id is not None
+    with transaction(engine) as session:
+        if not repo.claim_delivery(session=session, delivery=delivery, now=now):
+            return
+    error = f"not tried: {failure.one_line()}"
+    _mark(engine=engine, delivery_id=delivery.id, now=now, error=error)
+    log.error("delivery %s to %s left pending: %s", delivery.message_id, delivery.recipient, error)
+    report.failed.append(f"{delivery.recipient}: {error}")
 
 
 def _promise(
@@ -186,12 +205,13 @@ def _send_one(
     report: DeliveryReport,
     now: datetime,
     links: LinkSigner | None,
-) -> None:
+) -> DeliveryFailed | None:
+    """Send one stored message and record the outcome; the failure, if it failed."""
     assert delivery.id is not None
     with transaction(engine) as session:
         if not repo.claim_delivery(session=session, delivery=delivery, now=now):
             log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
-            return
+            return None
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
     if links is not None:  # the same message sent again carries the same links (the token is deterministic)
         digest.links = links.links(delivery.recipient, digest.watch_names)
@@ -208,13 +228,14 @@ def _send_one(
         log.error("delivery %s to %s failed (%s): %s", delivery.message_id, delivery.recipient, outcome, error)
         report.failed.append(f"{delivery.recipient}: {error}")
         report.storage_error = error if exc.storage else report.storage_error
-        return
+        return exc
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(
         "delivered %d change(s) to %s via %s in %.2fs (%s)", digest.change_count, delivery.recipient,
         transport.description, time.monotonic() - started, delivery.message_id,
     )  # fmt: skip
     report.sent.append(delivery.recipient)
+    return None
 
 
 def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest:
