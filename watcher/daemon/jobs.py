@@ -16,11 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.daemon.health import Monitor
 from watcher.daemon.lock import LeaderLock
-from watcher.errors import TrialwatchError
+from watcher.errors import StoreError, TrialwatchError
 from watcher.registry.client import query_signature
 from watcher.service import CycleReport, Service
 from watcher.store import repo
-from watcher.store.db import DatabaseFull, transaction
+from watcher.store.db import transaction
 from watcher.store.effective import refreshed_watches
 from watcher.watch import WatchConfig
 
@@ -85,7 +85,7 @@ def poll_job(runtime: Runtime) -> None:
             report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
         except TrialwatchError as exc:
             log.error("poll failed: %s", exc.one_line())
-            _note_full(runtime, "database", exc)
+            _note_store_error(runtime, exc)
             return
     _record_polls(runtime, report)
 
@@ -179,7 +179,7 @@ def digest_job(runtime: Runtime) -> None:
         delivery = runtime.service.deliver(runtime.clock())
     except TrialwatchError as exc:
         log.error("digest failed: %s", exc.one_line())
-        _note_full(runtime, "database", exc)
+        _note_store_error(runtime, exc)
         return
     if runtime.monitor is not None:
         runtime.monitor.set_storage_error("outbox", delivery.storage_error)
@@ -211,10 +211,10 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
     _count_pending(runtime, monitor)
 
 
-def _note_full(runtime: Runtime, where: str, exc: TrialwatchError) -> None:
-    """A job failed: when for want of room in the database, /healthz says so (degraded)."""
-    if runtime.monitor is not None and isinstance(exc, DatabaseFull):
-        runtime.monitor.set_storage_error(where, exc.one_line())
+def _note_store_error(runtime: Runtime, exc: TrialwatchError) -> None:
+    """A job failed: when on the database (full, its file gone), /healthz says so (degraded)."""
+    if runtime.monitor is not None and isinstance(exc, StoreError):
+        runtime.monitor.set_storage_error("database", exc.one_line())
 
 
 def _count_pending(runtime: Runtime, monitor: Monitor) -> None:

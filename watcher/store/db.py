@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 from watcher.errors import StoreError
@@ -57,7 +57,51 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if parsed.database and parsed.database != ":memory:":
+            FileGuard(Path(parsed.database)).watch(engine)
     return engine
+
+
+class FileGuard:
+    """Notices the SQLite file removed or replaced under a running process. SQLite itself would
+    go on writing into the removed file's open inode (lost at the last close), and a new
+    connection would create an empty database in its place: every job would then fail on a
+    missing table, every cycle. Instead: a pooled connection to a file no longer there is
+    dropped; a file replaced (a backup copied back) is used from then on, with a warning; a file
+    gone is a StoreError saying so, every time, until it is back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: tuple[int, int] | None = None  # (device, inode) of the file our connections use
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "do_connect", self._before_connect)
+        event.listen(engine, "connect", self._connected)
+        event.listen(engine, "checkout", self._checkout)
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def _before_connect(self, *_args: Any) -> None:
+        if self.seen is not None and self._identity() is None:
+            raise StoreError(
+                f"{self.path}: the database file is gone (removed or moved while trialwatch runs)",
+                hint="put it back, or copy a backup (trialwatch db backup) in its place: the next cycle uses it",
+            )
+
+    def _connected(self, *_args: Any) -> None:
+        now = self._identity()
+        if self.seen is not None and now != self.seen:
+            log.warning("%s: the database file was replaced while trialwatch runs: using the new one", self.path)
+        self.seen = now
+
+    def _checkout(self, *_args: Any) -> None:
+        if self.seen is not None and self._identity() != self.seen:
+            raise DisconnectionError(f"{self.path} is no longer the file this connection opened")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
