@@ -14,7 +14,9 @@
   - a 1% update cycle (30 of 3,000 studies really changed);
   - three watches whose queries overlap (each study stored once);
 - `trialwatch --help` and `trialwatch version`;
-- parsing the real Nature feed (75 items) and keying its items.
+- parsing the real Nature feed (75 items) and keying its items;
+- 50 readers of /changes, a study page and /api/v1/changes during a first sync of 3,000 studies
+  (tests/benchmarks/readers.py): errors, p50/p99/max, against the same readers after the sync.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import timeline
+from tests.benchmarks import readers, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,6 +368,7 @@ def main(sizes: list[int]) -> None:
             f"{large.rss_mb:.1f} / {small.rss_mb:.1f} MB = {large.rss_mb / small.rss_mb:.2f}x"
         )
     bench_overlap(min(sizes))
+    readers.bench_readers(max(sizes))
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
     timeline.main(FIXTURES)  # the browser pages over 10,000 studies and 100,000 changes
