@@ -111,7 +111,8 @@ class TricklingSmtp(SlowServer):
             return
         reader = sock.makefile("rb")
         try:
-            self._say(sock, b"220 slow.example ESMTP\r\n")
+            if not self._say(sock, b"220 slow.example ESMTP\r\n"):
+                return
             in_data = False
             for line in reader:
                 if in_data:

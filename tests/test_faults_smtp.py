@@ -6,6 +6,8 @@ than each waiting its own timeout."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -18,6 +20,7 @@ from sqlmodel import select
 from tests.fault_servers import TricklingSmtp
 from tests.harness import write_config
 from tests.servers import SmtpSink
+from tests.web_support import close_site, make_site
 from watcher.cli.shared import make_service
 from watcher.config import load_config
 from watcher.mail.transport import DeliveryFailed, SmtpTransport
@@ -88,3 +91,40 @@ def test_a_slow_server_leaves_every_message_pending_and_the_next_run_delivers(
         assert len(sink.wait_for(2)) == 2
     finally:
         sink.stop()
+
+
+def test_the_web_answers_while_a_delivery_waits_on_a_trickling_server(
+    tmp_path: Path, registry: Any, own_study: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = f"sqlite:///{tmp_path}/tw.db"
+    registry.put(own_study("study_NCT09000001_v1"))
+    site = make_site(database, registry.base_url)
+    try:
+        client = site.signed_in("reader@example.org")
+        with TricklingSmtp(interval=1.0) as slow:  # its greeting alone would take 24 s
+            service = make_service(load_config(write_config(tmp_path, registry, database_url=database, smtp=slow)))
+            service.poll(NOW)
+            registry.put(own_study("study_NCT09000001_v2"))
+            service.poll(NOW + timedelta(hours=6), force_full=True)
+            service = replace(service, transport=transport(slow, timeout=30))
+            sending = threading.Thread(
+                target=service.deliver, args=(NOW + timedelta(days=1),), kwargs={"everything": True}
+            )
+            sending.start()
+            assert wait_until(lambda: slow.connections == 1), "the delivery reached the server"
+            answers = [client.get("/changes").status_code for _ in range(3)]
+            still_waiting = sending.is_alive()
+            slow.stopping.set()  # let the delivery fail now
+            sending.join()
+        assert answers == [200, 200, 200] and still_waiting
+    finally:
+        close_site(site)
+
+
+def wait_until(condition: Any, limit: float = 10.0) -> bool:
+    event = threading.Event()
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        event.wait(0.01)
+    return bool(condition())
