@@ -156,6 +156,7 @@ def feeds_job(runtime: Runtime) -> None:
         report = runtime.service.poll_feeds(runtime.clock())  # each feed's poll logs its own line
     except TrialwatchError as exc:
         log.error("feeds poll failed: %s", exc.one_line())
+        _note_store_error(runtime, exc)
         return
     _record_polls(runtime, report)
 
@@ -167,6 +168,7 @@ def pubmed_job(runtime: Runtime) -> None:
         report = runtime.service.poll_pubmed(runtime.clock())  # each watch's poll logs its own line
     except TrialwatchError as exc:
         log.error("PubMed poll failed: %s", exc.one_line())
+        _note_store_error(runtime, exc)
         return
     _record_polls(runtime, report)
 
