@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/trialwatch.toml
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install migrate check lint bench clean
+.PHONY: run test install migrate check lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ lint: install
 
 bench: install
 	$(BIN)/python -m tests.benchmarks.bench
+
+# the daemon's jobs for SOAK_DAYS simulated days over SOAK_STUDIES studies (tests/benchmarks/soak.py)
+SOAK_DAYS    ?= 30
+SOAK_STUDIES ?= 3000
+soak: install
+	$(BIN)/python -m tests.benchmarks.soak $(SOAK_DAYS) $(SOAK_STUDIES)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -8,7 +8,6 @@ override come only from the environment (`Secrets`); the config file has no key 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -24,7 +23,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,10 +31,21 @@ from watcher.errors import ConfigError
 from watcher.intervals import MIN_INTERVAL, Interval, parse_interval
 from watcher.pubmed_config import NCBI_RATE_WITHOUT_KEY, PubmedConfig
 from watcher.readouts_config import CrossrefConfig, EuropepmcConfig
+from watcher.server_config import ServerConfig, parse_listen
 from watcher.watch import NCT_ID, Address, Section, WatchConfig, check_address
 
 # defined in watcher.watch and watcher.intervals, used from here too
-__all__ = ["MIN_INTERVAL", "NCT_ID", "Address", "Interval", "WatchConfig", "check_address", "parse_interval"]
+__all__ = [
+    "MIN_INTERVAL",
+    "NCT_ID",
+    "Address",
+    "Interval",
+    "ServerConfig",
+    "WatchConfig",
+    "check_address",
+    "parse_interval",
+]
+__all__ += ["parse_listen"]
 
 # Registry bookkeeping that is never a change (watcher.registry.normalize prunes it); the default of
 # [clinicaltrials] ignore_fields, so it lives with the config.
@@ -54,6 +63,12 @@ DEFAULT_IGNORE: tuple[str, ...] = (
 
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class HttpConfig(Section):
+    request_deadline: float = Field(
+        default=120.0, gt=0, description="seconds a request to an outside server may take in all, body included"
+    )
 
 
 class DatabaseConfig(Section):
@@ -161,74 +176,10 @@ class FeedConfig(Section):
         return value.strip()
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """'127.0.0.1:9464', '0.0.0.0:9464', '[::1]:9464' or ':9464' -> (host, port); ValueError if not."""
-    host, sep, port_text = value.strip().rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"listen {value!r}: expected host:port, e.g. '127.0.0.1:9464'")
-    host = host.removeprefix("[").removesuffix("]")
-    if ":" in host and not value.strip().startswith("["):
-        raise ValueError(f"listen {value!r}: write an IPv6 address in brackets, e.g. '[::1]:9464'")
-    return host, int(port_text)
-
-
-class ServerConfig(Section):
-    """[server]: the optional /healthz and /metrics endpoints (and the web app beside them)."""
-
-    listen: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:9464; unset: no server")
-    public_url: str | None = Field(
-        default=None, description="base of every link the app or a mail gives out; default http://<listen>"
-    )
-    forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="addresses (or networks, comma-separated; '*' for any) of the reverse proxies whose "
-        "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address throttles sign-ins",
-    )
-
-    @field_validator("forwarded_allow_ips")
-    @classmethod
-    def _proxy_addresses(cls, value: str) -> str:
-        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
-        for entry in entries:
-            if entry == "*":
-                continue
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"forwarded_allow_ips: {entry!r} is not an IP address or network (e.g. '172.18.0.0/16', or '*')"
-                ) from None
-        return ",".join(entries)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_listen(value)
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
-            raise ValueError(f"public_url {value!r} must start with http:// or https:// and name a host")
-        return value.strip().rstrip("/") if value is not None else None
-
-    @model_validator(mode="after")
-    def _default_public_url(self) -> ServerConfig:
-        if self.public_url is None and self.listen is not None:
-            object.__setattr__(self, "public_url", f"http://{self.listen.strip()}")
-        return self
-
-    @property
-    def secure_cookies(self) -> bool:
-        """Cookies are marked Secure when the app is reached over https."""
-        return (self.public_url or "").startswith("https://")
-
-
 class Config(Section):
     path: Path = Field(default=DEFAULT_CONFIG_PATH, exclude=True)
     database: DatabaseConfig = DatabaseConfig()
+    http: HttpConfig = HttpConfig()
     clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
     email: EmailConfig = EmailConfig()
     digest: DigestConfig = DigestConfig()

@@ -1,7 +1,10 @@
 """One way to make HTTP requests: honest User-Agent, timeouts, pacing, bounded retries.
 
 Retried: 429, 5xx, timeouts, connection errors and truncated bodies, with exponential backoff and
-jitter, honouring Retry-After. Not retried: other 4xx (a 400 from ClinicalTrials.gov carries a
+jitter, honouring Retry-After. Every request made through a session of `make_session` has a total
+deadline (`[http] request_deadline`, watcher.http_deadline): `requests`' timeout bounds each read,
+so a server trickling a byte every few seconds would hold a poll for ever; past the deadline the
+request fails, not retried. Not retried: other 4xx (a 400 from ClinicalTrials.gov carries a
 plain-text reason, which the error shows). Every failure is a SourceError naming the URL.
 """
 
@@ -29,6 +32,7 @@ from tenacity import (
 
 from watcher import __version__
 from watcher.errors import SourceError
+from watcher.http_deadline import DEFAULT_REQUEST_DEADLINE, DeadlineSession, deadline_error
 from watcher.jsontext import parse_json
 
 log = logging.getLogger(__name__)
@@ -40,8 +44,13 @@ MAX_RETRY_AFTER = 300.0
 SECRET_PARAMS = frozenset({"api_key"})  # never shown in a message or a log line
 
 
-def make_session(user_agent: str = DEFAULT_USER_AGENT) -> requests.Session:
-    session = requests.Session()
+def make_session(
+    user_agent: str = DEFAULT_USER_AGENT, request_deadline: float = DEFAULT_REQUEST_DEADLINE
+) -> requests.Session:
+    """The one way to get a session for an outside server: our User-Agent, and a total deadline on
+    each request, from its first byte sent to the last of its body read (`request_deadline`
+    seconds; a new source gets it by using this)."""
+    session = DeadlineSession(request_deadline)
     session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
     return session
 
@@ -210,17 +219,24 @@ class HttpClient:
 @contextmanager
 def _request_errors(where: str, timeout: float) -> Iterator[None]:
     """requests' errors as ours, saying where: a timeout, a cut body or no connection can be
-    retried; any other request error cannot."""
+    retried; the total deadline passed, or any other request error, cannot."""
     try:
         yield
-    except requests.Timeout as exc:
-        raise RetryableError(f"{where}: timed out after {timeout:g}s") from exc
-    except requests.exceptions.ChunkedEncodingError as exc:
-        raise RetryableError(f"{where}: response truncated") from exc
-    except requests.ConnectionError as exc:
-        raise RetryableError(f"{where}: cannot connect: {connection_reason(exc)}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"{where}: request failed: {_first_line(exc)}") from exc
+        raise _source_error(exc, where, timeout) from exc
+
+
+def _source_error(exc: requests.RequestException, where: str, timeout: float) -> SourceError:
+    late = deadline_error(where)
+    if late is not None:
+        return late
+    if isinstance(exc, requests.Timeout):
+        return RetryableError(f"{where}: timed out after {timeout:g}s")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return RetryableError(f"{where}: response truncated")
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableError(f"{where}: cannot connect: {connection_reason(exc)}")
+    return SourceError(f"{where}: request failed: {_first_line(exc)}")
 
 
 def _check_status(response: requests.Response, where: str) -> None:

@@ -18,6 +18,8 @@
 - a Crossref window of 5,000 works in 5 pages, polled, parsed and matched against three watches,
   beside a floor that only downloads and JSON-parses the same pages (tests/benchmarks/readouts.py,
   issue #20; `python -m tests.benchmarks.bench readouts` runs it alone).
+- 50 readers of /changes, a study page and /api/v1/changes during a first sync of 3,000 studies
+  (tests/benchmarks/readers.py): errors, p50/p99/max, against the same readers after the sync.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import readouts, timeline
+from tests.benchmarks import readers, readouts, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -369,6 +371,7 @@ def main(sizes: list[int]) -> None:
             f"{large.rss_mb:.1f} / {small.rss_mb:.1f} MB = {large.rss_mb / small.rss_mb:.2f}x"
         )
     bench_overlap(min(sizes))
+    readers.bench_readers(max(sizes))
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
     readouts.main(FIXTURES, OWN, REPEAT)  # Crossref: 5,000 works, 3 watches (#20)

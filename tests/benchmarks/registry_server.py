@@ -5,7 +5,9 @@ Usage: python -m tests.benchmarks.registry_server FOLDER -- prints the port, the
 - GET /api/v2/version, GET /api/v2/studies (pageSize, pageToken, filter.advanced on
   LastUpdatePostDate; every other query parameter is accepted and ignored);
 - POST /_state/NAME: serve FOLDER/NAME.jsonl (one record per line) from now on, with a new
-  dataTimestamp (like the registry's daily refresh).
+  dataTimestamp (like the registry's daily refresh);
+- POST /_update/NAME: the records of FOLDER/NAME.jsonl replace those with the same NCT id (the
+  soak's day of changes, without writing the whole registry again), with a new dataTimestamp.
 """
 
 from __future__ import annotations
@@ -40,8 +42,21 @@ class Registry:
             self.records, self.pages = records, {}
             self.refreshes += 1
 
+    def update(self, name: str) -> None:
+        changed = {}
+        with (self.folder / f"{name}.jsonl").open("rb") as lines:
+            for line in lines:
+                record = json.loads(line)
+                updated = record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
+                changed[record["protocolSection"]["identificationModule"]["nctId"]] = (updated, line.rstrip(b"\n"))
+        with self.lock:
+            kept = [(updated, raw) for updated, raw in self.records if _nct_id(raw) not in changed]
+            self.records, self.pages = kept + list(changed.values()), {}
+            self.refreshes += 1
+
     def version(self) -> bytes:
-        return json.dumps({"apiVersion": "2.0.5", "dataTimestamp": f"2026-11-24T09:00:{self.refreshes:02d}"}).encode()
+        stamp = f"2026-11-24T{self.refreshes // 3600:02d}:{self.refreshes // 60 % 60:02d}:{self.refreshes % 60:02d}"
+        return json.dumps({"apiVersion": "2.0.5", "dataTimestamp": stamp}).encode()
 
     def page(self, since: str, size: int, index: int) -> bytes:
         with self.lock:
@@ -62,6 +77,14 @@ class Registry:
         return pages
 
 
+NCT_ID = re.compile(rb'"nctId":\s*"(NCT\d{8})"')
+
+
+def _nct_id(raw: bytes) -> str:
+    found = NCT_ID.search(raw)
+    return found.group(1).decode() if found else ""
+
+
 def handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -79,7 +102,10 @@ def handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
             self._send(b"not found", status=404)
 
         def do_POST(self) -> None:  # noqa: N802
-            registry.switch(self.path.removeprefix("/_state/"))
+            if self.path.startswith("/_update/"):
+                registry.update(self.path.removeprefix("/_update/"))
+            else:
+                registry.switch(self.path.removeprefix("/_state/"))
             self._send(b"{}")
 
         def _send(self, body: bytes, status: int = 200) -> None:

@@ -1,5 +1,5 @@
 """The `trialwatch` command: the operating commands (check, poll, digest, run, db upgrade,
-version); the inspecting ones live in cli.inspecting, what they share in cli.shared.
+db backup, version); the inspecting ones live in cli.inspecting, what they share in cli.shared.
 
 The cli modules are the only ones that read the clock, choose implementations and print.
 """
@@ -314,6 +314,38 @@ def db_upgrade() -> None:
         with leadership(engine_url=config.database.url):  # not under a running daemon
             db.upgrade(engine)
         out.print(f"database {db.redact_url(config.database.url)} is at revision {db.current_revision(engine)}")
+        return 0
+
+    guarded(action)
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).", show_default=False)],
+) -> None:
+    """Copy the database, consistent as of one moment, while the daemon keeps running.
+
+    SQLite: SQLite's online backup into FILE (never overwritten). PostgreSQL: prints the pg_dump
+    command to run. Restore: stop the daemon, copy FILE back over the database file, start it.
+
+    Example: trialwatch db backup var/backups/trialwatch-2026-12-08.db
+    """
+
+    from watcher.config import load_config
+    from watcher.store import backup, db
+
+    def action() -> int:
+        config = load_config(State.config_path)
+        source = backup.sqlite_path(config.database.url)
+        if source is None:
+            out.print("PostgreSQL: back it up with pg_dump (it reads the password from PGPASSWORD or ~/.pgpass):")
+            out.print(backup.pg_dump_command(config.database.url, file), markup=False, soft_wrap=True)
+            return 0
+        made = backup.backup_sqlite(source, file)
+        out.print(
+            f"backed up {db.redact_url(config.database.url)} to {made.path} "
+            f"({made.size / 1e6:.1f} MB, revision {made.revision or 'none'})", markup=False,
+        )  # fmt: skip
         return 0
 
     guarded(action)

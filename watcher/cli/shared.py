@@ -131,7 +131,10 @@ def make_pubmed_client(config: Config, *, stopping: threading.Event | None = Non
     from watcher.literature.pubmed import PubmedClient
 
     key = Secrets().ncbi_api_key
-    return PubmedClient(config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping)
+    return PubmedClient(
+        config.pubmed, api_key=key.get_secret_value() if key else None, stopping=stopping,
+        request_deadline=config.http.request_deadline,
+    )  # fmt: skip
 
 
 def make_crossref_client(config: Config, *, stopping: threading.Event | None = None) -> CrossrefClient | None:
@@ -197,9 +200,9 @@ def make_service(
     return Service(
         config=config,
         engine=engine,
-        client=CtgovClient(config.clinicaltrials, stopping=stopping),
+        client=CtgovClient(config.clinicaltrials, stopping=stopping, request_deadline=config.http.request_deadline),
         transport=make_transport(config.email, Secrets()),
-        feed_http=make_session(config.feeds.user_agent),
+        feed_http=make_session(config.feeds.user_agent, config.http.request_deadline),
         stopping=stopping,
         pubmed=make_pubmed_client(config, stopping=stopping),
         crossref=make_crossref_client(config, stopping=stopping),

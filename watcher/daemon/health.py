@@ -11,7 +11,9 @@ hosts: only a caller on this host (loopback, through no proxy) sees them; anyone
 status and counts (`HealthStatus.summary_json`). A standby replica (PostgreSQL, waiting for the
 leader lock) is healthy: it polls nothing, and the clock of its sources starts when it takes over. A replica
 that cannot reach its database (it stands by and keeps trying) is failing, with "database" saying
-why; the key is absent otherwise.
+why; the key is absent otherwise. A daemon whose database or outbox folder is full (the latest
+write there failed for want of room) is "degraded" (503), with "storage" saying what is full; it
+keeps running, and the key goes once a later poll or delivery could write again.
 
 The endpoints are Starlette routes (`health_routes`); `HealthServer` serves them with uvicorn on a
 thread, with the web app around them when the command line passes one (`web`): every replica,
@@ -107,16 +109,20 @@ class HealthStatus:
     pending_deliveries: int = 0
     leader: bool = True
     database_error: str | None = None
+    storage: Mapping[str, str] = field(default_factory=dict)  # what is full ("database", "outbox") -> why
 
     def as_json(self) -> dict[str, Any]:
-        body = {
-            "status": "ok" if self.healthy else "failing",
+        degraded = self.storage and self.database_error is None
+        body: dict[str, Any] = {
+            "status": "ok" if self.healthy else "degraded" if degraded else "failing",
             "role": "leader" if self.leader else "standby",
             "sources": {name: source.as_json() for name, source in sorted(self.sources.items())},
             "pending_deliveries": self.pending_deliveries,
         }
         if self.database_error is not None:
             body["database"] = f"unreachable: {self.database_error}"
+        if self.storage:
+            body["storage"] = dict(sorted(self.storage.items()))
         return body
 
     def summary_json(self) -> dict[str, Any]:
@@ -146,6 +152,7 @@ class Monitor:
         self._pending = 0
         self._leader = True
         self._database_error: str | None = None
+        self._storage: dict[str, str] = {}
         self._mutex = threading.Lock()
         metrics.leader.set(1)
 
@@ -167,6 +174,15 @@ class Monitor:
         """The database could not be reached (`error`), or could again (None)."""
         with self._mutex:
             self._database_error = error
+
+    def set_storage_error(self, where: str, error: str | None) -> None:
+        """`where` ("database", "outbox") is full (`error`: the failed write's line), or could be
+        written again (None)."""
+        with self._mutex:
+            if error is None:
+                self._storage.pop(where, None)
+            else:
+                self._storage[where] = error
 
     def poll_finished(
         self,
@@ -209,11 +225,11 @@ class Monitor:
         limit = self.poll_interval * STALE_AFTER_POLLS
         with self._mutex:
             sources, pending, leader, started = dict(self._sources), self._pending, self._leader, self.started_at
-            database_error = self._database_error
+            database_error, storage = self._database_error, dict(self._storage)
         stale = [name for name, s in sources.items() if now - max(s.last_success or started, started) > limit]
         return HealthStatus(
-            healthy=(not leader or not stale) and database_error is None, sources=sources,
-            pending_deliveries=pending, leader=leader, database_error=database_error,
+            healthy=(not leader or not stale) and database_error is None and not storage, sources=sources,
+            pending_deliveries=pending, leader=leader, database_error=database_error, storage=storage,
         )  # fmt: skip
 
 

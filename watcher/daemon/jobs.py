@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.daemon.health import Monitor
 from watcher.daemon.lock import LeaderLock
-from watcher.errors import TrialwatchError
+from watcher.errors import StoreError, TrialwatchError
 from watcher.registry.client import query_signature
 from watcher.service import CycleReport, Service
 from watcher.store import repo
@@ -88,6 +88,7 @@ def poll_job(runtime: Runtime) -> None:
             report = service.poll(runtime.clock(), feeds=False, readouts=False)
         except TrialwatchError as exc:
             log.error("poll failed: %s", exc.one_line())
+            _note_store_error(runtime, exc)
             return
     _record_polls(runtime, report)
 
@@ -160,6 +161,7 @@ def feeds_job(runtime: Runtime) -> None:
         report = runtime.service.poll_feeds(runtime.clock())  # each feed's poll logs its own line
     except TrialwatchError as exc:
         log.error("feeds poll failed: %s", exc.one_line())
+        _note_store_error(runtime, exc)
         return
     _record_polls(runtime, report)
 
@@ -171,6 +173,7 @@ def pubmed_job(runtime: Runtime) -> None:
         report = runtime.service.poll_pubmed(runtime.clock())  # each watch's poll logs its own line
     except TrialwatchError as exc:
         log.error("PubMed poll failed: %s", exc.one_line())
+        _note_store_error(runtime, exc)
         return
     _record_polls(runtime, report)
 
@@ -202,8 +205,12 @@ def digest_job(runtime: Runtime) -> None:
         delivery = runtime.service.deliver(runtime.clock())
     except TrialwatchError as exc:
         log.error("digest failed: %s", exc.one_line())
+        _note_store_error(runtime, exc)
         return
     if runtime.monitor is not None:
+        runtime.monitor.set_storage_error("outbox", delivery.storage_error)
+        if delivery.sent or not delivery.failed:
+            runtime.monitor.set_storage_error("database", None)
         seconds = time.monotonic() - started
         runtime.monitor.delivery_finished(sent=len(delivery.sent), failed=len(delivery.failed), seconds=seconds)
         _count_pending(runtime, runtime.monitor)
@@ -214,6 +221,9 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
     if monitor is None:
         return
     at = runtime.clock()
+    full = next((poll.error for poll in report.polls if poll.error and poll.error.startswith("database full:")), None)
+    if full is not None or any(poll.ok for poll in report.polls):
+        monitor.set_storage_error("database", full)
     for poll in report.polls:
         monitor.poll_finished(
             source=poll.watch, at=at, seconds=poll.seconds, error=poll.error, requests=poll.requests, changes=poll.kinds
@@ -228,6 +238,12 @@ def _record_polls(runtime: Runtime, report: CycleReport) -> None:
         if feed.status != "not_due":
             monitor.poll_finished(source=f"feed:{feed.feed}", at=at, seconds=feed.seconds, error=feed.error)
     _count_pending(runtime, monitor)
+
+
+def _note_store_error(runtime: Runtime, exc: TrialwatchError) -> None:
+    """A job failed: when on the database (full, its file gone), /healthz says so (degraded)."""
+    if runtime.monitor is not None and isinstance(exc, StoreError):
+        runtime.monitor.set_storage_error("database", exc.one_line())
 
 
 def _count_pending(runtime: Runtime, monitor: Monitor) -> None:

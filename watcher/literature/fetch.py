@@ -25,6 +25,7 @@ import requests
 
 from watcher.errors import SourceError
 from watcher.http import RetryableError, connection_reason, parse_retry_after
+from watcher.http_deadline import deadline_error
 from watcher.literature.items import FeedItem, make_item
 from watcher.matching import strip_html
 
@@ -149,12 +150,21 @@ def _get_following_redirects(
 def _get(session: requests.Session, url: str, *, headers: Mapping[str, str], timeout: float) -> requests.Response:
     try:
         return session.get(url, headers=dict(headers), timeout=timeout, stream=True, allow_redirects=False)
-    except requests.Timeout as exc:
-        raise FeedRetryLater(f"GET {url}: timed out after {timeout:g}s") from exc
-    except requests.ConnectionError as exc:
-        raise FeedRetryLater(f"GET {url}: cannot connect: {connection_reason(exc)}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"GET {url}: request failed: {exc}") from exc
+        raise _request_error(exc, url, timeout) from exc
+
+
+def _request_error(exc: requests.RequestException, url: str, timeout: float) -> SourceError:
+    """A request error as ours: the total deadline passed (not retried soon), a timeout or no
+    connection (retried later), anything else."""
+    late = deadline_error(f"GET {url}")
+    if late is not None:
+        return late
+    if isinstance(exc, requests.Timeout):
+        return FeedRetryLater(f"GET {url}: timed out after {timeout:g}s")
+    if isinstance(exc, requests.ConnectionError):
+        return FeedRetryLater(f"GET {url}: cannot connect: {connection_reason(exc)}")
+    return SourceError(f"GET {url}: request failed: {exc}")
 
 
 def _check_status(response: requests.Response, *, url: str, now: datetime) -> None:
@@ -185,11 +195,20 @@ def _read_capped(response: requests.Response, *, url: str, max_bytes: int) -> by
             if size > max_bytes:
                 raise too_big
             chunks.append(chunk)
-    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
-        raise FeedRetryLater(f"GET {url}: response truncated after {size} bytes") from exc
-    except requests.Timeout as exc:
-        raise FeedRetryLater(f"GET {url}: timed out reading the body") from exc
+    except requests.RequestException as exc:
+        late = deadline_error(f"GET {url}")
+        if late is not None:
+            raise late from exc
+        raise _body_error(exc, url, size) from exc
     return b"".join(chunks)
+
+
+def _body_error(exc: requests.RequestException, url: str, size: int) -> SourceError:
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ConnectionError):
+        return FeedRetryLater(f"GET {url}: response truncated after {size} bytes")
+    if isinstance(exc, requests.Timeout):
+        return FeedRetryLater(f"GET {url}: timed out reading the body")
+    return SourceError(f"GET {url}: request failed: {exc}")
 
 
 def _size(n: int) -> str:

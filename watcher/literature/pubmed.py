@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
+from watcher.http_deadline import DEFAULT_REQUEST_DEADLINE
 from watcher.literature.pubmed_xml import PubmedArticle, SearchPage, parse_efetch, parse_esearch
 from watcher.pubmed_config import PubmedConfig
 from watcher.watch import WatchConfig
@@ -89,12 +90,13 @@ class PubmedClient:
         stopping: threading.Event | None = None,
         page_size: int = ESEARCH_MAX,
         sleep: Callable[[float], None] | None = None,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         self.config, self.page_size = config, min(page_size, ESEARCH_MAX)
         self._api_key = api_key or None
         sleep = sleep or (interruptible_sleep(stopping) if stopping is not None else time.sleep)
         self.http = HttpClient(
-            session=make_session(user_agent or f"{config.tool} (+mailto:{config.email})"),
+            session=make_session(user_agent or f"{config.tool} (+mailto:{config.email})", request_deadline),
             timeout=config.timeout,
             pacer=Pacer(config.requests_per_second, sleep=sleep),
             attempts=config.max_attempts,

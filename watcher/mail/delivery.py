@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from watcher import channels
 from watcher.channels import is_channel
@@ -29,10 +28,11 @@ from watcher.config import WEEKDAYS, Config, DigestConfig, WatchConfig
 from watcher.mail.audience import RunContext, plan_run
 from watcher.mail.channel import ChannelSender, render_chat
 from watcher.mail.coming_up import coming_up_for
-from watcher.mail.digest import Digest, SourceProblem, build_digest
+from watcher.mail.digest import Digest, build_digest
 from watcher.mail.links import LinkSigner
+from watcher.mail.problems import source_problems
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
-from watcher.store import articles, recipients, repo
+from watcher.store import recipients, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
 
@@ -91,6 +91,7 @@ def due_watches(config: Config, engine: Engine, now: datetime, *, everything: bo
 class DeliveryReport:
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    storage_error: str | None = None  # the outbox folder could not be written (full, read-only)
 
     @property
     def ok(self) -> bool:
@@ -121,15 +122,34 @@ def deliver(
         pending = _promise(engine=engine, config=config, watches=list(watches), now=now, scheduled=scheduled,
                            retry_now=retry_now, everything=everything)  # fmt: skip
         report = DeliveryReport()
+        down: DeliveryFailed | None = None  # the server cannot be reached or does not answer
         for delivery in pending:
             if stopping is not None and stopping.is_set():
                 log.info(
                     "stopping: %d message(s) left for the next run", len(pending) - len(report.sent + report.failed)
                 )
                 break
-            _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report, now=now,
-                      links=links)  # fmt: skip
+            if down is not None:  # one unanswered connection per run, not one per recipient
+                _defer(engine=engine, delivery=delivery, report=report, now=now, failure=down)
+                continue
+            failure = _send_one(engine=engine, config=config, transport=transport, delivery=delivery, report=report,
+                                now=now, links=links)  # fmt: skip
+            down = failure if failure is not None and failure.unreachable else None
     return report
+
+
+def _defer(
+    *, engine: Engine, delivery: Delivery, report: DeliveryReport, now: datetime, failure: DeliveryFailed
+) -> None:
+    """Leave a message pending untried, with why: the server failed the run's previous message."""
+    assert delivery.id is not None
+    with transaction(engine) as session:
+        if not repo.claim_delivery(session=session, delivery=delivery, now=now):
+            return
+    error = f"not tried: {failure.one_line()}"
+    _mark(engine=engine, delivery_id=delivery.id, now=now, error=error)
+    log.error("delivery %s to %s left pending: %s", delivery.message_id, delivery.recipient, error)
+    report.failed.append(f"{delivery.recipient}: {error}")
 
 
 def _promise(
@@ -191,12 +211,13 @@ def _send_one(
     report: DeliveryReport,
     now: datetime,
     links: LinkSigner | None,
-) -> None:
+) -> DeliveryFailed | None:
+    """Send one stored message and record the outcome; the failure, if it failed."""
     assert delivery.id is not None
     with transaction(engine) as session:
         if not repo.claim_delivery(session=session, delivery=delivery, now=now):
             log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
-            return
+            return None
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
     started = time.monotonic()
     try:
@@ -211,13 +232,15 @@ def _send_one(
         outcome = "permanent" if exc.permanent else "will retry"
         log.error("delivery %s to %s failed (%s): %s", delivery.message_id, delivery.recipient, outcome, error)
         report.failed.append(f"{delivery.recipient}: {error}")
-        return
+        report.storage_error = error if exc.storage else report.storage_error
+        return exc
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=None, subject=digest.subject())
     log.info(
         "delivered %d change(s) to %s via %s in %.2fs (%s)", digest.change_count, delivery.recipient,
         via, time.monotonic() - started, delivery.message_id,
     )  # fmt: skip
     report.sent.append(delivery.recipient)
+    return None
 
 
 def _send_mail(
@@ -263,70 +286,6 @@ def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest
         today = delivery.created_at.date()  # the same message sent again says the same
         digest.coming_up = coming_up_for(session=session, config=config, watches=digest.watch_names, today=today)
     return digest
-
-
-def source_problems(*, session: Session, config: Config, recipient: str) -> list[SourceProblem]:
-    """Sources failing now that matter to this recipient: the registry, for their watches (one
-    line per distinct error, naming the watches it stops), and every feed, for a recipient of a
-    watch that takes part in feed matching."""
-    mine = [watch.name for watch in config.watch if recipient in {r.lower() for r in watch.recipients}]
-    states = repo.watch_states(session=session)
-    by_error: dict[str, list[tuple[str, datetime]]] = {}
-    for name in mine:
-        state = states.get(name)
-        if state is not None and state.failing_since is not None and state.last_error:
-            by_error.setdefault(state.last_error, []).append((name, state.failing_since))
-    problems = [
-        SourceProblem(
-            f"ClinicalTrials.gov ({', '.join(name for name, _ in failing)})",
-            error,
-            min(since for _, since in failing),
-        )
-        for error, failing in by_error.items()
-    ]
-    problems += _pubmed_problems(session=session, config=config, mine=mine)
-    problems += _readout_problems(session=session, config=config, mine=mine)
-    if any(watch.feeds for watch in config.watch if watch.name in mine):
-        feeds = repo.feed_states(session=session)
-        for feed in config.feed:
-            feed_state = feeds.get(feed.name)
-            if feed_state is None or not feed_state.last_error:
-                continue
-            since = feed_state.failing_since or feed_state.gone_at
-            if since is not None:
-                problems.append(SourceProblem(feed.name, feed_state.last_error, since))
-    return problems
-
-
-def _pubmed_problems(*, session: Session, config: Config, mine: list[str]) -> list[SourceProblem]:
-    """PubMed, for the recipient's watches that search it: one line per distinct error."""
-    searched = {watch.name for watch in config.pubmed_watches()}
-    states = articles.pubmed_states(session=session)
-    by_error: dict[str, list[tuple[str, datetime]]] = {}
-    for name in mine:
-        state = states.get(name)
-        if name in searched and state is not None and state.failing_since is not None and state.last_error:
-            by_error.setdefault(state.last_error, []).append((name, state.failing_since))
-    return [
-        SourceProblem(f"PubMed ({', '.join(name for name, _ in failing)})", error, min(at for _, at in failing))
-        for error, failing in by_error.items()
-    ]
-
-
-def _readout_problems(*, session: Session, config: Config, mine: list[str]) -> list[SourceProblem]:
-    """Crossref's journals (for a recipient of a watch that takes part) and Europe PMC's searches
-    of the recipient's watches that take part (#20)."""
-    states = articles.readout_states(session=session)
-    names: list[tuple[str, str]] = []
-    if any(watch.name in mine for watch in config.crossref_watches()):
-        names += [(f"crossref:{issn}", f"Crossref ({issn})") for issn in config.crossref.journals]
-    names += [(f"europepmc:{w.name}", f"Europe PMC ({w.name})") for w in config.europepmc_watches() if w.name in mine]
-    problems = []
-    for key, shown in names:
-        state = states.get(key)
-        if state is not None and state.failing_since is not None and state.last_error:
-            problems.append(SourceProblem(shown, state.last_error, state.failing_since))
-    return problems
 
 
 def _mark(

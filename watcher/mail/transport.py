@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Protocol
 from watcher.config import EmailConfig, Secrets
 from watcher.errors import NotifyError
 from watcher.mail.digest import Digest, render_html, render_text
+from watcher.mail.smtp_deadline import DeadlineSMTP, DeadlineSMTPSSL
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +28,21 @@ log = logging.getLogger(__name__)
 # CRLF line ends (RFC 5322, also in .eml files); no folding of our <=120-character subjects, which
 # CPython's folder would otherwise start on a continuation line ("Subject:\r\n [trialwatch] ...").
 MAIL_POLICY = email_policy.SMTP.clone(max_line_length=998)
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # no room: disk, file-size limit, quota
 
 
 class DeliveryFailed(NotifyError):
     """The transport could not deliver; `permanent` says whether retrying can help."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, storage: bool = False, unreachable: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.storage = storage  # our own side failed: the outbox folder cannot be written
+        self.unreachable = (
+            unreachable  # the server cannot be reached or does not answer: the next messages would not fare better
+        )
 
 
 def build_message(*, digest: Digest, sender: str, message_id: str, date: datetime) -> EmailMessage:
@@ -90,7 +99,8 @@ class FileTransport:
                 os.fsync(tmp.fileno())
             os.replace(tmp.name, target)
         except OSError as exc:
-            raise DeliveryFailed(f"{target}: cannot write message: {exc}") from exc
+            what = "outbox full" if exc.errno in FULL_ERRNOS else "outbox not writable"
+            raise DeliveryFailed(f"{what}: {target}: cannot write message: {exc}", storage=True) from exc
         log.debug("wrote %s for %s", target, message["To"])
 
 
@@ -122,7 +132,7 @@ class SmtpTransport:
         try:
             smtp = self._connect()
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
+            raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}", unreachable=True) from exc
         try:
             refused = self._transact(smtp, message, where)
         finally:
@@ -155,14 +165,16 @@ class SmtpTransport:
             raise _smtp_failure(where, code, answer) from exc
         except smtplib.SMTPResponseException as exc:
             raise _smtp_failure(where, exc.smtp_code, exc.smtp_error) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
+            raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}", unreachable=True) from exc
+        except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from exc
 
     def _connect(self) -> smtplib.SMTP:
         context = self.tls_context()
         if self.security == "ssl":
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            return DeadlineSMTPSSL(self.host, self.port, timeout=self.timeout, context=context)
+        smtp = DeadlineSMTP(self.host, self.port, timeout=self.timeout)
         if self.security == "starttls":
             smtp.starttls(context=context)
         return smtp

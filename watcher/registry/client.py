@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 from watcher.config import ClinicalTrialsConfig, WatchConfig
 from watcher.errors import SourceError
 from watcher.http import HttpClient, Pacer, interruptible_sleep, make_session
+from watcher.http_deadline import DEFAULT_REQUEST_DEADLINE
 from watcher.jsontext import parse_json
 from watcher.rules import registry_geo_filter
 
@@ -172,13 +173,17 @@ class CtgovClient:
     """Talks to ClinicalTrials.gov API v2 (or a server that answers like it)."""
 
     def __init__(
-        self, config: ClinicalTrialsConfig, http: HttpClient | None = None, stopping: threading.Event | None = None
+        self,
+        config: ClinicalTrialsConfig,
+        http: HttpClient | None = None,
+        stopping: threading.Event | None = None,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         self.base_url = config.base_url
         self.page_size = config.page_size
         sleep = interruptible_sleep(stopping) if stopping is not None else time.sleep
         self.http = http or HttpClient(
-            session=make_session(config.user_agent),
+            session=make_session(config.user_agent, request_deadline),
             timeout=config.timeout,
             pacer=Pacer(config.requests_per_second, sleep=sleep),
             attempts=config.max_attempts,

@@ -49,7 +49,7 @@ from watcher.registry.normalize import content_digest, fingerprint, prune, prune
 from watcher.registry.studies import study_summary
 from watcher.rules import has_join_rules, join_rule, judge, judge_all
 from watcher.store import repo, studies
-from watcher.store.db import transaction
+from watcher.store.db import DatabaseFull, transaction
 from watcher.store.models import WatchState
 from watcher.store.page_writes import Link, PageWriter, PendingVersion
 
@@ -167,17 +167,17 @@ def poll_watch(
                     apply = Apply(session=session, watch=watch, plan=plan, now=now, ignore=ignore, report=report)
                     apply.run(unspool(spool), data_timestamp, requests=client.requests_made - requests_before)
             report.sorted = dict(sorter.counts)
-    except SourceError as exc:
+    except (SourceError, DatabaseFull) as exc:  # a full database: nothing of the poll stored, it fails
         report.error = exc.one_line()
         requests = client.requests_made - requests_before
-        record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
+        _record_failure_if_room(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
     except (SQLAlchemyError, StoreError):
         raise  # the database, not this watch: the cycle (or the daemon's leader loop) decides
     except Exception as exc:  # noqa: BLE001 (anything else is this watch's failed poll, not the cycle's)
         log.exception("poll %s: unexpected error", watch.name)
         report.error = unexpected_error(exc)
         requests = client.requests_made - requests_before
-        record_failure(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
+        _record_failure_if_room(engine=engine, watch=watch.name, error=report.error, now=now, requests=requests)
     report.requests = client.requests_made - requests_before
     report.seconds = time.monotonic() - started
     log.log(logging.INFO if report.ok else logging.ERROR, "poll %s", report.line())
@@ -365,6 +365,14 @@ def unexpected_error(exc: Exception) -> str:
     """One line for a watch's poll that failed on something unforeseen (the log has the traceback)."""
     text = " ".join(without_surrogates(str(exc)).split())[:300]
     return f"unexpected error ({type(exc).__name__}){f': {text}' if text else ''}; see the log"
+
+
+def _record_failure_if_room(*, engine: Engine, watch: str, error: str, now: datetime, requests: int) -> None:
+    """record_failure, unless the database is too full even for that (the failure is logged)."""
+    try:
+        record_failure(engine=engine, watch=watch, error=error, now=now, requests=requests)
+    except DatabaseFull as exc:
+        log.warning("poll %s: its failure not recorded either: %s", watch, exc)
 
 
 def record_failure(*, engine: Engine, watch: str, error: str, now: datetime, requests: int = 0) -> None:

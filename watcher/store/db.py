@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 from watcher.errors import StoreError
@@ -57,7 +57,51 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if parsed.database and parsed.database != ":memory:":
+            FileGuard(Path(parsed.database)).watch(engine)
     return engine
+
+
+class FileGuard:
+    """Notices the SQLite file removed or replaced under a running process. SQLite itself would
+    go on writing into the removed file's open inode (lost at the last close), and a new
+    connection would create an empty database in its place: every job would then fail on a
+    missing table, every cycle. Instead: a pooled connection to a file no longer there is
+    dropped; a file replaced (a backup copied back) is used from then on, with a warning; a file
+    gone is a StoreError saying so, every time, until it is back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: tuple[int, int] | None = None  # (device, inode) of the file our connections use
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "do_connect", self._before_connect)
+        event.listen(engine, "connect", self._connected)
+        event.listen(engine, "checkout", self._checkout)
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def _before_connect(self, *_args: Any) -> None:
+        if self.seen is not None and self._identity() is None:
+            raise StoreError(
+                f"{self.path}: the database file is gone (removed or moved while trialwatch runs)",
+                hint="put it back, or copy a backup (trialwatch db backup) in its place: the next cycle uses it",
+            )
+
+    def _connected(self, *_args: Any) -> None:
+        now = self._identity()
+        if self.seen is not None and now != self.seen:
+            log.warning("%s: the database file was replaced while trialwatch runs: using the new one", self.path)
+        self.seen = now
+
+    def _checkout(self, *_args: Any) -> None:
+        if self.seen is not None and self._identity() != self.seen:
+            raise DisconnectionError(f"{self.path} is no longer the file this connection opened")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -151,15 +195,41 @@ def ensure_migrated(engine: Engine) -> None:
         )
 
 
+class DatabaseFull(StoreError):
+    """The database cannot grow (SQLite's file or disk is full, PostgreSQL's disk is full): the
+    transaction was rolled back whole; the next one succeeds once there is room again."""
+
+    hint = "free disk space (or raise the quota); nothing of this transaction was stored, the next cycle retries"
+
+
+SQLITE_FULL = 13  # sqlite3's primary result code "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
+
+
+def full_reason(exc: BaseException) -> str | None:
+    """Why the database could not store this, when the cause is that it is full; else None."""
+    cause: BaseException = exc.orig or exc if isinstance(exc, DBAPIError) else exc
+    code = getattr(cause, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == SQLITE_FULL:
+        return _first_line(cause)
+    if getattr(cause, "sqlstate", None) == PG_DISK_FULL or getattr(cause, "pgcode", None) == PG_DISK_FULL:
+        return _first_line(cause)
+    return None
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error (a full database: as a
+    DatabaseFull, one line)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
+            reason = full_reason(exc)
+            if reason is not None:
+                raise DatabaseFull(f"database full: {redact_url(str(engine.url))}: {reason}") from exc
             raise
 
 
