@@ -101,8 +101,28 @@ def watch_links(*, session: Session, watch: str) -> list[tuple[WatchStudy, str]]
 
 def study_versions(*, session: Session, nct_id: str) -> list[StudyVersion]:
     """A study's stored versions, oldest first."""
-    query = select(StudyVersion).where(StudyVersion.nct_id == nct_id).order_by(col(StudyVersion.id))
-    return list(session.exec(query))
+    return in_order(list(session.exec(select(StudyVersion).where(StudyVersion.nct_id == nct_id))))
+
+
+def in_order(rows: Sequence[Any]) -> list[Any]:
+    """A study's versions in the order they happened (rows with `id`, `seen_at`, `registry_version`,
+    `from_history`): trialwatch's own in the order stored; each read from the registry's history
+    (stored later, but older) before the first of trialwatch's that is a later registry version,
+    or, its number unknown, was seen after that version's day."""
+    own = sorted((row for row in rows if not row.from_history), key=lambda row: row.id)
+    past = sorted((row for row in rows if row.from_history), key=lambda row: (row.registry_version or 0, row.id))
+    ordered: list[Any] = []
+    for row in own:
+        while past and _before(past[0], row):
+            ordered.append(past.pop(0))
+        ordered.append(row)
+    return ordered + past
+
+
+def _before(past: Any, own: Any) -> bool:
+    if own.registry_version is not None:
+        return bool((past.registry_version or 0) < own.registry_version)
+    return bool(past.seen_at <= own.seen_at)
 
 
 def record_change(
@@ -233,6 +253,7 @@ def to_record(change: ChangeRow, study: StudyRow | None) -> ChangeRecord:
         study_phase=study.phase if study else "",
         alerted=change.alerted,
         suppressed_by=change.suppressed_by,
+        historical=change.historical,
     )
 
 

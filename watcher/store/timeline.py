@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
-from watcher.store.repo import to_record
+from watcher.store.repo import in_order, to_record
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -131,21 +131,25 @@ class VersionMeta:
 
     id: int
     number: int
-    seen_at: datetime
+    seen_at: datetime  # a version read from the registry's history: the day it was submitted
     last_update_posted: str | None
+    registry_version: int | None = None  # the registry's own number (the site shows it plus one)
+    registry_date: str | None = None
+
+
+_META = (StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.registry_version,
+         StudyVersion.registry_date, StudyVersion.from_history)  # fmt: skip
 
 
 def version_list(*, session: Session, nct_id: str) -> list[VersionMeta]:
     """A study's stored versions, oldest first, numbered from 1, records not loaded."""
-    query = (
-        select(StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted)
-        .where(StudyVersion.nct_id == nct_id)
-        .order_by(col(StudyVersion.id))
-    )
-    return [
-        VersionMeta(id=int(ident or 0), number=number, seen_at=seen_at, last_update_posted=posted)
-        for number, (ident, seen_at, posted) in enumerate(session.exec(query), start=1)
-    ]
+    rows = in_order(list(session.exec(select(*_META).where(StudyVersion.nct_id == nct_id))))
+    return [_meta(number, row) for number, row in enumerate(rows, start=1)]
+
+
+def _meta(number: int, row: Any) -> VersionMeta:
+    return VersionMeta(int(row.id or 0), number, row.seen_at, row.last_update_posted, row.registry_version,
+                       row.registry_date)  # fmt: skip
 
 
 def version_blobs(*, session: Session, nct_id: str, version_ids: Sequence[int]) -> dict[int, bytes]:
@@ -180,18 +184,8 @@ def articles_naming(*, session: Session, nct_id: str, limit: int = 100) -> list[
 
 def version_summaries(*, session: Session, nct_id: str) -> list[tuple[VersionMeta, dict[str, Any] | None]]:
     """A study's versions, oldest first, with their cached summaries (None: not computed yet)."""
-    query = (
-        select(StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.summary)
-        .where(StudyVersion.nct_id == nct_id)
-        .order_by(col(StudyVersion.id))
-    )
-    return [
-        (
-            VersionMeta(id=int(ident or 0), number=number, seen_at=seen_at, last_update_posted=posted),
-            dict(summary) if summary else None,
-        )
-        for number, (ident, seen_at, posted, summary) in enumerate(session.exec(query), start=1)
-    ]
+    rows = in_order(list(session.exec(select(*_META, StudyVersion.summary).where(StudyVersion.nct_id == nct_id))))
+    return [(_meta(number, row), dict(row.summary) if row.summary else None) for number, row in enumerate(rows, 1)]
 
 
 def save_version_summaries(*, session: Session, summaries: dict[int, dict[str, Any]]) -> None:
