@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, cast, literal, or_, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeRecord
@@ -137,13 +138,15 @@ class VersionMeta:
     registry_date: str | None = None
 
 
-_META = (StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.registry_version,
-         StudyVersion.registry_date, StudyVersion.from_history)  # fmt: skip
+_META: list[Any] = [
+    StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.registry_version,
+    StudyVersion.registry_date, StudyVersion.from_history,
+]  # fmt: skip
 
 
 def version_list(*, session: Session, nct_id: str) -> list[VersionMeta]:
     """A study's stored versions, oldest first, numbered from 1, records not loaded."""
-    rows = in_order(list(session.exec(select(*_META).where(StudyVersion.nct_id == nct_id))))
+    rows = in_order(list(session.execute(sa_select(*_META).where(col(StudyVersion.nct_id) == nct_id))))
     return [_meta(number, row) for number, row in enumerate(rows, start=1)]
 
 
@@ -184,7 +187,8 @@ def articles_naming(*, session: Session, nct_id: str, limit: int = 100) -> list[
 
 def version_summaries(*, session: Session, nct_id: str) -> list[tuple[VersionMeta, dict[str, Any] | None]]:
     """A study's versions, oldest first, with their cached summaries (None: not computed yet)."""
-    rows = in_order(list(session.exec(select(*_META, StudyVersion.summary).where(StudyVersion.nct_id == nct_id))))
+    query = sa_select(*_META, col(StudyVersion.summary)).where(col(StudyVersion.nct_id) == nct_id)
+    rows = in_order(list(session.execute(query)))
     return [(_meta(number, row), dict(row.summary) if row.summary else None) for number, row in enumerate(rows, 1)]
 
 

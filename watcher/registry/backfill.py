@@ -1,0 +1,261 @@
+"""A study's past from the registry's own version history (registry/version_history.py).
+
+For each study due (store/backfill.py), after the polls: ask the version list; recognise the
+versions trialwatch stored itself (a stored version submitted the day a registry version was is
+that version: one version, now marked with its number); ask only the versions not stored, up to
+`history_max_versions` of the newest plus the first, and none newer than what the polls have seen
+(they store those, and cite them); then, in one transaction, store each as a version of the study
+marked with its registry number and date, and the changes between consecutive versions, worked
+out with the polls' own diff and noise rules, as *historical* changes: alerted false and owed to
+nobody, so never mailed. A failure stores nothing: the study keeps what trialwatch saw itself and
+is tried again after a backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from watcher.config import ClinicalTrialsConfig
+from watcher.errors import SourceError
+from watcher.model import Source, Study
+from watcher.registry.diff import diff_records
+from watcher.registry.normalize import content_digest
+from watcher.registry.studies import summarize
+from watcher.registry.version_history import RegistryVersion, VersionHistoryClient, chosen_versions
+from watcher.store import backfill as queue
+from watcher.store import timeline
+from watcher.store.db import transaction
+from watcher.store.models import StudyVersion
+from watcher.store.packing import pack_record, unpack_record
+from watcher.store.timeline import VersionMeta
+
+log = logging.getLogger(__name__)
+
+
+class Yielded(Exception):  # noqa: N818 (not an error: a poll is due, the study waits its turn)
+    """A poll is due: the study in hand is left as it was, still queued."""
+
+
+@dataclass
+class BackfillReport:
+    studies: int = 0  # backfilled
+    failed: int = 0
+    versions: int = 0  # registry versions stored
+    changes: int = 0  # historical changes stored
+    requests: int = 0
+    seconds: float = 0.0
+    yielded: bool = False  # stopped early for a poll (or a stop)
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = (
+            f"registry history: {self.studies} studies backfilled ({self.versions} versions, {self.changes} past "
+            f"changes), {self.failed} failed ({self.requests} requests, {self.seconds:.2f}s)"
+        )
+        return text + ("; stopped for a poll, the rest waits" if self.yielded else "")
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    marks: dict[int, RegistryVersion]  # a stored version's id -> the registry version it is
+    fetch: list[RegistryVersion]  # versions to ask for, oldest first
+    newest: int  # the newest number listed
+
+
+def day_start(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+def submitted_on(record: dict[str, Any]) -> str | None:
+    """The day this version was submitted (the version list's `date`)."""
+    status = (record.get("protocolSection") or {}).get("statusModule") or {}
+    day = status.get("lastUpdateSubmitDate")
+    return day if isinstance(day, str) and len(day) == 10 else None
+
+
+def registry_number_of(
+    record: dict[str, Any], listed: Sequence[RegistryVersion], taken: set[int]
+) -> RegistryVersion | None:
+    """The registry version a stored record is: the newest listed the day it was submitted."""
+    day = submitted_on(record)
+    found = [entry for entry in listed if entry.date == day and entry.number not in taken]
+    return found[-1] if found else None
+
+
+def plan_backfill(listed: Sequence[RegistryVersion], own: Sequence[StudyVersion], max_versions: int) -> BackfillPlan:
+    """What to mark and what to ask for, from the version list and the study's stored versions."""
+    taken = {v.registry_version for v in own if v.registry_version is not None}
+    marks: dict[int, RegistryVersion] = {}
+    mine = sorted((v for v in own if not v.from_history), key=lambda v: v.id or 0)
+    for version in mine:
+        if version.registry_version is None:
+            entry = registry_number_of(unpack_record(version.record), listed, taken)
+            if entry is not None:
+                marks[version.id or 0] = entry
+                taken.add(entry.number)
+    seen_by_polls = _seen_by_polls(mine[-1], marks) if mine else (lambda entry: True)
+    wanted = [e for e in chosen_versions(list(listed), max_versions) if e.number not in taken and seen_by_polls(e)]
+    return BackfillPlan(marks=marks, fetch=wanted, newest=listed[-1].number)
+
+
+def _seen_by_polls(newest: StudyVersion, marks: dict[int, RegistryVersion]) -> Callable[[RegistryVersion], bool]:
+    """Registry versions no newer than the newest the polls stored (newer ones are theirs to store
+    and cite): by its number when known, else by the day it was submitted."""
+    ceiling = newest.registry_version
+    if ceiling is None and (newest.id or 0) in marks:
+        ceiling = marks[newest.id or 0].number
+    if ceiling is not None:
+        return lambda entry: entry.number <= ceiling
+    last_day = submitted_on(unpack_record(newest.record))
+    return lambda entry: last_day is None or entry.date <= last_day
+
+
+def backfill_study(
+    *, engine: Engine, api: VersionHistoryClient, nct_id: str, settings: ClinicalTrialsConfig, now: datetime,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[int, int]:  # fmt: skip
+    """Backfill one study; returns (versions stored, historical changes stored). Raises
+    SourceError (nothing stored) or Yielded (nothing stored, still queued)."""
+    listed = api.version_list(nct_id)
+    with Session(engine) as session:
+        own = queue.stored_versions(session=session, nct_id=nct_id)
+    if not own:
+        raise SourceError(f"{nct_id} is not stored: no watch holds it")
+    plan = plan_backfill(listed, own, settings.history_max_versions)
+    records: dict[int, dict[str, Any]] = {}
+    for entry in plan.fetch:
+        if should_stop():
+            raise Yielded
+        records[entry.number] = api.version_record(nct_id, entry.number)
+    try:
+        with transaction(engine) as session:
+            stored, changes = write_backfill(session, nct_id, plan, records, settings.ignore_fields)
+            queue.mark_done(session=session, nct_id=nct_id, now=now, newest=plan.newest)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record not in the API v2 shape
+        raise SourceError(f"{nct_id}: a version's record cannot be read ({type(exc).__name__}: {exc})"[:300]) from exc
+    return stored, changes
+
+
+def write_backfill(
+    session: Session, nct_id: str, plan: BackfillPlan, records: dict[int, dict[str, Any]], ignore: Sequence[str]
+) -> tuple[int, int]:
+    """Marks, versions, summaries and historical changes of one study, in the caller's transaction."""
+    stored = queue.stored_versions(session=session, nct_id=nct_id)
+    taken = {v.registry_version for v in stored if v.registry_version is not None}
+    first_own = min((v.id or 0 for v in stored if not v.from_history), default=None)
+    for version_id, entry in plan.marks.items():
+        if entry.number not in taken:
+            queue.mark_registry_version(session=session, version_id=version_id, number=entry.number, day=entry.date)
+            taken.add(entry.number)
+    inserted: dict[int, dict[str, Any]] = {}  # version id -> record
+    for entry in plan.fetch:
+        if entry.number in taken:
+            continue
+        record = records[entry.number]
+        version_id = queue.insert_history_version(
+            session=session, values=_version_values(nct_id, entry, record, ignore)
+        )
+        inserted[version_id] = record
+        taken.add(entry.number)
+    if not inserted:
+        return 0, 0
+    metas = timeline.version_list(session=session, nct_id=nct_id)
+    return len(inserted), _summaries_and_changes(session, nct_id, metas, inserted, first_own, ignore)
+
+
+def _version_values(
+    nct_id: str, entry: RegistryVersion, record: dict[str, Any], ignore: Sequence[str]
+) -> dict[str, Any]:
+    study = Study.from_record(record, sites=False)
+    return {
+        "nct_id": nct_id, "fingerprint": content_digest(record, ignore), "record": pack_record(record),
+        "last_update_posted": study.last_update_posted, "seen_at": day_start(entry.date), "summary": None,
+        "registry_version": entry.number, "registry_date": entry.date,
+    }  # fmt: skip
+
+
+def _summaries_and_changes(
+    session: Session, nct_id: str, metas: list[VersionMeta], inserted: dict[int, dict[str, Any]],
+    first_own: int | None, ignore: Sequence[str],
+) -> int:  # fmt: skip
+    """Each version whose version before is new (or which is new) gets its summary anew; the
+    changes into a version read from the history (or into trialwatch's first, when history now
+    precedes it) are stored as historical changes for every watch that holds the study."""
+    redo = [i for i, meta in enumerate(metas) if meta.id in inserted or (i > 0 and metas[i - 1].id in inserted)]
+    needed = {metas[j].id for i in redo for j in (i - 1, i) if j >= 0 and metas[j].id not in inserted}
+    blobs = timeline.version_blobs(session=session, nct_id=nct_id, version_ids=sorted(needed))
+    records = {**{vid: unpack_record(blob) for vid, blob in blobs.items()}, **inserted}
+    watches = queue.holding_watches(session=session, nct_id=nct_id)
+    summaries: dict[int, dict[str, Any]] = {}
+    changes: list[dict[str, Any]] = []
+    for i in redo:
+        meta, before = metas[i], metas[i - 1] if i > 0 else None
+        after = records[meta.id]
+        summaries[meta.id] = summarize(records[before.id] if before else None, after, ignore)
+        if before is None or not (meta.id in inserted or meta.id == first_own):
+            continue
+        pair = (before.registry_version, meta.registry_version)
+        found = diff_records(records[before.id], after, ignore)
+        when = day_start(meta.registry_date) if meta.registry_date else meta.seen_at
+        title = Study.from_record(after, sites=False).title
+        for change in found:
+            details = {**change.details, "registry_versions": list(pair)} if None not in pair else change.details
+            changes += [
+                {"watch": watch, "kind": str(change.kind), "source": str(Source.CLINICALTRIALS), "nct_id": nct_id,
+                 "title": title, "summary": change.summary, "details": details, "detected_at": when,
+                 "suppressed_by": None}
+                for watch in watches
+            ]  # fmt: skip
+    timeline.save_version_summaries(session=session, summaries=summaries)
+    queue.add_historical_changes(session=session, changes=changes)
+    return len(changes) // max(1, len(watches))
+
+
+def run_backfill(
+    *, engine: Engine, api: VersionHistoryClient, settings: ClinicalTrialsConfig, now: datetime, limit: int,
+    should_stop: Callable[[], bool] = lambda: False, nct_ids: Sequence[str] | None = None,
+) -> BackfillReport:  # fmt: skip
+    """Backfill up to `limit` due studies (or these), one after another; stops (leaving the rest
+    queued) as soon as `should_stop` says a poll is due. One study's failure never stops the others."""
+    report, started, requests_before = BackfillReport(), time.monotonic(), api.http.requests_made
+    if nct_ids is None:
+        with transaction(engine) as session:
+            nct_ids = queue.due_studies(session=session, now=now, limit=limit)
+    for nct_id in nct_ids:
+        if should_stop():
+            report.yielded = True
+            break
+        try:
+            versions, changes = backfill_study(
+                engine=engine, api=api, nct_id=nct_id, settings=settings, now=now, should_stop=should_stop
+            )
+        except Yielded:
+            report.yielded = True
+            break
+        except SourceError as exc:
+            report.failed += 1
+            report.errors.append(f"{nct_id}: {exc.one_line()}")
+            with transaction(engine) as session:
+                retry = queue.mark_failed(session=session, nct_id=nct_id, now=now, error=exc.one_line())
+            log.warning(
+                "registry history of %s: %s (tried again after %s)", nct_id, exc.one_line(), f"{retry:%Y-%m-%d %H:%M}"
+            )
+            continue
+        report.studies, report.versions, report.changes = (
+            report.studies + 1,
+            report.versions + versions,
+            report.changes + changes,
+        )
+    report.requests = api.http.requests_made - requests_before
+    report.seconds = time.monotonic() - started
+    if nct_ids:
+        log.info("%s", report.line())
+    return report
