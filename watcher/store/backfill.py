@@ -114,7 +114,8 @@ def backfill_state(*, session: Session, nct_id: str) -> HistoryBackfill | None:
 
 def progress(*, session: Session) -> BackfillProgress:
     """Studies done, pending (queued or re-queued), failing, and the latest error."""
-    counts = dict(session.exec(select(HistoryBackfill.status, func.count()).group_by(col(HistoryBackfill.status))))
+    grouped = select(HistoryBackfill.status, func.count()).group_by(col(HistoryBackfill.status))
+    counts = {status: int(count) for status, count in session.exec(grouped).all()}
     unqueued = int(session.exec(select(func.count()).select_from(_unqueued().subquery())).one())
     latest = session.exec(
         select(HistoryBackfill.last_error, HistoryBackfill.next_attempt_at)
