@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,30 @@ def test_pacing_of_polls_and_history_together_never_exceeds_requests_per_second(
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.9 / rate  # measured at the server: never two requests closer than the pacing allows
     assert (len(times) - 1) / (times[-1] - times[0]) <= rate
+
+
+def test_the_backfill_yields_to_a_poll_that_is_due(tmp_path, registry, history_dir):
+    from watcher.cli.shared import make_service
+    from watcher.config import load_config
+    from watcher.daemon.jobs import Runtime, yielding
+
+    registry.load_history(history_dir / STUDY)
+    path = write_config(tmp_path, registry, watches=watch_of(STUDY), history=True, extra_ctgov="history_per_cycle = 0")
+    cli = Cli(path)
+    assert "registry history" not in cli("poll")  # none a cycle: the study waits in the queue
+    assert "1 pending" in cli("check")
+    clock = [datetime(2026, 11, 21, 10, tzinfo=UTC)]
+    service = make_service(load_config(path))
+    runtime = Runtime(service=service, clock=lambda: clock[0])
+    paced = yielding(runtime, service)
+    assert not paced.poll_due()
+    asked = registry.request_count()
+    runtime.unpolled.add("a new watch")  # its baseline waits for no backfill
+    report = paced.backfill(clock[0], limit=10)
+    assert report.yielded and report.studies == 0 and registry.request_count() == asked
+    runtime.unpolled.clear()
+    clock[0] += timedelta(hours=6)  # the next scheduled poll is due
+    assert paced.poll_due() and paced.backfill(clock[0], limit=10).yielded
+    clock[0] -= timedelta(hours=3)
+    assert paced.backfill(clock[0], limit=10).studies == 1
+    service.engine.dispose()

@@ -27,6 +27,7 @@ from watcher.watch import WatchConfig
 log = logging.getLogger(__name__)
 
 WATCHES_EVERY = timedelta(seconds=30)  # watches edited in the database are polled within a minute
+POLL_MARGIN = timedelta(minutes=2)  # the next poll's jitter: the history backfill stops this early
 
 
 @dataclass
@@ -79,7 +80,7 @@ def poll_job(runtime: Runtime) -> None:
     with runtime.poll_mutex:  # may have waited for the watches job's poll: a stop asked meanwhile wins
         if runtime.service.stopping.is_set() or not leading(runtime):
             return
-        service = runtime.service
+        service = yielding(runtime, runtime.service)
         runtime.unpolled.difference_update(watch.name for watch in service.config.watch)
         try:
             report = service.poll(runtime.clock(), feeds=False)  # each watch's poll logs its own line
@@ -87,6 +88,17 @@ def poll_job(runtime: Runtime) -> None:
             log.error("poll failed: %s", exc.one_line())
             return
     _record_polls(runtime, report)
+
+
+def yielding(runtime: Runtime, service: Service) -> Service:
+    """The service whose history backfill (after its polls) stops as soon as a poll is due: the
+    next scheduled one (less its jitter), a new or re-worded watch's, or a stop."""
+    deadline = runtime.clock() + service.config.clinicaltrials.poll_interval - POLL_MARGIN
+
+    def poll_due() -> bool:
+        return runtime.stop_asked or bool(runtime.unpolled) or runtime.clock() >= deadline
+
+    return replace(service, poll_due=poll_due)
 
 
 def watches_job(runtime: Runtime) -> None:
@@ -131,7 +143,7 @@ def _use_watches(runtime: Runtime, watches: list[WatchConfig]) -> None:
 def _poll_unpolled(runtime: Runtime) -> None:
     if not leading(runtime):
         return
-    service = runtime.service
+    service = yielding(runtime, runtime.service)
     chosen = [watch for watch in service.config.watch if watch.name in runtime.unpolled]
     runtime.unpolled.clear()
     if not chosen:
