@@ -136,6 +136,12 @@ class VersionMeta:
     last_update_posted: str | None
     registry_version: int | None = None  # the registry's own number (the site shows it plus one)
     registry_date: str | None = None
+    from_history: bool = False  # read from the registry's version history (seen_at: the day submitted)
+
+    @property
+    def registry_label(self) -> str:
+        """'registry version 24' (the site's number), when known."""
+        return f"registry version {self.registry_version + 1}" if self.registry_version is not None else ""
 
 
 _META: list[Any] = [
@@ -152,7 +158,7 @@ def version_list(*, session: Session, nct_id: str) -> list[VersionMeta]:
 
 def _meta(number: int, row: Any) -> VersionMeta:
     return VersionMeta(int(row.id or 0), number, row.seen_at, row.last_update_posted, row.registry_version,
-                       row.registry_date)  # fmt: skip
+                       row.registry_date, bool(row.from_history))  # fmt: skip
 
 
 def version_blobs(*, session: Session, nct_id: str, version_ids: Sequence[int]) -> dict[int, bytes]:

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.model import ChangeKind, ChangeRecord
 from watcher.store import timeline
+from watcher.store.backfill import progress as backfill_progress
 from watcher.store.sources import source_rows
 from watcher.store.watches import watch_rows
 from watcher.web.auth import context_of, in_db, require_user
@@ -113,7 +114,8 @@ async def sources_page(request: Request) -> Response:
 
     def load(session: Session) -> dict[str, Any]:
         names = [row.name for row in watch_rows(session=session)]
-        return {"sources": source_rows(session=session, config=config, watches=names)}
+        history = backfill_progress(session=session) if config.clinicaltrials.history else None
+        return {"sources": source_rows(session=session, config=config, watches=names), "history": history}
 
     data = await in_db(request, load)
     return render(request, "sources.html", {**data, "now": context_of(request).now()})
