@@ -28,7 +28,7 @@ from watcher.errors import SourceError
 from watcher.model import Source, Study
 from watcher.registry.diff import diff_records
 from watcher.registry.normalize import content_digest
-from watcher.registry.studies import summarize
+from watcher.registry.studies import study_summary
 from watcher.registry.version_history import RegistryVersion, VersionHistoryClient, chosen_versions
 from watcher.store import backfill as queue
 from watcher.store import timeline
@@ -199,11 +199,11 @@ def _summaries_and_changes(
     for i in redo:
         meta, before = metas[i], metas[i - 1] if i > 0 else None
         after = records[meta.id]
-        summaries[meta.id] = summarize(records[before.id] if before else None, after, ignore)
+        found = diff_records(records[before.id], after, ignore) if before is not None else []
+        summaries[meta.id] = study_summary(Study.from_record(after), found, ignore)  # summarize, diffed once
         if before is None or not (meta.id in inserted or meta.id == first_own):
             continue
         pair = (before.registry_version, meta.registry_version)
-        found = diff_records(records[before.id], after, ignore)
         when = day_start(meta.registry_date) if meta.registry_date else meta.seen_at
         title = Study.from_record(after, sites=False).title
         for change in found:
