@@ -122,18 +122,6 @@ class HttpClient:
         retried like get_json."""
         return self._retrying()(self._fetch_once, url, params, form, max_bytes)
 
-    def get_json_capped(self, url: str, params: Mapping[str, str] | None = None, *, max_bytes: int) -> Any:
-        """get_json with the body read under a size cap (an answer over it is refused, not retried)."""
-        return self._retrying()(self._get_json_capped_once, url, params, max_bytes)
-
-    def _get_json_capped_once(self, url: str, params: Mapping[str, str] | None, max_bytes: int) -> Any:
-        body = self._fetch_once(url, params, None, max_bytes)
-        try:
-            return parse_json(body)
-        except ValueError as exc:
-            where = _describe(url, params)
-            raise RetryableError(f"{where}: response is not complete JSON ({len(body)} bytes): {exc}") from exc
-
     def _fetch_once(
         self, url: str, params: Mapping[str, str] | None, form: Mapping[str, str] | None, max_bytes: int
     ) -> bytes:

@@ -93,7 +93,8 @@ def poll_job(runtime: Runtime) -> None:
 def yielding(runtime: Runtime, service: Service) -> Service:
     """The service whose history backfill (after its polls) stops as soon as a poll is due: the
     next scheduled one (less its jitter), a new or re-worded watch's, or a stop."""
-    deadline = runtime.clock() + service.config.clinicaltrials.poll_interval - POLL_MARGIN
+    interval = service.config.clinicaltrials.poll_interval
+    deadline = runtime.clock() + interval - min(POLL_MARGIN, interval / 2)
 
     def poll_due() -> bool:
         return runtime.stop_asked or bool(runtime.unpolled) or runtime.clock() >= deadline

@@ -20,22 +20,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
 from watcher.config import ClinicalTrialsConfig
 from watcher.errors import SourceError
-from watcher.model import Source, Study
-from watcher.registry.diff import diff_records
-from watcher.registry.normalize import content_digest
+from watcher.model import FieldChange, Source, Study
+from watcher.registry.diff import diff_pruned
+from watcher.registry.normalize import content_digest, prune, prune_beside
 from watcher.registry.studies import study_summary
 from watcher.registry.version_history import RegistryVersion, VersionHistoryClient, chosen_versions
 from watcher.store import backfill as queue
-from watcher.store import timeline
+from watcher.store import repo, timeline
 from watcher.store.db import transaction
 from watcher.store.models import StudyVersion
 from watcher.store.packing import pack_record, unpack_record
-from watcher.store.timeline import VersionMeta
 
 log = logging.getLogger(__name__)
 
@@ -144,79 +143,115 @@ def backfill_study(
     return stored, changes
 
 
+@dataclass
+class _Slot:
+    """A version of the study in the order they happened: stored (`blob`) or read now (`record`,
+    inserted with `values`)."""
+
+    id: int
+    seen_at: datetime
+    registry_version: int | None
+    registry_date: str | None
+    from_history: bool
+    blob: bytes | None = None
+    record: dict[str, Any] | None = None
+    new: bool = False
+
+    def read(self) -> dict[str, Any]:
+        if self.record is None:
+            assert self.blob is not None
+            self.record = unpack_record(self.blob)
+        return self.record
+
+
 def write_backfill(
     session: Session, nct_id: str, plan: BackfillPlan, records: dict[int, dict[str, Any]], ignore: Sequence[str]
 ) -> tuple[int, int]:
-    """Marks, versions, summaries and historical changes of one study, in the caller's transaction."""
+    """Marks, versions (one insert), summaries and historical changes of one study, in the
+    caller's transaction. Returns (versions stored, historical changes)."""
     stored = queue.stored_versions(session=session, nct_id=nct_id)
-    taken = {v.registry_version for v in stored if v.registry_version is not None}
-    first_own = min((v.id or 0 for v in stored if not v.from_history), default=None)
+    slots = [_Slot(v.id or 0, v.seen_at, v.registry_version, v.registry_date, v.from_history, v.record) for v in stored]
+    taken = {slot.registry_version for slot in slots if slot.registry_version is not None}
+    first_own = min((slot.id for slot in slots if not slot.from_history), default=None)
+    by_id = {slot.id: slot for slot in slots}
     for version_id, entry in plan.marks.items():
-        if entry.number not in taken:
+        if entry.number not in taken and version_id in by_id:
             queue.mark_registry_version(session=session, version_id=version_id, number=entry.number, day=entry.date)
+            by_id[version_id].registry_version, by_id[version_id].registry_date = entry.number, entry.date
             taken.add(entry.number)
-    inserted: dict[int, dict[str, Any]] = {}  # version id -> record
     for entry in plan.fetch:
-        if entry.number in taken:
-            continue
-        record = records[entry.number]
-        version_id = queue.insert_history_version(
-            session=session, values=_version_values(nct_id, entry, record, ignore)
-        )
-        inserted[version_id] = record
-        taken.add(entry.number)
-    if not inserted:
+        if entry.number not in taken:  # ids after every stored one: ordered by their numbers (repo.in_order)
+            slot = _Slot(10**15 + entry.number, day_start(entry.date), entry.number, entry.date, True, None,
+                         records[entry.number], new=True)  # fmt: skip
+            slots.append(slot)
+            taken.add(entry.number)
+    if not any(slot.new for slot in slots):
         return 0, 0
-    metas = timeline.version_list(session=session, nct_id=nct_id)
-    return len(inserted), _summaries_and_changes(session, nct_id, metas, inserted, first_own, ignore)
+    ordered: list[_Slot] = repo.in_order(slots)
+    return sum(slot.new for slot in slots), _versions_and_changes(session, nct_id, ordered, first_own, ignore)
 
 
-def _version_values(
-    nct_id: str, entry: RegistryVersion, record: dict[str, Any], ignore: Sequence[str]
-) -> dict[str, Any]:
-    study = Study.from_record(record, sites=False)
-    return {
-        "nct_id": nct_id, "fingerprint": content_digest(record, ignore), "record": pack_record(record),
-        "last_update_posted": study.last_update_posted, "seen_at": day_start(entry.date), "summary": None,
-        "registry_version": entry.number, "registry_date": entry.date,
-    }  # fmt: skip
-
-
-def _summaries_and_changes(
-    session: Session, nct_id: str, metas: list[VersionMeta], inserted: dict[int, dict[str, Any]],
-    first_own: int | None, ignore: Sequence[str],
-) -> int:  # fmt: skip
-    """Each version whose version before is new (or which is new) gets its summary anew; the
-    changes into a version read from the history (or into trialwatch's first, when history now
-    precedes it) are stored as historical changes for every watch that holds the study."""
-    redo = [i for i, meta in enumerate(metas) if meta.id in inserted or (i > 0 and metas[i - 1].id in inserted)]
-    needed = {metas[j].id for i in redo for j in (i - 1, i) if j >= 0 and metas[j].id not in inserted}
-    blobs = timeline.version_blobs(session=session, nct_id=nct_id, version_ids=sorted(needed))
-    records = {**{vid: unpack_record(blob) for vid, blob in blobs.items()}, **inserted}
+def _versions_and_changes(
+    session: Session, nct_id: str, ordered: list[_Slot], first_own: int | None, ignore: Sequence[str]
+) -> int:
+    """The new versions with their summaries, in one insert; the summaries of stored versions whose
+    version before is new; the changes into a new version (or into trialwatch's first, when
+    history now precedes it) as historical changes for every watch that holds the study. Each
+    record pruned once (beside the version before), each pair diffed once."""
     watches = queue.holding_watches(session=session, nct_id=nct_id)
+    redo = [i for i, slot in enumerate(ordered) if slot.new or (i > 0 and ordered[i - 1].new)]
+    pruned: dict[int, dict[str, Any]] = {}
+    inserts: list[dict[str, Any]] = []
     summaries: dict[int, dict[str, Any]] = {}
     changes: list[dict[str, Any]] = []
     for i in redo:
-        meta, before = metas[i], metas[i - 1] if i > 0 else None
-        after = records[meta.id]
-        found = diff_records(records[before.id], after, ignore) if before is not None else []
-        summaries[meta.id] = study_summary(Study.from_record(after), found, ignore)  # summarize, diffed once
-        if before is None or not (meta.id in inserted or meta.id == first_own):
-            continue
-        pair = (before.registry_version, meta.registry_version)
-        when = day_start(meta.registry_date) if meta.registry_date else meta.seen_at
-        title = Study.from_record(after, sites=False).title
-        for change in found:
-            details = {**change.details, "registry_versions": list(pair)} if None not in pair else change.details
-            changes += [
-                {"watch": watch, "kind": str(change.kind), "source": str(Source.CLINICALTRIALS), "nct_id": nct_id,
-                 "title": title, "summary": change.summary, "details": details, "detected_at": when,
-                 "suppressed_by": None}
-                for watch in watches
-            ]  # fmt: skip
+        slot, before = ordered[i], ordered[i - 1] if i > 0 else None
+        record = slot.read()
+        if before is not None and i - 1 not in pruned:
+            pruned[i - 1] = prune(before.read(), ignore)
+        pruned[i] = prune_beside(record, before.read(), pruned[i - 1], ignore) if before else prune(record, ignore)
+        found = diff_pruned(pruned[i - 1], pruned[i]) if before is not None else []
+        study = Study.from_record(record, sites=False)
+        summary = study_summary(study, found, ignore)
+        if slot.new:
+            inserts.append(_version_values(nct_id, slot, record, study, summary, ignore))
+        else:
+            summaries[slot.id] = summary
+        if before is not None and (slot.new or slot.id == first_own):
+            changes += _historical(nct_id, study.title, before, slot, found, watches)
+    session.execute(insert(StudyVersion), inserts)
     timeline.save_version_summaries(session=session, summaries=summaries)
     queue.add_historical_changes(session=session, changes=changes)
     return len(changes) // max(1, len(watches))
+
+
+def _version_values(
+    nct_id: str, slot: _Slot, record: dict[str, Any], study: Study, summary: dict[str, Any], ignore: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "nct_id": nct_id, "fingerprint": content_digest(record, ignore), "record": pack_record(record),
+        "last_update_posted": study.last_update_posted, "seen_at": slot.seen_at, "summary": summary,
+        "registry_version": slot.registry_version, "registry_date": slot.registry_date, "from_history": True,
+    }  # fmt: skip
+
+
+def _historical(
+    nct_id: str, title: str, before: _Slot, slot: _Slot, found: Sequence[FieldChange], watches: Sequence[str]
+) -> list[dict[str, Any]]:
+    """ChangeRow columns of the changes into `slot`, dated the day it was submitted, each citing
+    its registry version pair when both numbers are known."""
+    pair = (before.registry_version, slot.registry_version)
+    when = day_start(slot.registry_date) if slot.registry_date else slot.seen_at
+    rows = []
+    for change in found:
+        details = {**change.details, "registry_versions": list(pair)} if None not in pair else change.details
+        rows += [
+            {"watch": watch, "kind": str(change.kind), "source": str(Source.CLINICALTRIALS), "nct_id": nct_id,
+             "title": title, "summary": change.summary, "details": details, "detected_at": when,
+             "suppressed_by": None}
+            for watch in watches
+        ]  # fmt: skip
+    return rows
 
 
 def run_backfill(

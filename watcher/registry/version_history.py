@@ -20,6 +20,7 @@ from typing import Any
 
 from watcher.errors import SourceError
 from watcher.http import HttpClient
+from watcher.jsontext import parse_json
 
 MAX_LIST_BYTES = 8 * 1024 * 1024  # the list answer also carries the current record (the largest: 3.6 MB)
 MAX_RECORD_BYTES = 8 * 1024 * 1024
@@ -86,9 +87,9 @@ def _entry(entry: Any, where: str) -> RegistryVersion:
     return RegistryVersion(number, day, str(status)[:40] if isinstance(status, str) else "", labels)
 
 
-def parse_version_record(body: Any, nct_id: str, number: int) -> dict[str, Any]:
-    """One version's record, highlights stripped; refused when it is not this study's or not
-    this version."""
+def parse_version_record(body: Any, nct_id: str, number: int, *, highlighted: bool = True) -> dict[str, Any]:
+    """One version's record, highlights stripped (`highlighted` false: the answer has none, it
+    need not be walked); refused when it is not this study's or not this version."""
     where = f"{nct_id} version {number}"
     if not isinstance(body, dict) or not isinstance(body.get("study"), dict):
         raise SourceError(f"{where}: the answer has no study record")
@@ -101,7 +102,7 @@ def parse_version_record(body: Any, nct_id: str, number: int) -> dict[str, Any]:
         raise SourceError(f"{where}: the record has no nctId")
     if found != nct_id and nct_id not in _aliases(record):
         raise SourceError(f"{where}: the record is {found[:20]}'s, not {nct_id}'s")
-    return strip_highlights(record)  # type: ignore[no-any-return]
+    return strip_highlights(record) if highlighted else record  # type: ignore[no-any-return]
 
 
 def strip_highlights(value: Any) -> Any:
@@ -140,14 +141,26 @@ class VersionHistoryClient:
     def version_list(self, nct_id: str) -> list[RegistryVersion]:
         _check_id(nct_id)
         url = f"{self.history_url}/studies/{nct_id}"
-        body = self.http.get_json_capped(url, {"history": "true"}, max_bytes=MAX_LIST_BYTES)
-        return parse_version_list(body, nct_id)
+        raw = self.http.fetch_bytes(url, params={"history": "true"}, max_bytes=MAX_LIST_BYTES)
+        return parse_version_list(_parsed(raw, f"{nct_id} version list"), nct_id)
 
     def version_record(self, nct_id: str, number: int) -> dict[str, Any]:
         _check_id(nct_id)
         url = f"{self.history_url}/studies/{nct_id}/history/{int(number)}"
-        body = self.http.get_json_capped(url, max_bytes=MAX_RECORD_BYTES)
-        return parse_version_record(body, nct_id, number)
+        raw = self.http.fetch_bytes(url, max_bytes=MAX_RECORD_BYTES)
+        body = _parsed(raw, f"{nct_id} version {number}")
+        return parse_version_record(body, nct_id, number, highlighted=_HIGHLIGHT.search(raw) is not None)
+
+
+_HIGHLIGHT = re.compile(rb"<mark\b", re.IGNORECASE)
+
+
+def _parsed(raw: bytes, where: str) -> Any:
+    """A whole answer as JSON (a body cut short is retried by the HTTP client, as a broken read)."""
+    try:
+        return parse_json(raw)
+    except ValueError as exc:
+        raise SourceError(f"{where}: the answer is not JSON ({len(raw)} bytes)") from exc
 
 
 def _check_id(nct_id: str) -> None:

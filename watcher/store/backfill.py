@@ -145,12 +145,6 @@ def is_stored(*, session: Session, nct_id: str) -> bool:
     return session.get(StudyRow, nct_id) is not None
 
 
-def insert_history_version(*, session: Session, values: dict[str, Any]) -> int:
-    """One version read from the registry's history (StudyVersion columns). Returns its id."""
-    statement = insert(StudyVersion).returning(col(StudyVersion.id))
-    return int(session.scalars(statement, [{**values, "from_history": True}]).one() or 0)
-
-
 def mark_registry_version(*, session: Session, version_id: int, number: int, day: str) -> None:
     """A stored version is this registry version (trialwatch saw it itself)."""
     statement = update(StudyVersion).where(col(StudyVersion.id) == version_id)
