@@ -26,6 +26,7 @@ from sqlmodel import Session
 from watcher.config import ClinicalTrialsConfig
 from watcher.errors import SourceError
 from watcher.model import FieldChange, Source, Study
+from watcher.registry.batch import prefetched
 from watcher.registry.diff import diff_pruned
 from watcher.registry.normalize import content_digest, prune, prune_beside
 from watcher.registry.studies import study_summary
@@ -117,6 +118,47 @@ def _seen_by_polls(newest: StudyVersion, marks: dict[int, RegistryVersion]) -> C
     return lambda entry: last_day is None or entry.date <= last_day
 
 
+@dataclass
+class Prepared:
+    """A version read from the history, worked on as the next one downloads: its study, content
+    digest, packed record, pruned record (beside the version read before it) and the diff from
+    that version (`after`: its number)."""
+
+    entry: RegistryVersion
+    record: dict[str, Any]
+    study: Study
+    digest: str
+    packed: bytes
+    pruned: dict[str, Any]
+    after: int | None = None
+    found: list[FieldChange] = field(default_factory=list)
+
+
+def prepare(entry: RegistryVersion, record: dict[str, Any], before: Prepared | None, ignore: Sequence[str]) -> Prepared:
+    # beside the version before: the unchanged bulk of the record is pruned once
+    pruned = prune(record, ignore) if before is None else prune_beside(record, before.record, before.pruned, ignore)
+    found = diff_pruned(before.pruned, pruned) if before is not None else []
+    study = Study.from_record(record, sites=False)
+    return Prepared(entry, record, study, content_digest(record, ignore), pack_record(record), pruned,
+                    before.entry.number if before else None, found)  # fmt: skip
+
+
+def fetch_prepared(
+    api: VersionHistoryClient, nct_id: str, entries: Sequence[RegistryVersion], ignore: Sequence[str],
+    should_stop: Callable[[], bool],
+) -> dict[int, Prepared]:  # fmt: skip
+    """Each version's record, the next one downloading in a thread while this one is prepared
+    (the pages' `prefetched`); raises Yielded as soon as a poll is due."""
+    fetching = ((entry, api.version_record(nct_id, entry.number)) for entry in entries)
+    done: dict[int, Prepared] = {}
+    before: Prepared | None = None
+    for entry, record in prefetched(fetching) if entries else ():
+        if should_stop():
+            raise Yielded
+        before = done[entry.number] = prepare(entry, record, before, ignore)
+    return done
+
+
 def backfill_study(
     *, engine: Engine, api: VersionHistoryClient, nct_id: str, settings: ClinicalTrialsConfig, now: datetime,
     should_stop: Callable[[], bool] = lambda: False,
@@ -129,12 +171,10 @@ def backfill_study(
     if not own:
         raise SourceError(f"{nct_id} is not stored: no watch holds it")
     plan = plan_backfill(listed, own, settings.history_max_versions)
-    records: dict[int, dict[str, Any]] = {}
-    for entry in plan.fetch:
-        if should_stop():
-            raise Yielded
-        records[entry.number] = api.version_record(nct_id, entry.number)
+    if should_stop():
+        raise Yielded
     try:
+        records = fetch_prepared(api, nct_id, plan.fetch, settings.ignore_fields, should_stop)
         with transaction(engine) as session:
             stored, changes = write_backfill(session, nct_id, plan, records, settings.ignore_fields)
             queue.mark_done(session=session, nct_id=nct_id, now=now, newest=plan.newest)
@@ -155,7 +195,11 @@ class _Slot:
     from_history: bool
     blob: bytes | None = None
     record: dict[str, Any] | None = None
-    new: bool = False
+    ready: Prepared | None = None  # read now: to be inserted
+
+    @property
+    def new(self) -> bool:
+        return self.ready is not None
 
     def read(self) -> dict[str, Any]:
         if self.record is None:
@@ -165,7 +209,7 @@ class _Slot:
 
 
 def write_backfill(
-    session: Session, nct_id: str, plan: BackfillPlan, records: dict[int, dict[str, Any]], ignore: Sequence[str]
+    session: Session, nct_id: str, plan: BackfillPlan, records: dict[int, Prepared], ignore: Sequence[str]
 ) -> tuple[int, int]:
     """Marks, versions (one insert), summaries and historical changes of one study, in the
     caller's transaction. Returns (versions stored, historical changes)."""
@@ -181,8 +225,9 @@ def write_backfill(
             taken.add(entry.number)
     for entry in plan.fetch:
         if entry.number not in taken:  # ids after every stored one: ordered by their numbers (repo.in_order)
+            ready = records[entry.number]
             slot = _Slot(10**15 + entry.number, day_start(entry.date), entry.number, entry.date, True, None,
-                         records[entry.number], new=True)  # fmt: skip
+                         ready.record, ready)  # fmt: skip
             slots.append(slot)
             taken.add(entry.number)
     if not any(slot.new for slot in slots):
@@ -206,15 +251,14 @@ def _versions_and_changes(
     changes: list[dict[str, Any]] = []
     for i in redo:
         slot, before = ordered[i], ordered[i - 1] if i > 0 else None
-        record = slot.read()
-        if before is not None and i - 1 not in pruned:
-            pruned[i - 1] = prune(before.read(), ignore)
-        pruned[i] = prune_beside(record, before.read(), pruned[i - 1], ignore) if before else prune(record, ignore)
-        found = diff_pruned(pruned[i - 1], pruned[i]) if before is not None else []
-        study = Study.from_record(record, sites=False)
+        ready = slot.ready
+        if ready is not None and (ready.after == (before.registry_version if before else None)):
+            found, study = ready.found, ready.study  # diffed as it downloaded, from the version before
+        else:
+            found, study = _diffed(slot, before, i, pruned, ignore), Study.from_record(slot.read(), sites=False)
         summary = study_summary(study, found, ignore)
-        if slot.new:
-            inserts.append(_version_values(nct_id, slot, record, study, summary, ignore))
+        if ready is not None:
+            inserts.append(_version_values(nct_id, slot, ready, summary))
         else:
             summaries[slot.id] = summary
         if before is not None and (slot.new or slot.id == first_own):
@@ -225,12 +269,22 @@ def _versions_and_changes(
     return len(changes) // max(1, len(watches))
 
 
-def _version_values(
-    nct_id: str, slot: _Slot, record: dict[str, Any], study: Study, summary: dict[str, Any], ignore: Sequence[str]
-) -> dict[str, Any]:
+def _diffed(
+    slot: _Slot, before: _Slot | None, i: int, pruned: dict[int, dict[str, Any]], ignore: Sequence[str]
+) -> list[FieldChange]:
+    """The changes into `slot` (the `i`th version) from the version before, pruning what it must."""
+    if before is None:
+        return []
+    if i - 1 not in pruned:
+        pruned[i - 1] = before.ready.pruned if before.ready else prune(before.read(), ignore)
+    pruned[i] = prune_beside(slot.read(), before.read(), pruned[i - 1], ignore)
+    return diff_pruned(pruned[i - 1], pruned[i])
+
+
+def _version_values(nct_id: str, slot: _Slot, ready: Prepared, summary: dict[str, Any]) -> dict[str, Any]:
     return {
-        "nct_id": nct_id, "fingerprint": content_digest(record, ignore), "record": pack_record(record),
-        "last_update_posted": study.last_update_posted, "seen_at": slot.seen_at, "summary": summary,
+        "nct_id": nct_id, "fingerprint": ready.digest, "record": ready.packed,
+        "last_update_posted": ready.study.last_update_posted, "seen_at": slot.seen_at, "summary": summary,
         "registry_version": slot.registry_version, "registry_date": slot.registry_date, "from_history": True,
     }  # fmt: skip
 
