@@ -3,11 +3,14 @@ timeline, its past read now with --backfill) and `backfill [--watch NAME]` (queu
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from watcher.cli.shared import State, fail, guarded, make_service, now, out
+
+if TYPE_CHECKING:
+    from watcher.service import Service
 
 app = typer.Typer()
 
@@ -53,12 +56,10 @@ def history(
     guarded(action)
 
 
-def _backfill_one(service: object, nct_id: str) -> int:
-    from watcher.service import Service
+def _backfill_one(service: Service, nct_id: str) -> int:
     from watcher.store import backfill as queue
     from watcher.store import db
 
-    assert isinstance(service, Service)
     if not service.config.clinicaltrials.history:
         fail("[clinicaltrials] history is false: the registry's version history is not read")
     with db.transaction(service.engine) as session:
