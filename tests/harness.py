@@ -31,6 +31,7 @@ def write_config(
     feeds: str = "",
     pubmed: str = "",
     server: str = "",
+    history: bool = False,
 ) -> Path:
     mail = f'smtp_host = "{smtp.host}"\nsmtp_port = {smtp.port}\nsecurity = "{security}"' if smtp else 'smtp_host = ""'
     text = f"""
@@ -42,6 +43,7 @@ base_url = "{registry.base_url}"
 requests_per_second = 0
 backoff_seconds = 0.01
 max_attempts = 3
+history = {"true" if history else "false"}
 {extra_ctgov}
 
 [email]

@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -29,6 +30,7 @@ from werkzeug import Request, Response
 from tests.registry_filters import filter_checks
 
 API = "/api/v2"
+INTERNAL = "/api/int"  # the site's internal API: the version history (registry/version_history.py)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,12 @@ class FakeRegistry:
         self.exact_full_page_token = False
         self.scripted_pages: list[dict[str, Any]] = []
         self.requests_log: list[tuple[str, dict[str, str]]] = []
+        self.request_times: list[float] = []  # time.monotonic() as each request arrived (pacing checks)
+        # the version history: per study, its listed entries and each version's record
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.history_records: dict[tuple[str, int], dict[str, Any]] = {}
         self._faults: list[Fault] = []
+        self._history_faults: list[Fault] = []
         self._lock = threading.Lock()
         self._gate: threading.Event | None = None
         self._held = threading.Condition()
@@ -111,6 +118,47 @@ class FakeRegistry:
             self.scripted_pages = [json.loads(json.dumps(body)) for body in bodies]
             self._refresh()
 
+    def put_history(self, nct_id: str, entries: list[dict[str, Any]], records: dict[int, dict[str, Any]]) -> None:
+        """Serve this version list (`history.changes` entries, verbatim) and these versions' records."""
+        with self._lock:
+            self.histories[nct_id] = json.loads(json.dumps(entries))
+            for number, record in records.items():
+                self.history_records[(nct_id, number)] = json.loads(json.dumps(record))
+
+    def load_history(self, folder: Path, *, current: bool = True) -> str:
+        """A fixture study of registry-history/ (history.json, v{N}.json) served as its history;
+        with `current`, its newest version is also the study API v2 serves. Returns its id."""
+        listing = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+        entries = listing["history"]["changes"]
+        records = {}
+        for entry in entries:
+            path = folder / f"v{entry['version']}.json"
+            if path.is_file():
+                records[entry["version"]] = json.loads(path.read_text(encoding="utf-8"))["study"]
+        self.put_history(folder.name, entries, records)
+        if current:
+            self.put(records[max(records)])
+        return folder.name
+
+    def add_version(self, record: dict[str, Any], day: str | None = None) -> int:
+        """A new registry version of a study: listed in its history and served as the current record."""
+        nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+        status = record["protocolSection"].get("statusModule") or {}
+        day = day or status.get("lastUpdateSubmitDate") or "2026-11-20"
+        with self._lock:
+            entries = self.histories.setdefault(nct_id, [])
+            number = max((e["version"] for e in entries), default=-1) + 1
+            entries.append({"version": number, "date": day, "status": status.get("overallStatus", ""),
+                            "moduleLabels": []})  # fmt: skip
+            self.history_records[(nct_id, number)] = json.loads(json.dumps(record))
+        self.put(record)
+        return number
+
+    def fail_history(self, *faults: Fault) -> None:
+        """Faults for the next requests of the version history (the API v2 requests unaffected)."""
+        with self._lock:
+            self._history_faults.extend(faults)
+
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self._faults.extend(faults)
@@ -138,7 +186,10 @@ class FakeRegistry:
         params = dict(request.args.items())
         with self._lock:
             self.requests_log.append((request.path, params))
-            fault = self._faults.pop(0) if self._faults else None
+            self.request_times.append(time.monotonic())
+            history = request.path.startswith(INTERNAL)
+            fault = self._history_faults.pop(0) if history and self._history_faults else None
+            fault = fault or (self._faults.pop(0) if self._faults else None)
         gate = self._gate
         if gate is not None:
             with self._held:
@@ -158,7 +209,20 @@ class FakeRegistry:
         if match:
             record = self.studies.get(match.group(1))
             return _json(record) if record else _text(404, f"Study {match.group(1)} not found")
+        if path.startswith(INTERNAL):
+            return self._history(path, params)
         return _html_404()
+
+    def _history(self, path: str, params: dict[str, str]) -> Response:
+        listing = re.fullmatch(rf"{INTERNAL}/studies/(NCT\d{{8}})", path)
+        if listing and params.get("history") == "true" and listing.group(1) in self.histories:
+            nct_id = listing.group(1)
+            return _json({"study": self.studies.get(nct_id), "history": {"changes": self.histories[nct_id]}})
+        one = re.fullmatch(rf"{INTERNAL}/studies/(NCT\d{{8}})/history/(\d+)", path)
+        record = self.history_records.get((one.group(1), int(one.group(2)))) if one else None
+        if one and record is not None:
+            return _json({"studyVersion": int(one.group(2)), "study": record})
+        return _text(404, "Not found")
 
     def _search(self, params: dict[str, str]) -> Response:
         if self.scripted_pages:

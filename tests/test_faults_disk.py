@@ -27,7 +27,7 @@ from watcher.config import load_config
 from watcher.daemon.health import Metrics, Monitor
 from watcher.daemon.jobs import digest_job, poll_job
 from watcher.daemon.scheduler import Runtime
-from watcher.store import db, repo
+from watcher.store import db, outbox
 from watcher.store.models import Delivery
 
 START = datetime(2026, 11, 21, 10, tzinfo=UTC)
@@ -137,7 +137,7 @@ def test_a_full_sqlite_file_fails_the_poll_and_the_digest_whole_and_the_next_cyc
 
 def pending(runtime: Runtime) -> int:
     with db.transaction(runtime.service.engine) as session:
-        return repo.count_pending_notifications(session=session)
+        return outbox.count_pending_notifications(session=session)
 
 
 def deliveries(runtime: Runtime) -> list[Delivery]:

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from tests.harness import REAL_0212, REAL_0216, Cli, posted, write_config
 from tests.test_feeds import feed_config, journals  # noqa: F401 (journals is a fixture)
 from watcher.model import ChangeKind, Source
-from watcher.store import db, repo
+from watcher.store import db, outbox, repo
 from watcher.store.models import ChangeRow, Notification, WatchStudy
 
 RCC_IO_0205 = "study_NCT04514484_rcc_io_2026-02-05.json"
@@ -194,9 +194,9 @@ def test_held_back_changes_are_never_owed_even_with_a_stray_notification(databas
         assert [n.change_id for n in session.exec(select(Notification))] == [mailed.id]
         session.add(Notification(change_id=held_back.id, recipient="a@example.org"))  # as if written by a bug
     with db.transaction(engine) as session:
-        (owed,) = repo.undelivered(session=session, watches=["w"]).values()
+        (owed,) = outbox.undelivered(session=session, watches=["w"]).values()
         assert len(owed) == 1  # the stray notification of the held-back change is not owed
-        assert [c.id for c in repo.notification_changes(session=session, notification_ids=owed)] == [mailed.id]
+        assert [c.id for c in outbox.notification_changes(session=session, notification_ids=owed)] == [mailed.id]
         assert [c.id for c in repo.list_changes(session=session)] == [mailed.id]
         every = repo.list_changes(session=session, include_held_back=True)
         assert [(c.id, c.alerted, c.suppressed_by) for c in every] == [

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from watcher.errors import StoreError
-from watcher.store import db, repo
+from watcher.store import db, outbox, repo
 from watcher.store.models import ChangeRow, Notification
 
 TABLES = {"watch_state", "study", "study_version", "watch_study", "change", "delivery", "notification"}
@@ -46,6 +46,7 @@ REVISIONS = [
     "0021",
     "0019",
     "0014",
+    "0018",
 ]
 
 
@@ -84,7 +85,7 @@ def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):
     with engine.begin() as connection:  # the token made before scopes existed still acts in full
         assert connection.execute(text("SELECT scope FROM api_token")).scalars().all() == ["full"]
     with db.transaction(engine) as session:
-        assert [d.quiet_watches for d in repo.list_deliveries(session=session)] == [[]]
+        assert [d.quiet_watches for d in outbox.list_deliveries(session=session)] == [[]]
         (before_rules,) = repo.list_changes(session=session)  # alerted, as every change was before rules
         assert (before_rules.alerted, before_rules.suppressed_by) == (True, None)
     for previous in reversed(REVISIONS[:-1]):  # head to previous, one step at a time

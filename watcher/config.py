@@ -90,6 +90,11 @@ class ClinicalTrialsConfig(Section):
         default_factory=lambda: list(DEFAULT_IGNORE),
         description="dotted paths (fnmatch patterns) never reported as changes",
     )
+    history: bool = Field(default=True, description="read the registry's version history (false: nowhere)")
+    history_max_versions: int = Field(
+        default=100, ge=1, le=10_000, description="a backfill stores the newest this many, plus the first"
+    )
+    history_per_cycle: int = Field(default=50, ge=0, le=10_000, description="studies backfilled after each poll")
 
     @field_validator("base_url")
     @classmethod
@@ -97,6 +102,12 @@ class ClinicalTrialsConfig(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"base_url {value!r} must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def history_url(self) -> str:
+        """The internal API behind the site's history tab: base_url with /api/v2 as /api/int."""
+        root, found, _rest = self.base_url.rpartition("/api/v2")
+        return f"{root}/api/int" if found else f"{self.base_url}/api/int"
 
 
 class EmailConfig(Section):

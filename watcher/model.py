@@ -27,6 +27,24 @@ def get_path(record: Any, path: str) -> Any:
 
 CTGOV_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 CTGOV_HISTORY_URL = "https://clinicaltrials.gov/study/{nct_id}?tab=history"
+# the site's comparison of two versions; a and b are the site's numbers (the API's version + 1)
+CTGOV_COMPARE_URL = "https://clinicaltrials.gov/study/{nct_id}?tab=history&a={a}&b={b}#version-content-panel"
+
+
+def registry_pair(details: dict[str, Any]) -> tuple[int, int] | None:
+    """The registry version pair a change spans (`details["registry_versions"]`), when known."""
+    pair = details.get("registry_versions")
+    if isinstance(pair, list | tuple) and len(pair) == 2 and all(type(n) is int and n >= 0 for n in pair):
+        return int(pair[0]), int(pair[1])
+    return None
+
+
+def compare_link(nct_id: str, pair: tuple[int, int]) -> tuple[str, str]:
+    """The site's comparison of a registry version pair: (URL, 'compare versions 24 and 25 on
+    ClinicalTrials.gov'), in the site's numbers."""
+    a, b = pair[0] + 1, pair[1] + 1
+    url = CTGOV_COMPARE_URL.format(nct_id=nct_id, a=a, b=b)
+    return url, f"compare versions {a} and {b} on ClinicalTrials.gov"
 
 
 class ChangeKind(StrEnum):
@@ -240,6 +258,7 @@ class ChangeRecord:
     study_phase: str = ""
     alerted: bool = True
     suppressed_by: str | None = None
+    historical: bool = False  # read from the registry's version history: never mailed
 
     @property
     def url(self) -> str:
@@ -248,6 +267,20 @@ class ChangeRecord:
     @property
     def history_url(self) -> str:
         return CTGOV_HISTORY_URL.format(nct_id=self.nct_id)
+
+    @property
+    def registry_versions(self) -> tuple[int, int] | None:
+        return None if self.is_article else registry_pair(self.details)
+
+    @property
+    def compare_url(self) -> str | None:
+        pair = self.registry_versions
+        return compare_link(self.nct_id, pair)[0] if pair else None
+
+    @property
+    def compare_label(self) -> str:
+        pair = self.registry_versions
+        return compare_link(self.nct_id, pair)[1] if pair else ""
 
     @property
     def is_article(self) -> bool:
@@ -272,7 +305,12 @@ class ChangeRecord:
             "detected_at": self.detected_at.isoformat(),
             "alerted": self.alerted,
             "suppressed_by": self.suppressed_by,
+            "historical": self.historical,
         }
+        if not self.is_article:
+            pair = self.registry_versions
+            entry["registry_versions"] = list(pair) if pair else None
+            entry["compare_url"] = self.compare_url
         if self.is_article:  # the article's fields; a publication also names its study
             for key in ("feed", "title", "link", "doi", "nct_ids", "published", "why", "pmid", "journal"):
                 entry[key] = self.details.get(key)

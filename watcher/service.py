@@ -23,8 +23,11 @@ from watcher.http import make_session
 from watcher.mail.delivery import DeliveryReport, deliver, due_watches, immediate_watches
 from watcher.mail.links import LinkSigner
 from watcher.mail.transport import Transport
+from watcher.registry.backfill import BackfillReport, run_backfill
+from watcher.registry.citing import CiteReport, cite_poll_changes
 from watcher.registry.client import CtgovClient, Page
 from watcher.registry.pipeline import Plan, PollReport, plan_poll, poll_watch, record_failure
+from watcher.registry.version_history import VersionHistoryClient
 from watcher.store import db, repo
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ class CycleReport:
     pubmed: list[PubmedReport] = field(default_factory=list)
     readouts: list[ReadoutReport] = field(default_factory=list)  # Crossref journals, Europe PMC watches (#20)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    cited: CiteReport | None = None  # the registry version pairs of the changes found ([clinicaltrials] history)
+    backfill: BackfillReport | None = None  # the registry's version history, after the polls
 
     @property
     def failed_sources(self) -> list[str]:
@@ -57,7 +62,10 @@ class CycleReport:
 
     def lines(self) -> list[str]:
         lines = [poll.line() for poll in self.polls] + [feed.line() for feed in self.feeds]
-        return lines + [report.line() for report in self.pubmed] + [report.line() for report in self.readouts]
+        lines += [report.line() for report in self.pubmed] + [report.line() for report in self.readouts]
+        if self.backfill is not None and (self.backfill.studies or self.backfill.failed):
+            lines.append(self.backfill.line())
+        return lines
 
 
 @dataclass
@@ -74,6 +82,24 @@ class Service:
     crossref: CrossrefClient | None = None  # None: [crossref] is not enabled
     europepmc: EuropepmcClient | None = None  # None: [europepmc] is not enabled
     links: LinkSigner | None = None  # unsubscribe and manage links in every message (the web app is public)
+    poll_due: Callable[[], bool] = lambda: False  # the daemon: a poll waits; the history backfill yields to it
+
+    @property
+    def history(self) -> VersionHistoryClient:
+        """The registry's version history, over the registry client's HTTP client (one pacing)."""
+        return VersionHistoryClient(self.client.http, self.config.clinicaltrials.history_url)
+
+    def backfill(self, now: datetime, *, limit: int | None = None, nct_ids: list[str] | None = None) -> BackfillReport:
+        """Backfill due studies from the registry's version history (or these), until `limit` or
+        a poll is due; nothing when [clinicaltrials] history is false."""
+        settings = self.config.clinicaltrials
+        if not settings.history:
+            return BackfillReport()
+        return run_backfill(
+            engine=self.engine, api=self.history, settings=settings, now=now,
+            limit=settings.history_per_cycle if limit is None else limit, nct_ids=nct_ids,
+            should_stop=lambda: self.stopping.is_set() or self.poll_due(),
+        )  # fmt: skip
 
     def poll(
         self,
@@ -91,6 +117,10 @@ class Service:
         for immediate watches."""
         report = CycleReport()
         self._poll_registry(report, now, on_page, force_full)
+        if self.config.clinicaltrials.history and any(poll.changes for poll in report.polls):
+            report.cited = cite_poll_changes(
+                engine=self.engine, api=self.history, now=now, should_stop=self.stopping.is_set
+            )
         if feeds:
             report.feeds = self._poll_feeds(now, force=True)
         if pubmed:
@@ -100,6 +130,8 @@ class Service:
         immediate = immediate_watches(self.config.watch)
         if immediate:
             report.delivery = self.deliver(now, watches=immediate)
+        if report.polls and not self.stopping.is_set():  # last, at a low priority: never before the mail
+            report.backfill = self.backfill(now)
         return report
 
     def poll_feeds(self, now: datetime) -> CycleReport:

@@ -13,6 +13,8 @@
     bookkeeping (versionHolder, last-update dates) and nothing tracked changed;
   - a 1% update cycle (30 of 3,000 studies really changed);
   - three watches whose queries overlap (each study stored once);
+- backfilling 200 studies of 20 registry versions each from the version history (issue #22),
+  against downloading and parsing the same answers (tests/benchmarks/history.py);
 - `trialwatch --help` and `trialwatch version`;
 - parsing the real Nature feed (75 items) and keying its items;
 - a Crossref window of 5,000 works in 5 pages, polled, parsed and matched against three watches,
@@ -41,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import readers, readouts, timeline
+from tests.benchmarks import history, readers, readouts, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -372,6 +374,7 @@ def main(sizes: list[int]) -> None:
         )
     bench_overlap(min(sizes))
     readers.bench_readers(max(sizes))
+    history.main(templates(), REPEAT)  # the registry's version history: 200 studies x 20 versions
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
     readouts.main(FIXTURES, OWN, REPEAT)  # Crossref: 5,000 works, 3 watches (#20)

@@ -44,7 +44,7 @@ def deliveries(
     """
 
     from watcher.config import load_config
-    from watcher.store import db, repo
+    from watcher.store import db, outbox
 
     def action() -> int:
         if status is not None and status not in ("pending", "sending", "sent", "failed", "skipped"):
@@ -52,11 +52,11 @@ def deliveries(
         service = make_service(load_config(State.config_path))
         if retry_failed:
             with db.transaction(service.engine) as session:
-                count = repo.requeue_failed(session=session)
+                count = outbox.requeue_failed(session=session)
             out.print(f"{count} failed message(s) queued again; `trialwatch digest --now` sends them now", markup=False)
         with db.transaction(service.engine) as session:
-            listed = repo.list_deliveries(session=session, status=status, limit=limit)
-            counts = repo.delivery_change_counts(session=session, delivery_ids=[row.id for row in listed if row.id])
+            listed = outbox.list_deliveries(session=session, status=status, limit=limit)
+            counts = outbox.delivery_change_counts(session=session, delivery_ids=[row.id for row in listed if row.id])
         shown = channel_names(service.config)
         rows = [_delivery_json(row, counts.get(row.id or 0, 0), shown) for row in listed]
         return _print_listing(rows, as_json=as_json, empty="no deliveries", line=_delivery_line)
@@ -127,11 +127,15 @@ def changes(
     watch: Annotated[str | None, typer.Option(help="Only this watch.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Also the changes a watch's rules held back, with the rule.")
+        bool,
+        typer.Option(
+            "--all", help="Also the changes a watch's rules held back, and those read from the registry's history."
+        ),
     ] = False,
 ) -> None:
     """List detected changes, newest first: those mailed (alerted); with --all also those a
-    watch's rules held back (stored, never mailed), each with the rule that held it back.
+    watch's rules held back (stored, never mailed), each with the rule that held it back, and the
+    past changes read from the registry's version history (`historical: true`, never mailed).
 
     Example: trialwatch changes --since 2026-11-01 --watch "RCC bispecifics" --json
     """
@@ -153,6 +157,7 @@ def changes(
             out.print("no changes", markup=False)
         for record in records:
             held = f" (held back by {record.suppressed_by})" if not record.alerted else ""
+            held = " (history: read from the registry's version history, never mailed)" if record.historical else held
             out.print(
                 f"{record.detected_at:%Y-%m-%d %H:%M} {record.watch} {record.nct_id} [{record.kind}] {record.summary}"
                 + held,
@@ -232,34 +237,6 @@ def queries(
                 out.print("   check statuses, phases and geography here, to see studies leave them)", markup=False)
             for line in [*pubmed_query_lines(config, item), *readout_query_lines(config, item)]:
                 out.print(line, markup=False)
-        return 0
-
-    guarded(action)
-
-
-@app.command()
-def history(nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT05805501.")]) -> None:
-    """Print a study's timeline: when first seen, each stored version and what changed between them.
-
-    trialwatch stores a new version only when a tracked field changed, so versions that differ
-    only in bookkeeping (versionHolder, last-update dates) never appear.
-
-    Example: trialwatch history NCT05805501
-    """
-    from watcher.config import NCT_ID, load_config
-    from watcher.registry.history import study_timeline
-    from watcher.store import db
-
-    def action() -> int:
-        config = load_config(State.config_path)
-        wanted = nct_id.strip().upper()
-        if not NCT_ID.fullmatch(wanted):
-            fail(f"{nct_id!r} is not an NCT id (NCT followed by 8 digits)")
-        service = make_service(config)
-        with db.transaction(service.engine) as session:
-            timeline = study_timeline(session=session, nct_id=wanted, ignore=config.clinicaltrials.ignore_fields)
-        for line in timeline.lines():
-            out.print(line, markup=False)
         return 0
 
     guarded(action)

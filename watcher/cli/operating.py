@@ -16,6 +16,7 @@ import typer
 from watcher import __version__
 from watcher.cli.channels import app as channels_app
 from watcher.cli.due import app as due_app
+from watcher.cli.history import app as history_app
 from watcher.cli.inspecting import app as inspect_app
 from watcher.cli.people import token_app, user_app
 from watcher.cli.recipients import app as recipients_app
@@ -51,6 +52,7 @@ app = typer.Typer(
 )
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
 app.registered_commands.extend(serving_app.registered_commands)  # run, web
+app.registered_commands.extend(history_app.registered_commands)  # history, backfill
 app.registered_commands.extend(recipients_app.registered_commands)  # recipients
 app.registered_commands.extend(channels_app.registered_commands)  # notify-test
 app.registered_commands.extend(due_app.registered_commands)  # due
@@ -128,11 +130,23 @@ def check() -> None:
         out.print(pubmed_check_line(config), markup=False)
         for line in readout_check_lines(config):
             out.print(line, markup=False)
+        if revision == head:
+            out.print(_history_line(config, engine), markup=False)
         for line in check_lines(config, engine, migrated=revision == head):
             out.print(line, markup=False)
         return 0
 
     guarded(action)
+
+
+def _history_line(config: Config, engine: Engine) -> str:
+    """The registry version history's backfill: on or off, and its progress."""
+    from watcher.store import backfill, db
+
+    if not config.clinicaltrials.history:
+        return "registry history: off ([clinicaltrials] history = false)"
+    with db.transaction(engine) as session:
+        return backfill.progress(session=session).line()
 
 
 def _web_watch_rows(config: Config, engine: Engine) -> list[WatchRow]:

@@ -19,7 +19,7 @@ from watcher.daemon.lock import LeaderLock
 from watcher.errors import StoreError, TrialwatchError
 from watcher.registry.client import query_signature
 from watcher.service import CycleReport, Service
-from watcher.store import repo
+from watcher.store import outbox
 from watcher.store.db import transaction
 from watcher.store.effective import refreshed_watches
 from watcher.watch import WatchConfig
@@ -27,6 +27,7 @@ from watcher.watch import WatchConfig
 log = logging.getLogger(__name__)
 
 WATCHES_EVERY = timedelta(seconds=30)  # watches edited in the database are polled within a minute
+POLL_MARGIN = timedelta(minutes=2)  # the next poll's jitter: the history backfill stops this early
 
 
 @dataclass
@@ -81,7 +82,7 @@ def poll_job(runtime: Runtime) -> None:
     with runtime.poll_mutex:  # may have waited for the watches job's poll: a stop asked meanwhile wins
         if runtime.service.stopping.is_set() or not leading(runtime):
             return
-        service = runtime.service
+        service = yielding(runtime, runtime.service)
         runtime.unpolled.difference_update(watch.name for watch in service.config.watch)
         try:
             # each watch's poll logs its own line; Crossref and Europe PMC have jobs of their own
@@ -91,6 +92,18 @@ def poll_job(runtime: Runtime) -> None:
             _note_store_error(runtime, exc)
             return
     _record_polls(runtime, report)
+
+
+def yielding(runtime: Runtime, service: Service) -> Service:
+    """The service whose history backfill (after its polls) stops as soon as a poll is due: the
+    next scheduled one (less its jitter), a new or re-worded watch's, or a stop."""
+    interval = service.config.clinicaltrials.poll_interval
+    deadline = runtime.clock() + interval - min(POLL_MARGIN, interval / 2)
+
+    def poll_due() -> bool:
+        return runtime.stop_asked or bool(runtime.unpolled) or runtime.clock() >= deadline
+
+    return replace(service, poll_due=poll_due)
 
 
 def watches_job(runtime: Runtime) -> None:
@@ -135,7 +148,7 @@ def _use_watches(runtime: Runtime, watches: list[WatchConfig]) -> None:
 def _poll_unpolled(runtime: Runtime) -> None:
     if not leading(runtime):
         return
-    service = runtime.service
+    service = yielding(runtime, runtime.service)
     chosen = [watch for watch in service.config.watch if watch.name in runtime.unpolled]
     runtime.unpolled.clear()
     if not chosen:
@@ -249,6 +262,6 @@ def _note_store_error(runtime: Runtime, exc: TrialwatchError) -> None:
 def _count_pending(runtime: Runtime, monitor: Monitor) -> None:
     try:
         with transaction(runtime.service.engine) as session:
-            monitor.set_pending_deliveries(count=repo.count_pending_notifications(session=session))
+            monitor.set_pending_deliveries(count=outbox.count_pending_notifications(session=session))
     except (TrialwatchError, SQLAlchemyError) as exc:
         log.warning("cannot count pending deliveries: %s", exc)

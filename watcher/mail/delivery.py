@@ -32,7 +32,7 @@ from watcher.mail.digest import Digest, build_digest
 from watcher.mail.links import LinkSigner
 from watcher.mail.problems import source_problems
 from watcher.mail.transport import DeliveryFailed, Transport, build_message, new_message_id
-from watcher.store import recipients, repo
+from watcher.store import outbox, recipients, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
 
@@ -144,7 +144,7 @@ def _defer(
     """Leave a message pending untried, with why: the server failed the run's previous message."""
     assert delivery.id is not None
     with transaction(engine) as session:
-        if not repo.claim_delivery(session=session, delivery=delivery, now=now):
+        if not outbox.claim_delivery(session=session, delivery=delivery, now=now):
             return
     error = f"not tried: {failure.one_line()}"
     _mark(engine=engine, delivery_id=delivery.id, now=now, error=error)
@@ -176,7 +176,7 @@ def _promise(
             recipients.skip(session=session, recipient=recipient, notification_ids=ids, reason=reason, now=now)
         for recipient in sorted(set(plan.send) | set(plan.quiet)):
             message_id = new_message_id(config.email.sender, uuid.uuid4().hex)
-            delivery, claimed = repo.create_delivery(
+            delivery, claimed = outbox.create_delivery(
                 session=session,
                 recipient=recipient,
                 notification_ids=plan.send.get(recipient, []),
@@ -192,7 +192,7 @@ def _promise(
         for pref in plan.own_slots:
             pref.last_digest_at = now
             session.add(pref)
-        return repo.pending_deliveries(
+        return outbox.pending_deliveries(
             session=session, now=None if retry_now else now, stale_before=now - SENDING_STALE_AFTER
         )
 
@@ -215,7 +215,7 @@ def _send_one(
     """Send one stored message and record the outcome; the failure, if it failed."""
     assert delivery.id is not None
     with transaction(engine) as session:
-        if not repo.claim_delivery(session=session, delivery=delivery, now=now):
+        if not outbox.claim_delivery(session=session, delivery=delivery, now=now):
             log.info("delivery %s: claimed by another process, skipped", delivery.message_id)
             return None
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
@@ -277,7 +277,7 @@ def _digest_for(*, engine: Engine, config: Config, delivery: Delivery) -> Digest
     failing now."""
     assert delivery.id is not None
     with transaction(engine) as session:
-        changes = repo.delivery_changes(session=session, delivery_id=delivery.id)
+        changes = outbox.delivery_changes(session=session, delivery_id=delivery.id)
         problems = source_problems(session=session, config=config, recipient=delivery.recipient)
         digest = build_digest(
             delivery.recipient, changes, delivery.created_at, [watch.name for watch in config.watch],
@@ -329,7 +329,7 @@ def preview_digests(
         digests = [
             build_digest(
                 recipient,
-                repo.notification_changes(session=session, notification_ids=ids),
+                outbox.notification_changes(session=session, notification_ids=ids),
                 now,
                 order,
                 problems=source_problems(session=session, config=config, recipient=recipient),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, true
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 from watcher.store.columns import UTCDateTime as UTCDateTime
@@ -68,6 +68,28 @@ class StudyVersion(SQLModel, table=True):
     # filled on first view by registry.studies (cache): the changes from the version before and the
     # facts the study page charts, so a page of a 1.5 MB record does not unpack every version
     summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # the registry's own version number (0 = the site's "Version 1") and submission day, when known:
+    # read from its version history (registry/backfill.py), or cited after a poll (registry/citing.py)
+    registry_version: int | None = Field(default=None)
+    registry_date: str | None = Field(default=None, max_length=10)
+    from_history: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # seen_at: its date
+
+
+class HistoryBackfill(SQLModel, table=True):
+    """A study's backfill from the registry's version history. A study some watch holds and that
+    has no row here is queued (store/backfill.py); `status` pending | done | failing."""
+
+    __tablename__ = "history_backfill"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    status: str = Field(default="pending", max_length=16, index=True)
+    queued_at: datetime = _when()
+    attempts: int = _counter()  # failed tries since the last success
+    next_attempt_at: datetime | None = _when(nullable=True)  # failing: not before then
+    last_error: str | None = Field(default=None)
+    done_at: datetime | None = _when(nullable=True)
+    versions: int = _counter()  # registry versions stored for the study
+    newest: int | None = Field(default=None)  # the newest registry version number listed
 
 
 class WatchStudy(SQLModel, table=True):
@@ -103,6 +125,8 @@ class ChangeRow(SQLModel, table=True):
     item_type: str | None = Field(
         default=None, max_length=20
     )  # an article change's: meeting_abstract | preprint | article
+    # read from the registry's version history: a past change, never mailed (alerted false too)
+    historical: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class FeedState(SQLModel, table=True):

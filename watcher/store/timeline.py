@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, cast, literal, or_, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from watcher.inputs import in_range, whole_number
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
-from watcher.store.repo import to_record
+from watcher.store.repo import in_order, to_record
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -136,21 +137,33 @@ class VersionMeta:
 
     id: int
     number: int
-    seen_at: datetime
+    seen_at: datetime  # a version read from the registry's history: the day it was submitted
     last_update_posted: str | None
+    registry_version: int | None = None  # the registry's own number (the site shows it plus one)
+    registry_date: str | None = None
+    from_history: bool = False  # read from the registry's version history (seen_at: the day submitted)
+
+    @property
+    def registry_label(self) -> str:
+        """'registry version 24' (the site's number), when known."""
+        return f"registry version {self.registry_version + 1}" if self.registry_version is not None else ""
+
+
+_META: list[Any] = [
+    StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.registry_version,
+    StudyVersion.registry_date, StudyVersion.from_history,
+]  # fmt: skip
 
 
 def version_list(*, session: Session, nct_id: str) -> list[VersionMeta]:
     """A study's stored versions, oldest first, numbered from 1, records not loaded."""
-    query = (
-        select(StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted)
-        .where(StudyVersion.nct_id == nct_id)
-        .order_by(col(StudyVersion.id))
-    )
-    return [
-        VersionMeta(id=int(ident or 0), number=number, seen_at=seen_at, last_update_posted=posted)
-        for number, (ident, seen_at, posted) in enumerate(session.exec(query), start=1)
-    ]
+    rows = in_order(list(session.execute(sa_select(*_META).where(col(StudyVersion.nct_id) == nct_id))))
+    return [_meta(number, row) for number, row in enumerate(rows, start=1)]
+
+
+def _meta(number: int, row: Any) -> VersionMeta:
+    return VersionMeta(int(row.id or 0), number, row.seen_at, row.last_update_posted, row.registry_version,
+                       row.registry_date, bool(row.from_history))  # fmt: skip
 
 
 def version_blobs(*, session: Session, nct_id: str, version_ids: Sequence[int]) -> dict[int, bytes]:
@@ -185,18 +198,9 @@ def articles_naming(*, session: Session, nct_id: str, limit: int = 100) -> list[
 
 def version_summaries(*, session: Session, nct_id: str) -> list[tuple[VersionMeta, dict[str, Any] | None]]:
     """A study's versions, oldest first, with their cached summaries (None: not computed yet)."""
-    query = (
-        select(StudyVersion.id, StudyVersion.seen_at, StudyVersion.last_update_posted, StudyVersion.summary)
-        .where(StudyVersion.nct_id == nct_id)
-        .order_by(col(StudyVersion.id))
-    )
-    return [
-        (
-            VersionMeta(id=int(ident or 0), number=number, seen_at=seen_at, last_update_posted=posted),
-            dict(summary) if summary else None,
-        )
-        for number, (ident, seen_at, posted, summary) in enumerate(session.exec(query), start=1)
-    ]
+    query = sa_select(*_META, col(StudyVersion.summary)).where(col(StudyVersion.nct_id) == nct_id)
+    rows = in_order(list(session.execute(query)))
+    return [(_meta(number, row), dict(row.summary) if row.summary else None) for number, row in enumerate(rows, 1)]
 
 
 def save_version_summaries(*, session: Session, summaries: dict[int, dict[str, Any]]) -> None:

@@ -188,9 +188,14 @@ def _number_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return [(step * n, f"{int(step * n):,}") for n in range(int(top // step) + 1)]
 
 
+def _registry(version: VersionView) -> str:
+    """' · registry version 24' (the site's number), when known."""
+    return f" · {version.meta.registry_label}" if version.meta.registry_label else ""
+
+
 def study_charts(versions: Sequence[VersionView], width: int = WIDE) -> tuple[str, str]:
     """The study page's two charts: dates (primary completion, completion) and enrollment."""
-    labels = [f"v{v.meta.number} · {v.meta.seen_at:%Y-%m-%d}" for v in versions]
+    labels = [f"v{v.meta.number} · {v.meta.seen_at:%Y-%m-%d}" + _registry(v) for v in versions]
 
     def date_series(name: str, attr: str) -> Series:
         points = []

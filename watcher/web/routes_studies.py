@@ -17,9 +17,11 @@ from starlette.routing import BaseRoute, Route
 
 from watcher.inputs import InputError, whole_number
 from watcher.milestones import DueFacts, Verdict, judge_due
-from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, FieldChange, Source
-from watcher.registry.studies import StudyView, VersionDiff, side_by_side, study_view, version_diff
+from watcher.model import CTGOV_HISTORY_URL, CTGOV_STUDY_URL, FieldChange, Source, compare_link
+from watcher.registry.studies import StudyView, VersionDiff, VersionView, side_by_side, study_view, version_diff
 from watcher.store import milestones, timeline
+from watcher.store.backfill import backfill_state
+from watcher.store.models import HistoryBackfill
 from watcher.store.timeline import ChangeFilter
 from watcher.web.auth import context_of, in_db, require_api_user, require_user
 from watcher.web.charts import NARROW, study_charts
@@ -51,7 +53,28 @@ def _load_study(
     recent = timeline.change_page(session=session, filters=ChangeFilter(nct_id=nct_id), limit=recent_changes)
     articles = timeline.articles_naming(session=session, nct_id=nct_id)
     facts = milestones.study_facts(session=session, nct_id=nct_id)  # US results reporting (#23)
-    return {"view": view, "recent": recent, "articles": articles, "facts": facts}
+    history = backfill_state(session=session, nct_id=nct_id)
+    return {"view": view, "recent": recent, "articles": articles, "facts": facts, "history": history_json(history)}
+
+
+def history_json(state: HistoryBackfill | None) -> dict[str, Any]:
+    """The backfill of a study from the registry's version history, as the page and API say it."""
+    if state is None:
+        return {"status": "pending", "versions": 0, "newest": None, "last_error": None, "next_attempt_at": None}
+    retry = state.next_attempt_at.isoformat() if state.next_attempt_at and state.status == "failing" else None
+    error = state.last_error if state.status == "failing" else None
+    return {"status": state.status, "versions": state.versions, "newest": state.newest, "last_error": error,
+            "next_attempt_at": retry}  # fmt: skip
+
+
+def version_links(nct_id: str, versions: Sequence[VersionView]) -> dict[int, tuple[str, str]]:
+    """Each version's comparison with the one before on ClinicalTrials.gov (both numbers known)."""
+    links = {}
+    for before, after in zip(versions, versions[1:], strict=False):
+        pair = (before.meta.registry_version, after.meta.registry_version)
+        if pair[0] is not None and pair[1] is not None and pair[0] < pair[1]:
+            links[after.meta.id] = compare_link(nct_id, (pair[0], pair[1]))
+    return links
 
 
 def _not_stored(nct_id: str) -> HTTPException:
@@ -67,6 +90,8 @@ async def study_page(request: Request) -> Response:
     view: StudyView = data["view"]
     wide, narrow = study_charts(view.versions), study_charts(view.versions, width=NARROW)
     context = {
+        "history": data["history"] if context_of(request).config().clinicaltrials.history else None,
+        "compare_links": version_links(nct_id, view.versions),
         "view": view,
         "study": view.study,
         "registry_url": CTGOV_STUDY_URL.format(nct_id=nct_id),
@@ -158,9 +183,12 @@ async def study_api(request: Request) -> Response:
     if data is None:
         raise _not_stored(nct_id)
     view: StudyView = data["view"]
+    links = version_links(nct_id, view.versions)
     versions = [
         {"id": v.meta.id, "number": v.meta.number, "stored_at": v.meta.seen_at.isoformat(),
-         "last_update_posted": v.meta.last_update_posted,
+         "last_update_posted": v.meta.last_update_posted, "registry_version": v.meta.registry_version,
+         "registry_date": v.meta.registry_date, "from_history": v.meta.from_history,
+         "compare_url": links[v.meta.id][0] if v.meta.id in links else None,
          "changes": [{"kind": str(c.kind), "summary": c.summary, "details": c.details} for c in v.changes]}
         for v in view.versions
     ]  # fmt: skip
@@ -173,6 +201,7 @@ async def study_api(request: Request) -> Response:
              "first_found_in": a.feed, "first_seen_at": a.first_seen_at.isoformat()}
             for a in data["articles"]
         ],
+        "history": data["history"],
     }  # fmt: skip
     return JSONResponse(body)
 

@@ -17,6 +17,7 @@ from watcher.channels import address as channel_address
 from watcher.channels import masked
 from watcher.model import ChangeKind, ChangeRecord
 from watcher.store import timeline
+from watcher.store.backfill import progress as backfill_progress
 from watcher.store.sources import channel_rows, source_rows
 from watcher.store.watches import watch_rows
 from watcher.web.auth import context_of, in_db, require_user
@@ -133,7 +134,8 @@ async def sources_page(request: Request) -> Response:
     def load(session: Session) -> dict[str, Any]:
         rows = watch_rows(session=session)
         sources = source_rows(session=session, config=config, watches=[row.name for row in rows])
-        return {"sources": sources + channel_rows(session=session, channels=channels_of(rows))}
+        history = backfill_progress(session=session) if config.clinicaltrials.history else None
+        return {"sources": sources + channel_rows(session=session, channels=channels_of(rows)), "history": history}
 
     data = await in_db(request, load)
     return render(request, "sources.html", {**data, "now": context_of(request).now()})
