@@ -29,6 +29,7 @@ from watcher.web import (
     routes_atom,
     routes_auth,
     routes_home,
+    routes_landscape,
     routes_recipients,
     routes_studies,
     routes_timeline,
@@ -60,6 +61,7 @@ class WebContext:
 ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
     routes_auth.routes,
     routes_home.routes,
+    routes_landscape.routes,  # /watches/<name>/studies (+ .csv, .xlsx, /api/v1 twin): before /watches/{name:path}
     routes_watches.routes,
     routes_account.routes,
     routes_api.routes,
