@@ -168,27 +168,28 @@ def parse_view(single: Mapping[str, str], many: Callable[[str], Sequence[str]]) 
 
 @total_ordering
 class _Descending:
-    """Reverses the order of what it wraps (descending sorts keep None last and NCT ids stable)."""
+    """Reverses the order of the value it wraps (a descending sort keeps ties by NCT id ascending)."""
 
-    __slots__ = ("key",)
+    __slots__ = ("value",)
 
-    def __init__(self, key: tuple[Any, ...]) -> None:
-        self.key = key
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.key == other.key
+        return isinstance(other, _Descending) and self.value == other.value
 
     def __lt__(self, other: _Descending) -> bool:
-        return bool(other.key < self.key)
+        return bool(other.value < self.value)
 
     def __hash__(self) -> int:
-        return hash(self.key)
+        return hash(self.value)
 
 
 def _order(value: Value, nct_id: str, descending: bool) -> tuple[Any, ...]:
+    """Studies with a value first (in the asked direction), then those without; ties by NCT id."""
     if value is None:
         return (1, nct_id)
-    return (0, _Descending((value, nct_id)) if descending else (value, nct_id))
+    return (0, _Descending(value) if descending else value, nct_id)
 
 
 def order_key(row: LandscapeRow, filters: LandscapeFilter) -> tuple[Any, ...]:
