@@ -77,7 +77,7 @@ def timeline_chart(rows: Sequence[LandscapeRow], today: date, *, title: str) -> 
     ET.SubElement(svg, "title").text = title
     statuses = list(dict.fromkeys(row.status for row in rows))
     _patterns(svg, statuses)
-    _legend(svg, statuses)
+    _legend(svg, statuses, today)
     if not rows:
         _text(svg, WIDTH / 2, TOP + 14, "No study to draw.", anchor="middle")
         return ET.tostring(svg, encoding="unicode")
@@ -88,7 +88,6 @@ def timeline_chart(rows: Sequence[LandscapeRow], today: date, *, title: str) -> 
     x = axis.x(today)
     ET.SubElement(svg, "line", {"x1": f"{x:.1f}", "x2": f"{x:.1f}", "y1": str(TOP - 6), "y2": str(height - BOTTOM),
                                 "stroke": TODAY_COLOUR, "stroke-width": "1.5", "class": "today"})  # fmt: skip
-    _text(svg, x, TOP - 9, f"today {today:%Y-%m-%d}", anchor="middle", fill=TODAY_COLOUR)
     return ET.tostring(svg, encoding="unicode")
 
 
@@ -107,7 +106,7 @@ def _patterns(svg: ET.Element, statuses: Sequence[str]) -> None:
                                         "stroke-width": "3"})  # fmt: skip
 
 
-def _legend(svg: ET.Element, statuses: Sequence[str]) -> None:
+def _legend(svg: ET.Element, statuses: Sequence[str], today: date) -> None:
     """Row 1: the colour of each status drawn; row 2: solid, hatched, the diamond and today."""
     x = 8.0
     for status in statuses:
@@ -125,7 +124,7 @@ def _legend(svg: ET.Element, statuses: Sequence[str]) -> None:
     _text(svg, 308, 35, "one date only")
     ET.SubElement(svg, "line", {"x1": "410", "x2": "410", "y1": "24", "y2": "38", "stroke": TODAY_COLOUR,
                                 "stroke-width": "1.5"})  # fmt: skip
-    _text(svg, 416, 35, "today")
+    _text(svg, 416, 35, f"today ({today:%Y-%m-%d})")
     _text(svg, 8, 52, "bars run from start to primary completion, then on to completion", fill="#5b6570")
 
 
@@ -138,7 +137,8 @@ def _years(svg: ET.Element, axis: _Axis, height: int) -> None:
             break
         ET.SubElement(svg, "line", {"x1": f"{x:.1f}", "x2": f"{x:.1f}", "y1": str(TOP - 2),
                                     "y2": str(height - BOTTOM), "stroke": "#d8dde3", "stroke-width": "1"})  # fmt: skip
-        if x < LABEL + PLOT - 10:
+        if x < LABEL + PLOT - 10:  # above the bars and below them
+            _text(svg, x + 3, TOP - 6, str(year), fill="#5b6570")
             _text(svg, x + 3, height - BOTTOM + 16, str(year), fill="#5b6570")
 
 
