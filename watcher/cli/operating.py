@@ -28,6 +28,7 @@ from watcher.cli.shared import (
     now,
     out,
 )
+from watcher.cli.studies import app as studies_app
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
     from sqlalchemy import Engine
@@ -50,6 +51,7 @@ app = typer.Typer(
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
 app.registered_commands.extend(serving_app.registered_commands)  # run, web
 app.registered_commands.extend(recipients_app.registered_commands)  # recipients
+app.registered_commands.extend(studies_app.registered_commands)  # studies (#21)
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
