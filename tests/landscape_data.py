@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select, update
+from sqlmodel import col
 
 from watcher.model import Study
 from watcher.store import db, repo
@@ -74,22 +75,24 @@ def hold(engine: Engine, watch: str, records: list[dict[str, Any]], now: datetim
     return ids
 
 
-def hold_many(engine: Engine, watch: str, count: int, now: datetime, batch: int = 1000) -> None:
-    """`count` studies held by `watch`, inserted in bulk (the benchmark's thousands)."""
-    for first in range(0, count, batch):
-        records = [study_record(n) for n in range(first, min(first + batch, count))]
+def hold_many(engine: Engine, watch: str, count: int, now: datetime, batch: int = 1000, first: int = 0) -> None:
+    """`count` studies held by `watch` (numbered from `first`), inserted in bulk (the benchmark's thousands)."""
+    for start in range(first, first + count, batch):
+        records = [study_record(n) for n in range(start, min(start + batch, first + count))]
+        ids = [record["protocolSection"]["identificationModule"]["nctId"] for record in records]
         with db.transaction(engine) as session:
             session.execute(insert(StudyRow), [_study_values(r, now) for r in records])
-            for record in records:
-                study = Study.from_record(record)
-                version = StudyVersion(nct_id=study.nct_id, fingerprint="x", record=repo.pack_record(record),
-                                       seen_at=now - timedelta(days=30))  # fmt: skip
-                session.add(version)
-                session.flush()
-                row = session.get(StudyRow, study.nct_id)
-                assert row is not None and version.id is not None
-                row.version_id = version.id
-                session.add(WatchStudy(watch=watch, nct_id=study.nct_id, version_id=version.id, matched_at=now))
+            session.execute(insert(StudyVersion), [
+                {"nct_id": i, "fingerprint": "x", "record": repo.pack_record(r), "seen_at": now - timedelta(days=30)}
+                for i, r in zip(ids, records, strict=True)
+            ])  # fmt: skip
+            versions = dict(session.execute(
+                select(StudyVersion.nct_id, StudyVersion.id).where(col(StudyVersion.nct_id).in_(ids))
+            ).all())  # fmt: skip
+            session.execute(update(StudyRow), [{"nct_id": i, "version_id": versions[i]} for i in ids])
+            session.execute(insert(WatchStudy), [
+                {"watch": watch, "nct_id": i, "version_id": versions[i], "matched_at": now} for i in ids
+            ])  # fmt: skip
 
 
 def _study_values(record: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -50,7 +50,9 @@ def test_json_csv_and_xlsx_have_the_web_columns(cli_for, database_url, tmp_path)
     cli = seeded(cli_for, database_url)
     body = json.loads(cli("studies", WATCH, "--json", "--status", "RECRUITING"))
     assert [s["nct_id"] for s in body] == ["NCT08000003", "NCT08000001"]
-    assert body[1]["enrollment"] == {"count": 120, "type": "ESTIMATED"} and body[1]["sponsor"] == "Fictional Oncology Inc."
+    assert (
+        body[1]["enrollment"] == {"count": 120, "type": "ESTIMATED"} and body[1]["sponsor"] == "Fictional Oncology Inc."
+    )
     assert "3 studies written" in cli("studies", WATCH, "--csv", str(tmp_path / "s.csv"))
     data = (tmp_path / "s.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")

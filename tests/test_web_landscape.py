@@ -26,7 +26,7 @@ NAME = FILE_WATCH.name
 PAGE = "/watches/" + quote(NAME, safe="") + "/studies"
 API = "/api/v1/watches/" + quote(NAME, safe="") + "/studies"
 HOSTILE = "<img src=x onerror=alert(1)>"
-INJECTIONS = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+2", "-2+3", "@SUM(A1)", "\tTabbed", "\rReturned")
+INJECTIONS = ('=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1)", "\tTabbed", "\rReturned")
 
 
 def seed(site: WebSite) -> datetime:

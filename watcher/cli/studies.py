@@ -92,14 +92,17 @@ def _write(rows: list[LandscapeRow], csv_file: Path | None, xlsx_file: Path | No
 
 def aligned_table(rows: list[LandscapeRow]) -> list[str]:
     """The main columns, each as wide as its widest cell (at most MAX_CELL, the title in full)."""
-    from watcher.registry.landscape_export import COLUMNS, plain
+    from watcher.registry.landscape_export import COLUMNS, cells, plain
 
-    columns = [column for name in TABLE for column in COLUMNS if column.name == name]
-    cells = [[column.name for column in columns]]
-    cells += [[" ".join(plain(column.value(row)).split()) for column in columns] for row in rows]
-    widths = [min(max(len(line[i]) for line in cells), MAX_CELL) for i in range(len(columns) - 1)]
+    names = [column.name for column in COLUMNS]
+    picked = [names.index(name) for name in TABLE]
+    table = [list(TABLE)]
+    for row in rows:
+        values = cells(row)
+        table.append([" ".join(plain(values[i]).split()) for i in picked])
+    widths = [min(max(len(line[i]) for line in table), MAX_CELL) for i in range(len(TABLE) - 1)]
     lines = []
-    for line in cells:
+    for line in table:
         parts = [_fit(text, width) for text, width in zip(line, widths, strict=False)]
         lines.append("  ".join([*parts, line[-1]]).rstrip())
     lines.append(f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'}")

@@ -56,7 +56,7 @@ def facts_of(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LandscapeRow:
     """One study of the landscape, every column a reader sorts or filters on."""
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,38 +33,36 @@ Cell = str | int | date | DatePoint | None
 class Column:
     name: str  # the header, as in the JSON fields
     width: int  # characters, in the XLSX
-    value: Callable[[LandscapeRow], Cell]
 
 
-def _when(row: LandscapeRow) -> str | None:
-    return row.last_change.detected_at.strftime("%Y-%m-%d %H:%M") if row.last_change else None
+COLUMNS: tuple[Column, ...] = tuple(Column(name, width) for name, width in (
+    ("nct_id", 13), ("title", 60), ("status", 22), ("phase", 16), ("sponsor", 30), ("interventions", 45),
+    ("enrollment", 11), ("enrollment_type", 11), ("start", 11), ("start_type", 10), ("primary_completion", 11),
+    ("primary_completion_type", 10), ("completion", 11), ("completion_type", 10), ("countries", 30), ("sites", 7),
+    ("sites_recruiting", 9), ("results_posted", 11), ("articles", 8), ("last_change", 16), ("last_change_at", 16),
+    ("left_at", 16), ("url", 38),
+))  # fmt: skip
 
 
-COLUMNS: tuple[Column, ...] = (
-    Column("nct_id", 13, lambda r: r.nct_id),
-    Column("title", 60, lambda r: r.title),
-    Column("status", 22, lambda r: r.status_label),
-    Column("phase", 16, lambda r: r.phase),
-    Column("sponsor", 30, lambda r: r.sponsor),
-    Column("interventions", 45, lambda r: r.interventions_text),
-    Column("enrollment", 11, lambda r: r.enrollment_count),
-    Column("enrollment_type", 11, lambda r: (r.enrollment_type or "").lower() or None),
-    Column("start", 11, lambda r: r.start),
-    Column("start_type", 10, lambda r: (r.start.type or "").lower() or None),
-    Column("primary_completion", 11, lambda r: r.primary_completion),
-    Column("primary_completion_type", 10, lambda r: (r.primary_completion.type or "").lower() or None),
-    Column("completion", 11, lambda r: r.completion),
-    Column("completion_type", 10, lambda r: (r.completion.type or "").lower() or None),
-    Column("countries", 30, lambda r: "; ".join(r.countries)),
-    Column("sites", 7, lambda r: r.sites),
-    Column("sites_recruiting", 9, lambda r: r.sites_recruiting),
-    Column("results_posted", 11, lambda r: ((r.results_date or "yes") if r.results else "no")),
-    Column("articles", 8, lambda r: r.articles),
-    Column("last_change", 16, lambda r: r.last_change.kind if r.last_change else None),
-    Column("last_change_at", 16, _when),
-    Column("left_at", 16, lambda r: r.left_at.strftime("%Y-%m-%d %H:%M") if r.left_at else None),
-    Column("url", 38, lambda r: r.url),
-)
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _minute(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d %H:%M") if value else None
+
+
+def cells(row: LandscapeRow) -> list[Cell]:
+    """The row's cells in the order of COLUMNS (one call per row: 10,000 rows are 230,000 cells)."""
+    last = row.last_change
+    start, primary, end = row.start, row.primary_completion, row.completion
+    return [
+        row.nct_id, row.title, row.status_label, row.phase, row.sponsor, row.interventions_text,
+        row.enrollment_count, _lower(row.enrollment_type), start, _lower(start.type), primary, _lower(primary.type),
+        end, _lower(end.type), "; ".join(row.countries), row.sites, row.sites_recruiting,
+        (row.results_date or "yes") if row.results else "no", row.articles, last.kind if last else None,
+        _minute(last.detected_at) if last else None, _minute(row.left_at), row.url,
+    ]  # fmt: skip
 
 
 def safe_text(text: str) -> str:
@@ -88,7 +86,7 @@ def csv_chunks(rows: Iterable[LandscapeRow]) -> Iterator[bytes]:
     buffer.write(BOM)
     writer.writerow([column.name for column in COLUMNS])
     for count, row in enumerate(rows, start=1):
-        writer.writerow([_csv_cell(column.value(row)) for column in COLUMNS])
+        writer.writerow([_csv_cell(value) for value in cells(row)])
         if count % CSV_BATCH == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -97,8 +95,9 @@ def csv_chunks(rows: Iterable[LandscapeRow]) -> Iterator[bytes]:
 
 
 def _csv_cell(value: Cell) -> str:
-    text = plain(value)
-    return safe_text(text) if isinstance(value, str) else text
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return plain(value)
 
 
 def write_xlsx(rows: Iterable[LandscapeRow], path: Path, *, sheet: str = "Studies") -> None:
@@ -121,25 +120,23 @@ def write_xlsx(rows: Iterable[LandscapeRow], path: Path, *, sheet: str = "Studie
             worksheet.set_column(index, index, column.width)
             worksheet.write_string(0, index, column.name, formats["header"])
         for number, row in enumerate(rows, start=1):
-            for index, column in enumerate(COLUMNS):
-                _xlsx_cell(worksheet, number, index, column.value(row), formats)
+            for index, value in enumerate(cells(row)):
+                if value is not None and value != "":
+                    _xlsx_cell(worksheet, number, index, value, formats)
         worksheet.autofilter(0, 0, 0, len(COLUMNS) - 1)
     finally:
         workbook.close()
 
 
 def _xlsx_cell(worksheet: Any, row: int, index: int, value: Cell, formats: dict[Any, Any]) -> None:
-    if value is None:
-        return
-    if isinstance(value, int):
+    if isinstance(value, str):
+        worksheet.write_string(row, index, value, formats["quoted"] if value.startswith(FORMULA_STARTS) else None)
+    elif isinstance(value, int):
         worksheet.write_number(row, index, value)
     elif isinstance(value, DatePoint):
         day = _registry_day(value.value)
         if day is not None and value.value is not None:
             worksheet.write_datetime(row, index, day, formats[len(value.value)])
-    elif isinstance(value, str) and value:
-        quoted = value.startswith(FORMULA_STARTS)
-        worksheet.write_string(row, index, value, formats["quoted"] if quoted else None)
 
 
 def _registry_day(value: str | None) -> date | None:

@@ -21,13 +21,14 @@ from sqlalchemy import String, cast, func, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from watcher.jsontext import parse_json
 from watcher.model import ChangeKind
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, WatchStudy
 
 IN_CHUNK = 500  # ids per IN (...): PostgreSQL and SQLite both take far more; keeps statements small
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HeldStudy:
     """One study of a watch's landscape as stored: its row, its newest version and that version's
     cached facts (None: not cached yet), and when it left the watch (None: held now)."""
@@ -50,17 +51,32 @@ class LastChange:
 
 
 def _study_rows(session: Session, condition: Any, left: dict[str, datetime] | None = None) -> list[HeldStudy]:
-    landscape = col(StudyVersion.summary)["landscape"]
+    landscape = col(StudyVersion.summary)["landscape"].as_string()  # JSON text: parsed by orjson, 10x the json module
     query = (
-        sql_select(col(StudyRow.nct_id), col(StudyRow.title), col(StudyRow.status), col(StudyRow.phase),
-                   col(StudyRow.changed_at), col(StudyRow.version_id), landscape)  # fmt: skip
+        sql_select(
+            col(StudyRow.nct_id),
+            col(StudyRow.title),
+            col(StudyRow.status),
+            col(StudyRow.phase),
+            col(StudyRow.changed_at),
+            col(StudyRow.version_id),
+            landscape,
+        )  # fmt: skip
         .join(StudyVersion, col(StudyVersion.id) == col(StudyRow.version_id), isouter=True)
         .where(condition)
     )
     return [
-        HeldStudy(nct_id=nct_id, title=title, status=status, phase=phase, changed_at=changed_at,
-                  version_id=version_id, facts=facts, left_at=(left or {}).get(nct_id))  # fmt: skip
-        for nct_id, title, status, phase, changed_at, version_id, facts in session.execute(query)
+        HeldStudy(
+            nct_id=nct_id,
+            title=title,
+            status=status,
+            phase=phase,
+            changed_at=changed_at,
+            version_id=version_id,
+            facts=parse_json(facts) if facts else None,
+            left_at=(left or {}).get(nct_id),
+        )  # fmt: skip
+        for nct_id, title, status, phase, changed_at, version_id, facts in session.connection().execute(query)
     ]
 
 
