@@ -14,7 +14,8 @@
   - a 1% update cycle (30 of 3,000 studies really changed);
   - three watches whose queries overlap (each study stored once);
 - `trialwatch --help` and `trialwatch version`;
-- parsing the real Nature feed (75 items) and keying its items.
+- parsing the real Nature feed (75 items) and keying its items;
+- a watch's studies (tests/benchmarks/landscape.py): the page over 1,000, the exports of 10,000.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import timeline
+from tests.benchmarks import landscape, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -369,11 +370,14 @@ def main(sizes: list[int]) -> None:
     bench_diff()  # last: the records it loads would count in every later child's peak RSS
     bench_feed()
     timeline.main(FIXTURES)  # the browser pages over 10,000 studies and 100,000 changes
+    landscape.main()  # a watch's studies: the page over 1,000, the exports of 10,000 (#21)
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["timeline"]:  # only the browser pages: python -m tests.benchmarks.bench timeline
         timeline.main(FIXTURES)
+    elif sys.argv[1:] == ["landscape"]:  # only a watch's studies: python -m tests.benchmarks.bench landscape
+        landscape.main()
     elif sys.argv[1:2] == ["--states"]:
         make_states(Path(sys.argv[2]), int(sys.argv[3]))
     else:
