@@ -79,7 +79,7 @@ class LandscapeRow:
     results_date: str | None
     articles: int
     last_change: stored.LastChange | None
-    recent: bool  # changed in the last 7 days
+    recent: bool  # its last change in the watch is from the last 7 days
     left_at: datetime | None  # None: the watch holds it now
 
     @property
@@ -103,7 +103,7 @@ def _row(held: stored.HeldStudy, facts: dict[str, Any], last: stored.LastChange 
          since: datetime) -> LandscapeRow:  # fmt: skip
     enrollment = facts.get("enrollment") or [None, None]
     count = enrollment[0] if isinstance(enrollment[0], int) and not isinstance(enrollment[0], bool) else None
-    recent = held.changed_at >= since or (last is not None and last.detected_at >= since)
+    recent = last is not None and last.detected_at >= since  # what the watch told of, as its last change shows
     return LandscapeRow(
         nct_id=held.nct_id, title=held.title, status=held.status, phase=held.phase,
         phases=tuple(facts.get("phases") or ()), sponsor=facts.get("sponsor") or "",

@@ -37,7 +37,6 @@ class HeldStudy:
     title: str
     status: str
     phase: str
-    changed_at: datetime
     version_id: int | None
     facts: dict[str, Any] | None
     left_at: datetime | None = None
@@ -58,7 +57,6 @@ def _study_rows(session: Session, condition: Any, left: dict[str, datetime] | No
             col(StudyRow.title),
             col(StudyRow.status),
             col(StudyRow.phase),
-            col(StudyRow.changed_at),
             col(StudyRow.version_id),
             landscape,
         )  # fmt: skip
@@ -71,12 +69,11 @@ def _study_rows(session: Session, condition: Any, left: dict[str, datetime] | No
             title=title,
             status=status,
             phase=phase,
-            changed_at=changed_at,
             version_id=version_id,
             facts=parse_json(facts) if facts else None,
             left_at=(left or {}).get(nct_id),
         )  # fmt: skip
-        for nct_id, title, status, phase, changed_at, version_id, facts in session.connection().execute(query)
+        for nct_id, title, status, phase, version_id, facts in session.connection().execute(query)
     ]
 
 

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -116,25 +117,28 @@ async def landscape_page(request: Request) -> Response:
     await require_user(request)
     view, page = _view(request), _page_number(request)
     name, every, rows = await _selected(request, view)
-    if view.errors:
-        rows = []
+    context = page_context(name, every, rows, view, page, context_of(request).now().date())
+    return render(request, "landscape.html", context, status_code=400 if view.errors else 200)
+
+
+def page_context(name: str, every: list[LandscapeRow], rows: list[LandscapeRow], view: ParsedView, page: int,
+                 today: date) -> dict[str, Any]:  # fmt: skip
+    """What landscape.html shows: page `page` of `rows` (those `view` keeps among `every`), the
+    chart of the first CHART_BARS by primary completion, the choices of the filter form."""
+    rows = [] if view.errors else rows
     path = watch_path(name) + "/studies"
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(page, pages)
-    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    today = context_of(request).now().date()
     drawn = chart_order(rows)[:CHART_BARS]
     chart = timeline_chart(drawn, today, title=f"Timeline of {len(drawn)} studies of {name}, by primary completion")
-    context = {
+    return {
         "name": name, "watch_link": watch_path(name), "studies_path": path, "filters": view.filters,
-        "errors": view.errors,
-        "rows": shown, "total": len(rows), "held": len(every), "page": page, "pages": pages,
-        "first_shown": (page - 1) * PAGE_SIZE + 1, "choices": Choices.of(every, view.filters),
-        "chart": Markup(chart), "charted": len(drawn),
+        "errors": view.errors, "rows": rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], "total": len(rows),
+        "held": len(every), "page": page, "pages": pages, "first_shown": (page - 1) * PAGE_SIZE + 1,
+        "choices": Choices.of(every, view.filters), "chart": Markup(chart), "charted": len(drawn),
         "csv_link": view.filters.link(path + ".csv"), "xlsx_link": view.filters.link(path + ".xlsx"),
         "page_link": lambda n: view.filters.link(path, page=str(n) if n > 1 else ""),
     }  # fmt: skip
-    return render(request, "landscape.html", context, status_code=400 if view.errors else 200)
 
 
 def _checked(view: ParsedView) -> None:
