@@ -10,7 +10,9 @@ every look after reads only the cached facts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,12 +141,27 @@ def _filled(session: Session, studies: list[stored.HeldStudy]) -> dict[str, dict
     return {s.nct_id: facts.get(s.nct_id) or {} for s in studies}
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building 10,000 rows allocates some 200,000 small containers, none in a cycle; meanwhile
+    the cyclic collector would walk the whole heap again and again (45% of the time, measured).
+    It runs once they are built (the process's other threads may have it collect meanwhile)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def landscape(*, session: Session, watch: str, filters: LandscapeFilter, now: datetime) -> list[LandscapeRow]:
     """Every study of `watch` that `filters` keeps, in the order `filters.sort` asks."""
-    studies = stored.held_studies(session=session, watch=watch, include_left=filters.left)
-    facts = _filled(session, studies)
-    changes = stored.last_changes(session=session, watch=watch)
-    articles = stored.article_counts(session=session) if studies else {}
-    since = now - RECENT
-    rows = [_row(s, facts[s.nct_id], changes.get(s.nct_id), articles.get(s.nct_id, 0), since) for s in studies]
-    return select_rows(rows, filters)
+    with _collector_paused():
+        studies = stored.held_studies(session=session, watch=watch, include_left=filters.left)
+        facts = _filled(session, studies)
+        changes = stored.last_changes(session=session, watch=watch)
+        articles = stored.article_counts(session=session) if studies else {}
+        since = now - RECENT
+        rows = [_row(s, facts[s.nct_id], changes.get(s.nct_id), articles.get(s.nct_id, 0), since) for s in studies]
+        return select_rows(rows, filters)
