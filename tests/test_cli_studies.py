@@ -71,3 +71,20 @@ def test_clear_errors_and_help(cli_for, database_url):
     assert "--status: unknown status 'RUNNING'" in cli("studies", WATCH, "--status", "RUNNING", code=2)
     assert "choose one of --csv, --xlsx and --json" in cli("studies", WATCH, "--json", "--csv", "x.csv", code=2)
     assert "Example: trialwatch studies" in cli("studies", "--help")
+
+
+def test_a_poll_stores_the_facts_the_landscape_reads(cli_for, database_url, registry, own_study):
+    from sqlalchemy import select
+
+    from watcher.store.models import StudyVersion
+
+    registry.put(own_study("study_NCT09000001_v1"))
+    cli = cli_for(database_url=database_url)
+    cli("poll")
+    engine = db.make_engine(database_url)
+    with db.transaction(engine) as session:
+        summaries = list(session.execute(select(StudyVersion.summary)).scalars())
+    engine.dispose()
+    assert summaries and all(summary and summary["landscape"]["sponsor"] for summary in summaries)
+    lines = cli("studies", WATCH).splitlines()
+    assert lines[1].startswith("NCT09000001") and "Fictional Oncology Inc." in lines[1]
