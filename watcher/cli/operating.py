@@ -51,11 +51,11 @@ app = typer.Typer(
 app.registered_commands.extend(inspect_app.registered_commands)  # changes, deliveries, history, preview, queries
 app.registered_commands.extend(serving_app.registered_commands)  # run, web
 app.registered_commands.extend(recipients_app.registered_commands)  # recipients
-app.registered_commands.extend(studies_app.registered_commands)  # studies (#21)
 db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgrade", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.registered_commands.extend(studies_app.registered_commands)  # studies (#21)
 
 
 @app.callback()
