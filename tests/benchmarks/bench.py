@@ -22,6 +22,7 @@
   issue #20; `python -m tests.benchmarks.bench readouts` runs it alone).
 - 50 readers of /changes, a study page and /api/v1/changes during a first sync of 3,000 studies
   (tests/benchmarks/readers.py): errors, p50/p99/max, against the same readers after the sync.
+- a watch's studies (tests/benchmarks/landscape.py): the page over 1,000, the exports of 10,000.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import history, readers, readouts, timeline
+from tests.benchmarks import history, landscape, readers, readouts, timeline
 from watcher.registry.diff import diff_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -379,6 +380,7 @@ def main(sizes: list[int]) -> None:
     bench_feed()
     readouts.main(FIXTURES, OWN, REPEAT)  # Crossref: 5,000 works, 3 watches (#20)
     timeline.main(FIXTURES)  # the browser pages over 10,000 studies and 100,000 changes
+    landscape.main()  # a watch's studies: the page over 1,000, the exports of 10,000 (#21)
 
 
 if __name__ == "__main__":
@@ -386,6 +388,8 @@ if __name__ == "__main__":
         timeline.main(FIXTURES)
     elif sys.argv[1:] == ["readouts"]:  # only Crossref's case: python -m tests.benchmarks.bench readouts
         readouts.main(FIXTURES, OWN, REPEAT)
+    elif sys.argv[1:] == ["landscape"]:  # only a watch's studies: python -m tests.benchmarks.bench landscape
+        landscape.main()
     elif sys.argv[1:2] == ["--states"]:
         make_states(Path(sys.argv[2]), int(sys.argv[3]))
     else:

@@ -31,6 +31,7 @@ from watcher.cli.shared import (
     now,
     out,
 )
+from watcher.cli.studies import app as studies_app
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
     from sqlalchemy import Engine
@@ -60,6 +61,7 @@ db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgra
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.registered_commands.extend(studies_app.registered_commands)  # studies (#21)
 
 
 @app.callback()

@@ -102,7 +102,7 @@ class PageSorter:
             return Prepared("full", nct_id, digest, record=record)
         if stored is None and link is None:
             study = Study.from_record(record, sites=False)  # the row's facts (sites: an eighth of a first sync)
-            summary = first_summary(study, self.ignore)
+            summary = first_summary(study, self.ignore, record)
             row = studies.NewStudy.of(study, digest, repo.pack_record(record), summary)
             return self._announced(Prepared("new", nct_id, digest, row=row), record)
         if stored is not None and stored[0] == digest and stored[1] is not None:

@@ -285,7 +285,7 @@ class Apply:
         changes = diffed if diffed is not None else diff_records(previous or {}, record, self.ignore)
         if diffed is not None:  # from the study's own previous version: the study page's cache
             assert isinstance(version, PendingVersion)  # a diff found: a new version
-            version.values["summary"] = study_summary(study, diffed, self.ignore)
+            version.values["summary"] = study_summary(study, diffed, self.ignore, record)
         return judge_all(self.watch, changes, new=study, old_record=previous)
 
     def _store(

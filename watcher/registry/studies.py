@@ -11,7 +11,7 @@ cache and unpacks only the newest record.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from watcher.model import ChangeKind, DatePoint, FieldChange, Site, Study
 from watcher.registry.diff import diff_records
+from watcher.registry.landscape import facts_of
 from watcher.store import repo, timeline
 from watcher.store.timeline import VersionMeta
 
@@ -125,21 +126,27 @@ def _version_views(*, session: Session, nct_id: str, ignore: Sequence[str]) -> t
 def summarize(before: dict[str, Any] | None, after: dict[str, Any], ignore: Sequence[str]) -> dict[str, Any]:
     """A version's cache entry: its facts and the changes from `before` (the version before it)."""
     changes = diff_records(before, after, ignore) if before is not None else []
-    return study_summary(Study.from_record(after), changes, ignore)
+    return study_summary(Study.from_record(after), changes, ignore, after)
 
 
-def study_summary(study: Study, changes: Sequence[FieldChange], ignore: Sequence[str]) -> dict[str, Any]:
-    """A version's cache entry from changes already computed (the poll that stored it)."""
-    return {
+def study_summary(
+    study: Study, changes: Sequence[FieldChange], ignore: Sequence[str], record: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A version's cache entry from changes already computed (the poll that stored it); with the
+    `record`, also its facts for a watch's landscape (registry.landscape, #21)."""
+    summary = {
         "ignore": ignore_signature(ignore),
         "facts": VersionFacts.of(study).as_json(),
         "changes": [{"kind": str(c.kind), "summary": c.summary, "details": c.details} for c in changes],
     }
+    if record is not None:
+        summary["landscape"] = facts_of(record)
+    return summary
 
 
-def first_summary(study: Study, ignore: Sequence[str]) -> dict[str, Any]:
+def first_summary(study: Study, ignore: Sequence[str], record: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The cache entry of a study's first version (no changes), from the study already read."""
-    return study_summary(study, [], ignore)
+    return study_summary(study, [], ignore, record)
 
 
 def _view(meta: VersionMeta, summary: dict[str, Any]) -> VersionView:

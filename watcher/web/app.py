@@ -27,6 +27,7 @@ from watcher.web import (
     routes_auth,
     routes_calendar,
     routes_home,
+    routes_landscape,
     routes_recipients,
     routes_studies,
     routes_timeline,
@@ -49,6 +50,7 @@ MIN_SECRET_LENGTH = 32
 ROUTE_GROUPS: list[Sequence[BaseRoute]] = [
     routes_auth.routes,
     routes_home.routes,
+    routes_landscape.routes,  # /watches/<name>/studies (+ .csv, .xlsx, /api/v1 twin): before /watches/{name:path}
     routes_watches.routes,
     routes_account.routes,
     routes_api.routes,
