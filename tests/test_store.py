@@ -31,7 +31,7 @@ def test_migrate_empty_to_head_and_back(database_url):
     assert db.current_revision(engine) == db.head_revision()
 
 
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0012", "0013"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0012", "0013", "0016"]
 
 
 def test_each_migration_steps_up_and_back_down_with_data_in_place(database_url):

@@ -28,6 +28,7 @@ from watcher.cli.shared import (
     now,
     out,
 )
+from watcher.cli.watches import watch_app
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
     from sqlalchemy import Engine
@@ -54,6 +55,7 @@ db_app = typer.Typer(help="Database maintenance.\n\nExample: trialwatch db upgra
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(watch_app, name="watch")
 
 
 @app.callback()

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from watcher.errors import ConfigError
 from watcher.store.models import AuditEntry, WatchRow
-from watcher.watch import WatchConfig
+from watcher.watch import STORED, WatchConfig
 
 CONFIG_ACTOR = "trialwatch.toml"
 
@@ -38,7 +38,8 @@ def definition_of(watch: WatchConfig) -> dict[str, Any]:
 
 
 def watch_of(row: WatchRow) -> WatchConfig:
-    return WatchConfig.model_validate({"name": row.name, **row.definition})
+    """The stored watch; one stored before the limits on names and lists (#25) still loads."""
+    return WatchConfig.model_validate({"name": row.name, **row.definition}, context=STORED)
 
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +140,27 @@ def archive_watch(*, session: Session, name: str, actor: str, now: datetime) -> 
     row.archived_at = row.updated_at = now
     session.add(row)
     _audit(session, now, actor, "archive", name, {})
+    return row
+
+
+def archive_stored_watch(
+    *, session: Session, name: str | None, watch_id: int | None, actor: str, now: datetime
+) -> WatchRow:
+    """Archive an active web watch chosen by its stored name or its id, whatever the name holds (a
+    watch stored with a line break in its name before #25 can be archived only so). A config
+    watch is refused: it is archived by removing it from the file."""
+    query = select(WatchRow).where(col(WatchRow.archived_at).is_(None))
+    query = query.where(WatchRow.id == watch_id) if watch_id is not None else query.where(WatchRow.name == name)
+    row = session.exec(query).first()
+    if row is None:
+        raise WatchNotFound(
+            f"no active watch with id {watch_id}" if watch_id is not None else f"no watch named {name!r}"
+        )
+    if row.source != "web":
+        raise ConfigError(f"watch {row.name!r} is managed in trialwatch.toml; remove it there to archive it")
+    row.archived_at = row.updated_at = now
+    session.add(row)
+    _audit(session, now, actor, "archive", row.name, {})
     return row
 
 

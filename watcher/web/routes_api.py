@@ -23,7 +23,7 @@ from watcher.store.people import Person
 from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
 from watcher.watch import NCT_ID, WatchConfig
 from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
-from watcher.web.routes_watches import managed_in_file
+from watcher.web.routes_watches import any_name_route, managed_in_file, name_param
 from watcher.web.watch_data import FieldError, WatchInvalid, may_edit, run_preview, validate_preview, validate_watch
 from watcher.web.watch_data import watch_json as w_json
 
@@ -70,7 +70,7 @@ async def list_watches(request: Request) -> Response:
 
 async def get_watch(request: Request) -> Response:
     await require_api_user(request)
-    name, now = request.path_params["name"], context_of(request).now()
+    name, now = name_param(request), context_of(request).now()
     summary = await in_db(request, lambda session: watch_summary(session=session, name=name, now=now))
     if summary is None:
         raise HTTPException(404, f"no watch named {name!r}")
@@ -110,7 +110,7 @@ async def _editable_row(request: Request, user: Person, name: str) -> None:
 
 async def put_watch(request: Request) -> Response:
     user = await require_api_user(request)
-    name = request.path_params["name"]
+    name = name_param(request)
     await _editable_row(request, user, name)
     try:
         watch = validate_watch({"name": name, **await watch_body(request)})
@@ -133,7 +133,7 @@ async def put_watch(request: Request) -> Response:
 
 async def delete_watch(request: Request) -> Response:
     user = await require_api_user(request)
-    name, now = request.path_params["name"], context_of(request).now()
+    name, now = name_param(request), context_of(request).now()
     await _editable_row(request, user, name)
     await in_db(request, lambda session: archive_watch(session=session, name=name, actor=user.email, now=now))
     return Response(status_code=204)
@@ -222,9 +222,9 @@ async def list_changes(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/api/v1/watches", list_watches, methods=["GET"]),
     Route("/api/v1/watches", post_watch, methods=["POST"]),
-    Route("/api/v1/watches/{name:path}", get_watch, methods=["GET"]),
-    Route("/api/v1/watches/{name:path}", put_watch, methods=["PUT"]),
-    Route("/api/v1/watches/{name:path}", delete_watch, methods=["DELETE"]),
+    any_name_route("/api/v1/watches/{name:path}", get_watch, "GET"),
+    any_name_route("/api/v1/watches/{name:path}", put_watch, "PUT"),
+    any_name_route("/api/v1/watches/{name:path}", delete_watch, "DELETE"),
     Route("/api/v1/preview", preview, methods=["POST"]),
     Route("/api/v1/changes", list_changes, methods=["GET"]),
 ]
