@@ -31,6 +31,7 @@ from watcher.mail.transport import DeliveryFailed, Transport, build_message, new
 from watcher.store import articles, recipients, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
+from watcher.store.watch_keys import active_ids_of
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,9 @@ def _send_one(
             return
     digest = _digest_for(engine=engine, config=config, delivery=delivery)
     if links is not None:  # the same message sent again carries the same links (the token is deterministic)
-        digest.links = links.links(delivery.recipient, digest.watch_names)
+        with transaction(engine) as session:
+            watch_ids = active_ids_of(session=session, names=digest.watch_names)
+        digest.links = links.links(delivery.recipient, watch_ids)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
@@ -324,9 +327,9 @@ def preview_digests(
             )
             for recipient, ids in sorted(plan.send.items())
         ]
-    if links is not None:
-        for digest in digests:
-            digest.links = links.links(digest.recipient, digest.watch_names)
+        if links is not None:
+            for digest in digests:
+                digest.links = links.links(digest.recipient, active_ids_of(session=session, names=digest.watch_names))
     return digests
 
 

@@ -18,11 +18,13 @@ from watcher.store.models import (
     Notification,
     StudyRow,
     StudyVersion,
+    WatchRow,
     WatchState,
     WatchStudy,
 )
 from watcher.store.packing import pack_record, unpack_record
 from watcher.store.recipients import opted_out
+from watcher.store.watch_keys import active_watch_id, current_name, of_active, of_named
 
 
 def get_watch_state(*, session: Session, name: str) -> WatchState:
@@ -140,7 +142,8 @@ def add_change(
     change a watch rule held back (`suppressed_by`) is stored with alerted false and owed to nobody:
     no notification row exists, so nothing can ever mail it."""
     row = ChangeRow(
-        watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
+        watch=watch, watch_id=active_watch_id(session=session, name=watch), kind=str(kind),
+        source=str(source), nct_id=nct_id, title=title, summary=summary,
         details=details, detected_at=now, alerted=suppressed_by is None, suppressed_by=suppressed_by,
     )  # fmt: skip
     session.add(row)
@@ -210,7 +213,7 @@ def list_changes(
     if since is not None:
         query = query.where(col(ChangeRow.detected_at) >= since)
     if watch is not None:
-        query = query.where(ChangeRow.watch == watch)
+        query = query.where(of_named(ChangeRow.watch_id, ChangeRow.watch, watch))
     query = query.order_by(col(ChangeRow.detected_at).desc(), col(ChangeRow.id).desc())
     if limit:
         query = query.limit(limit)
@@ -243,7 +246,7 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            col(ChangeRow.watch).in_(list(watches)),
+            of_active(ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),  # held-back changes have no notification; never mailed either way
         )
         .order_by(col(Notification.id))
@@ -335,11 +338,12 @@ def delivery_change_counts(*, session: Session, delivery_ids: list[int]) -> dict
 def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
     """Which of these watches have at least one change not yet in a message."""
     query = (
-        select(ChangeRow.watch)
+        select(current_name(ChangeRow.watch_id, ChangeRow.watch))
         .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
+        .outerjoin(WatchRow, col(WatchRow.id) == col(ChangeRow.watch_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            col(ChangeRow.watch).in_(list(watches)),
+            of_active(ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),
         )
         .distinct()

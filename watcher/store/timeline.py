@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
 from watcher.store.repo import to_record
+from watcher.store.watch_keys import of_named
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -67,7 +68,7 @@ class ChangeFilter:
         """One SQL condition per filter given; alerted changes only unless `held_back`."""
         found: list[Any] = [] if self.held_back else [col(ChangeRow.alerted).is_(True)]
         if self.watch:
-            found.append(col(ChangeRow.watch) == self.watch)
+            found.append(of_named(ChangeRow.watch_id, ChangeRow.watch, self.watch))
         if self.kinds:
             found.append(col(ChangeRow.kind).in_(list(self.kinds)))
         if self.nct_id:
