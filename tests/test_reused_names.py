@@ -4,7 +4,7 @@ through the CLI, on both databases; migration 0016 gives the rows stored before 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -185,4 +185,28 @@ def test_names_are_unique_among_active_watches_only(database_url):
         raise AssertionError("two active watches of one name were stored")
     except Exception as exc:  # noqa: BLE001 (each backend's own IntegrityError)
         assert "unique" in str(exc).lower() or "uq_watch_active_name" in str(exc)
+    engine.dispose()
+
+
+def test_what_was_recorded_under_a_config_watchs_name_before_it_was_stored_stays_its_own(database_url):
+    from watcher.store import recipients
+    from watcher.store.watches import provision_watches
+    from watcher.watch import WatchConfig
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    watch = WatchConfig(name="RCC file", conditions=["renal cell carcinoma"], recipients=[ONC, NURSE])
+    with db.transaction(engine) as session:  # the web app read the file before the daemon stored it
+        recipients.unsubscribe(session=session, recipient=ONC, watches=[watch.name], now=AT.replace(tzinfo=UTC))
+        repo.add_change(
+            session=session, watch=watch.name, kind=ChangeKind.STATUS, source=Source.CLINICALTRIALS,
+            nct_id="NCT09000001", title="t", summary="before it was stored", details={}, recipients=[NURSE],
+            now=AT.replace(tzinfo=UTC),
+        )  # fmt: skip
+    with db.transaction(engine) as session:
+        provision_watches(session=session, watches=[watch], now=AT.replace(tzinfo=UTC), where="trialwatch.toml")
+    with db.transaction(engine) as session:
+        assert recipients.opted_out(session=session, watch=watch.name) == {ONC}
+        assert [c.summary for c in repo.list_changes(session=session, watch=watch.name)] == ["before it was stored"]
+        assert repo.watches_owing(session=session, watches=[watch.name]) == {watch.name}
     engine.dispose()

@@ -111,7 +111,7 @@ def changes_page(
     if not filters.held_back:
         query = query.where(col(ChangeRow.alerted).is_(True))
     if filters.watch is not None:
-        query = query.where(of_named(ChangeRow.watch_id, ChangeRow.watch, filters.watch))
+        query = query.where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, filters.watch))
     if filters.kind is not None:
         query = query.where(ChangeRow.kind == filters.kind)
     if filters.nct_id is not None:

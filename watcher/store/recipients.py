@@ -71,7 +71,7 @@ def preference(*, session: Session, watch: str, recipient: str, now: datetime) -
 def opted_out(*, session: Session, watch: str) -> set[str]:
     """The recipients of a watch who unsubscribed from it."""
     query = select(RecipientPreference.recipient).where(
-        of_active(RecipientPreference.watch_id, RecipientPreference.watch, [watch]),
+        of_active(session, RecipientPreference.watch_id, RecipientPreference.watch, [watch]),
         col(RecipientPreference.unsubscribed_at).is_not(None),
     )
     return set(session.exec(query))
@@ -84,7 +84,9 @@ def owed(*, session: Session, watches: Sequence[str]) -> list[Owed]:
         select(Notification.id, Notification.recipient, name, ChangeRow.detected_at)
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .outerjoin(WatchRow, col(WatchRow.id) == col(ChangeRow.watch_id))
-        .where(col(Notification.delivery_id).is_(None), of_active(ChangeRow.watch_id, ChangeRow.watch, watches))
+        .where(
+            col(Notification.delivery_id).is_(None), of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches)
+        )
         .order_by(col(Notification.id))
     )
     return [Owed(nid, recipient, watch, at) for nid, recipient, watch, at in session.exec(query) if nid is not None]
@@ -146,7 +148,7 @@ def skip_unsent(*, session: Session, recipient: str, watch: str, reason: str, no
         select(Notification.id)
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .outerjoin(Delivery, col(Delivery.id) == col(Notification.delivery_id))
-        .where(Notification.recipient == address, of_active(ChangeRow.watch_id, ChangeRow.watch, [watch]))
+        .where(Notification.recipient == address, of_active(session, ChangeRow.watch_id, ChangeRow.watch, [watch]))
         .where(col(Notification.delivery_id).is_(None) | (col(Delivery.status) == "pending"))
     )
     ids = [nid for nid in session.exec(query) if nid is not None]

@@ -213,7 +213,7 @@ def list_changes(
     if since is not None:
         query = query.where(col(ChangeRow.detected_at) >= since)
     if watch is not None:
-        query = query.where(of_named(ChangeRow.watch_id, ChangeRow.watch, watch))
+        query = query.where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, watch))
     query = query.order_by(col(ChangeRow.detected_at).desc(), col(ChangeRow.id).desc())
     if limit:
         query = query.limit(limit)
@@ -246,7 +246,7 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            of_active(ChangeRow.watch_id, ChangeRow.watch, watches),
+            of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),  # held-back changes have no notification; never mailed either way
         )
         .order_by(col(Notification.id))
@@ -339,11 +339,12 @@ def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
     """Which of these watches have at least one change not yet in a message."""
     query = (
         select(current_name(ChangeRow.watch_id, ChangeRow.watch))
+        .select_from(ChangeRow)
         .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
         .outerjoin(WatchRow, col(WatchRow.id) == col(ChangeRow.watch_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            of_active(ChangeRow.watch_id, ChangeRow.watch, watches),
+            of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),
         )
         .distinct()

@@ -19,11 +19,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_
+from sqlalchemy import and_, delete, exists, false, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from watcher.store.models import ArticleWatch, PubmedState, WatchRow, WatchState, WatchStudy
+from watcher.store.models import (
+    ArticleWatch,
+    AuditEntry,
+    ChangeRow,
+    PubmedState,
+    RecipientPreference,
+    WatchRow,
+    WatchState,
+    WatchStudy,
+)
 
 
 def current_name(id_column: Any, name_column: Any) -> Any:
@@ -62,30 +71,41 @@ def active_ids(names: Sequence[str]) -> Any:
     return select(WatchRow.id).where(col(WatchRow.name).in_(list(names)), col(WatchRow.archived_at).is_(None))
 
 
-def named_ids(name: str) -> Any:
-    """A subquery: the id of the active watch of that name, or when none is active, of every
-    archived watch that had it."""
-    other = aliased(WatchRow)
-    active = select(other.id).where(other.name == name, col(other.archived_at).is_(None)).correlate(None)
-    return select(WatchRow.id).where(WatchRow.name == name, or_(col(WatchRow.archived_at).is_(None), ~exists(active)))
+def named_ids(*, session: Session, name: str) -> list[int]:
+    """The id of the active watch of that name, or when none is active, of every archived watch
+    that had it (none: no stored watch bears the name)."""
+    rows = session.exec(select(WatchRow.id, WatchRow.archived_at).where(WatchRow.name == name)).all()
+    active = [ident for ident, archived in rows if archived is None and ident is not None]
+    return active or [ident for ident, _archived in rows if ident is not None]
 
 
-def unstored(name_column: Any, names: Sequence[str] | None = None) -> Any:
-    """Rows of no stored watch (no id), of these names (any), while no watch of the name is stored."""
+def unstored(name_column: Any) -> Any:
+    """Rows recorded under a name no stored watch bears (a correlated condition, for small tables)."""
     other = aliased(WatchRow)  # the outer query may join WatchRow itself
-    stored = ~exists(select(other.id).where(other.name == name_column))
-    return stored if names is None else and_(col(name_column).in_(list(names)), stored)
+    return ~exists(select(other.id).where(other.name == name_column))
 
 
-def of_active(id_column: Any, name_column: Any, names: Sequence[str]) -> Any:
-    """Rows of the active watches of these names (the mail pipeline)."""
-    return or_(col(id_column).in_(active_ids(names)), and_(col(id_column).is_(None), unstored(name_column, names)))
+def of_active(session: Session, id_column: Any, name_column: Any, names: Sequence[str]) -> Any:
+    """Rows of the active watches of these names (the mail pipeline); for a name no stored watch
+    bears (a config watch not provisioned), the rows recorded under it without an id. The names
+    are looked up first, so the condition is plain (the indexes serve it)."""
+    wanted = list(dict.fromkeys(names))
+    stored = set(session.exec(select(WatchRow.name).where(col(WatchRow.name).in_(wanted))))
+    ids = active_ids_of(session=session, names=wanted)
+    loose = [name for name in wanted if name not in stored]
+    found: list[Any] = [col(id_column).in_(ids)] if ids else []
+    if loose:
+        found.append(and_(col(id_column).is_(None), col(name_column).in_(loose)))
+    return or_(*found) if found else false()
 
 
-def of_named(id_column: Any, name_column: Any, name: str) -> Any:
+def of_named(session: Session, id_column: Any, name_column: Any, name: str) -> Any:
     """Rows of the watch a person means by this name (`named_ids`); when no stored watch bears
     the name now (it was renamed, or never stored), the rows recorded under it."""
-    return or_(col(id_column).in_(named_ids(name)), unstored(name_column, [name]))
+    ids = named_ids(session=session, name=name)
+    if not ids:
+        return col(name_column) == name
+    return col(id_column) == ids[0] if len(ids) == 1 else col(id_column).in_(ids)
 
 
 def name_reused(*, session: Session, name: str, keeping: int | None = None) -> bool:
@@ -93,6 +113,15 @@ def name_reused(*, session: Session, name: str, keeping: int | None = None) -> b
     yet): the polling state kept under the name is another watch's."""
     newest = session.exec(select(WatchRow.id).where(WatchRow.name == name).order_by(col(WatchRow.id).desc())).first()
     return newest is not None and newest != keeping
+
+
+def adopt_unkeyed(*, session: Session, name: str, watch_id: int | None) -> None:
+    """A config watch stored for the first time, its name never had before: the changes, audit and
+    recipients' choices recorded under its name without an id (by a command or a web app that
+    read the file before it was provisioned) become its own."""
+    for table in (ChangeRow, AuditEntry, RecipientPreference):
+        unkeyed = and_(col(table.watch_id).is_(None), col(table.watch) == name)
+        session.execute(update(table).where(unkeyed).values(watch_id=watch_id))
 
 
 def fresh_start(*, session: Session, name: str) -> None:

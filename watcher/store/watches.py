@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from watcher.errors import ConfigError
 from watcher.store.models import AuditEntry, WatchRow
-from watcher.store.watch_keys import fresh_start, name_reused, of_named
+from watcher.store.watch_keys import adopt_unkeyed, fresh_start, name_reused, of_named
 from watcher.watch import STORED, WatchConfig
 
 CONFIG_ACTOR = "trialwatch.toml"
@@ -104,12 +104,17 @@ def provision_watches(*, session: Session, watches: Sequence[WatchConfig], now: 
         if row is not None and row.definition == wanted and row.archived_at is None:
             continue
         before = {} if row is None or row.archived_at is not None else row.definition
+        new = row is None
         if row is None:
             row = WatchRow(name=watch.name, source="config", definition=wanted, created_at=now, updated_at=now)
-        if name_reused(session=session, name=watch.name, keeping=row.id):  # another watch had it last
+        reused = name_reused(session=session, name=watch.name, keeping=row.id)  # another watch had it last
+        if reused:
             fresh_start(session=session, name=watch.name)
         row.definition, row.updated_at, row.archived_at = wanted, now, None
         session.add(row)
+        if new and not reused:  # what was recorded under its name before it was stored is its own
+            session.flush()
+            adopt_unkeyed(session=session, name=watch.name, watch_id=row.id)
         _audit(session, now, CONFIG_ACTOR, "provision", row, field_changes(before, wanted))
         touched.append(watch.name)
     for row in rows.values():
@@ -185,7 +190,7 @@ def audit_entries(*, session: Session, watch: str | None = None, limit: int = 10
     archived ones when none is active), whatever it was called then."""
     query = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc()).limit(limit)
     if watch is not None:
-        query = query.where(of_named(AuditEntry.watch_id, AuditEntry.watch, watch))
+        query = query.where(of_named(session, AuditEntry.watch_id, AuditEntry.watch, watch))
     return list(session.exec(query))
 
 
