@@ -109,7 +109,7 @@ def test_the_owner_reads_and_archives_a_watch_stored_with_a_line_break_in_the_br
 
 
 def test_an_admin_reads_and_deletes_one_through_the_api(web_server):
-    name = "\x1b[2J\rRCC\u2028vaccines"
+    name = "\x1b[2J\nRCC\u2028vaccines"
     _stored_watch(web_server.engine, name)
     api = web_server.api(web_server.token("admin@example.org", role="admin"))
     path = "/api/v1/watches/" + quote(name, safe="")
