@@ -47,6 +47,7 @@ def test_the_api_refuses_a_bad_name_with_one_clear_line(web_server, name, words)
 @pytest.mark.parametrize(("name", "words"), [BAD_NAMES["NUL"], BAD_NAMES["bidi override"], BAD_NAMES["too long"]])
 def test_the_form_refuses_a_bad_name_next_to_its_field(web_server, name, words):
     client = web_server.signed_in("ann@example.org")
+    assert 'name="name" type="text" required maxlength="100"' in client.get("/watches/new").text
     response = client.submit("/watches/new", {"name": name, **FORM, "action": "save"})
     assert response.status_code == 422
     assert f'id="name-error">{_expected(words)}' in response.text.replace("&#39;", "'")
