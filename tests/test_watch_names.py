@@ -127,6 +127,10 @@ def test_watch_archive_archives_a_stored_bad_name_by_name_or_by_id(cli_for, data
     db.upgrade(engine)
     first = _stored_watch(engine, "RCC\nbispecifics")
     second = _stored_watch(engine, "RCC\u202evaccines")
+    assert (
+        f"    warning: the name holds U+202E (RIGHT-TO-LEFT OVERRIDE) at character 4; a name is one line of visible "
+        f"text (no control or format characters); rename it, or `trialwatch watch archive --id {second}`"
+    ) in cli("check")
     assert cli("watch", "archive", "RCC\nbispecifics").strip() == (
         f"archived watch 'RCC\\nbispecifics' (id {first}): it is no longer polled or mailed"
     )

@@ -92,6 +92,7 @@ def check() -> None:
     from watcher.config import load_config
     from watcher.rules import describe_rules
     from watcher.store import db
+    from watcher.watch import name_problem
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -115,6 +116,10 @@ def check() -> None:
         for row, watch in zip(web, web_watches_of(web), strict=True):
             out.print(_watch_line(watch, f"web, by {row.owner or 'unknown'}"), markup=False)
             out.print(f"    rules: {describe_rules(watch)}", markup=False)
+            if problem := name_problem(row.name):  # stored before the rule (#25)
+                out.print(
+                    f"    warning: {problem}; rename it, or `trialwatch watch archive --id {row.id}`", markup=False
+                )
         if revision != head:
             out.print("  (watches created in the browser are listed once the database is migrated)", markup=False)
         out.print(f"feeds: {len(config.feed)}", markup=False)
