@@ -54,14 +54,14 @@ def active_ids_of(*, session: Session, names: Sequence[str]) -> list[int]:
     return [found[name] for name in dict.fromkeys(names) if name in found]
 
 
-def held_once(*, session: Session, names: Sequence[str]) -> set[str]:
-    """Those of these names that one stored watch only ever had (a name read from a token made
-    before watches were keyed by id means that watch unambiguously)."""
+def held_by_several(*, session: Session, names: Sequence[str]) -> set[str]:
+    """Those of these names that more than one stored watch has had (a name read from a token
+    made before watches were keyed by id means no watch then: it cannot say which)."""
     query = (
         select(WatchRow.name)
         .where(col(WatchRow.name).in_(list(names)))
         .group_by(col(WatchRow.name))
-        .having(func.count() == 1)
+        .having(func.count() > 1)
     )
     return set(session.exec(query))
 

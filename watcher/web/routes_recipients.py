@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from watcher.config import Config
 from watcher.recipient_token import TokenWatches, read_token
 from watcher.store import recipients
-from watcher.store.watch_keys import held_once
+from watcher.store.watch_keys import held_by_several
 from watcher.store.watches import watch_of, watch_rows
 from watcher.watch import WatchConfig
 from watcher.web.auth import context_of, form_of, in_db
@@ -82,11 +82,11 @@ def _named(session: Session, link: Link, theirs: list[Received]) -> list[WatchCo
     named = link.watches
     if named.every:
         return [r.watch for r in theirs]
-    once = held_once(session=session, names=named.names) if named.names else set()
+    several = held_by_several(session=session, names=named.names) if named.names else set()
     return [
         r.watch
         for r in theirs
-        if (r.id is not None and r.id in named.ids) or (r.watch.name in named.names and r.watch.name in once)
+        if (r.id is not None and r.id in named.ids) or (r.watch.name in named.names and r.watch.name not in several)
     ]
 
 
