@@ -16,8 +16,9 @@ import pytest
 from tests.harness import posted
 from watcher.cli.shared import make_service
 from watcher.config import load_config
-from watcher.recipient_token import read_token
+from watcher.recipient_token import TokenWatches, read_token
 from watcher.store import db, recipients
+from watcher.store.watch_keys import active_ids_of
 
 PUBLIC = "https://trialwatch.example.org/tw"
 SERVER = f'listen = "127.0.0.1:0"\npublic_url = "{PUBLIC}"'
@@ -41,6 +42,11 @@ def store(cli: Any, action: Any) -> Any:
     engine = make_service(load_config(cli.config)).engine
     with db.transaction(engine) as session:
         return action(session)
+
+
+def watch_ids(cli: Any, *names: str) -> list[int]:
+    """The ids of these watches (a message's links name them by id)."""
+    return store(cli, lambda session: active_ids_of(session=session, names=names))
 
 
 def another_status_change(registry: Any, own_study: Any, status: str, day: str = "2026-11-21") -> None:
@@ -69,7 +75,7 @@ def test_every_message_carries_one_click_headers_and_footer_links(changed, smtp,
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert b"\r\nList-Unsubscribe: <https://" in item.data  # one plain line, never an encoded word
         token = header.removeprefix(f"<{PUBLIC}/u/").removesuffix(">")
-        assert read_token(secret, token) == (recipient, watches[recipient])
+        assert read_token(secret, token) == TokenWatches(recipient, ids=watch_ids(cli, *watches[recipient]))
         text = message.get_body(("plain",)).get_content()
         assert f"Manage your alerts: {PUBLIC}/m/{token}" in text and f"Unsubscribe: {PUBLIC}/u/{token}" in text
         assert f"Unsubscribe: {PUBLIC}/u/{token}" in preview  # --dry-run shows the very links that go out
@@ -91,7 +97,7 @@ def test_a_nothing_new_note_carries_the_links_too(cli_for, registry, own_study, 
     (note,) = smtp.wait_for(1)
     assert note.message["Subject"] == f"[trialwatch] {CART}: nothing new, all sources healthy"
     token = str(note.message["List-Unsubscribe"]).removeprefix(f"<{PUBLIC}/u/").removesuffix(">")
-    assert read_token(secret, token) == (ONC, [CART])
+    assert read_token(secret, token) == TokenWatches(ONC, ids=watch_ids(cli, CART))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from tests.web_support import FILE_WATCH
 from watcher.store import db
 from watcher.store.models import ChangeRow, StudyRow, StudyVersion, WatchState, WatchStudy
-from watcher.store.watches import audit_entries
+from watcher.store.watches import audit_entries, get_watch_row
 
 W_KEYS = {
     "name", "conditions", "terms", "exclude", "nct_ids", "recipients", "digest", "send_empty", "feeds",
@@ -58,8 +58,9 @@ def test_list_and_read_watches_with_their_health(web_server, api):
         session.add(version)
         session.flush()
         session.add(WatchStudy(watch=FILE_WATCH.name, nct_id="NCT09000001", version_id=version.id or 0, matched_at=now))
+        watch_id = get_watch_row(session=session, name=FILE_WATCH.name).id  # a change is its watch's (by id)
         for days in (1, 3, 9):  # two in the last 7 days
-            session.add(change(FILE_WATCH.name, now - timedelta(days=days)))
+            session.add(change(FILE_WATCH.name, now - timedelta(days=days), watch_id=watch_id))
     listed = api.get("/api/v1/watches")
     assert listed.status_code == 200
     (watch,) = listed.json()["watches"]
@@ -75,10 +76,12 @@ def test_list_and_read_watches_with_their_health(web_server, api):
     assert api.get("/api/v1/watches/nothing").status_code == 404
 
 
-def change(watch: str, at: datetime, kind: str = "status", nct_id: str = "NCT09000001") -> ChangeRow:
+def change(
+    watch: str, at: datetime, kind: str = "status", nct_id: str = "NCT09000001", watch_id: int | None = None
+) -> ChangeRow:
     return ChangeRow(
-        watch=watch, kind=kind, source="clinicaltrials", nct_id=nct_id, title="A study", summary=f"{kind} at {at:%d}",
-        details={}, detected_at=at,
+        watch=watch, watch_id=watch_id, kind=kind, source="clinicaltrials", nct_id=nct_id, title="A study",
+        summary=f"{kind} at {at:%d}", details={}, detected_at=at,
     )  # fmt: skip
 
 

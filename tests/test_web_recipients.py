@@ -17,6 +17,7 @@ from tests.web_support import csrf_of
 from watcher.config import load_config
 from watcher.recipient_token import make_token
 from watcher.store import db, people
+from watcher.store.watch_keys import active_ids_of
 
 PUBLIC = "https://trialwatch.example.org"
 SERVER = f'listen = "127.0.0.1:0"\npublic_url = "{PUBLIC}"'
@@ -95,7 +96,7 @@ def test_a_get_changes_nothing_and_offers_one_button(mailed, smtp, registry, own
 def altered(token: str) -> list[str]:
     version, payload, signature = token.split(".")
     flipped = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
-    forged = make_token(b"somebody else's key", ONC, [BISPECIFICS])
+    forged = make_token(b"somebody else's key", ONC, [1])
     return [
         f"{version}.{flipped}.{signature}",
         f"{version}.{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
@@ -149,7 +150,7 @@ def test_the_manage_page_saves_behind_a_csrf_token(mailed, smtp):
     cli, site = mailed, mailed.site
     cli("digest", "--now")
     token = token_of(first_messages(smtp, 2)[COORDINATOR])  # a message naming one watch ...
-    onc_token = make_token(_key(site), ONC, [BISPECIFICS])
+    onc_token = make_token(_key(site), ONC, _ids(site, BISPECIFICS))
     client = site.client()
     page = client.get(f"/m/{onc_token}")  # ... the page shows every watch the recipient receives
     assert page.status_code == 200 and "Your alerts" in page.text
@@ -184,6 +185,11 @@ def test_the_manage_page_saves_behind_a_csrf_token(mailed, smtp):
     assert rows(cli)[(CART, ONC)]["unsubscribed_at"] is None  # subscribed again
 
 
+def _ids(site: Any, *names: str) -> list[int]:
+    with db.transaction(site.engine) as session:
+        return active_ids_of(session=session, names=names)
+
+
 def _key(site: Any) -> bytes:
     with db.transaction(site.engine) as session:
         return people.session_key(session=session, now=datetime.now(UTC)).encode()
@@ -192,7 +198,7 @@ def _key(site: Any) -> bytes:
 def test_a_pause_set_on_the_page_gives_one_digest_after_it(mailed, smtp):
     cli, site = mailed, mailed.site
     site.clock.advance(datetime(2026, 11, 21, 10, 5, tzinfo=UTC) - site.clock.now())  # the CLI's day
-    token = make_token(_key(site), ONC, [BISPECIFICS])
+    token = make_token(_key(site), ONC, _ids(site, BISPECIFICS))
     client = site.client()
     page = client.get(f"/m/{token}")
     form = {

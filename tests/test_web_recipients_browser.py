@@ -10,6 +10,7 @@ from typing import Any
 from tests.web_support import FILE_WATCH
 from watcher.recipient_token import make_token
 from watcher.store import db, people, recipients
+from watcher.store.watch_keys import active_ids_of
 from watcher.watch import WatchConfig
 
 ONC = "onc@example.org"
@@ -22,7 +23,8 @@ SECOND = WatchConfig(
 def token_for(site: Any, watches: list[str]) -> str:
     with db.transaction(site.engine) as session:
         key = people.session_key(session=session, now=site.clock.now())
-    return make_token(key.encode(), ONC, watches)
+        ids = active_ids_of(session=session, names=watches)
+    return make_token(key.encode(), ONC, ids)
 
 
 def state(site: Any, watch: str) -> Any:

@@ -15,6 +15,7 @@ from watcher.model import ChangeKind, Source, Study
 from watcher.store import db, repo
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow
 from watcher.store.repo import pack_record
+from watcher.store.watch_keys import active_watch_id
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 KINDS = ("status", "dates", "enrollment", "sites", "other", "publication", "new_article")
@@ -76,7 +77,11 @@ def change_rows(count: int, *, watches: Iterable[str], nct_ids: list[str], start
 
 
 def insert_changes(engine: Engine, rows: list[dict], batch: int = 5000) -> None:
+    """Insert the rows, each with its watch's id when the watch is stored (as a poll stores them)."""
     with db.transaction(engine) as session:
+        names = sorted({row["watch"] for row in rows})
+        ids = dict(zip(names, [active_watch_id(session=session, name=name) for name in names], strict=True))
+        rows = [{**row, "watch_id": ids[row["watch"]]} for row in rows]
         for first in range(0, len(rows), batch):
             session.execute(insert(ChangeRow), rows[first : first + batch])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -20,6 +21,57 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from watcher.model import ChangeKind
 
 NCT_ID = re.compile(r"^NCT\d{8}$")
+
+# Limits on one watch, the same in the TOML file, the form and the API (#25: one member's watch
+# of 100,000 ids made every user's dashboard 2.5 MB).
+MAX_NAME_LENGTH = 100
+MAX_WORDS = 50  # per list: conditions, terms, exclude, countries, states, cities
+MAX_WORD_LENGTH = 200
+MAX_NCT_IDS = 1_000
+MAX_RECIPIENTS = 100
+# Unicode categories a name may not hold: control (CR, LF, NUL, ESC, tab), format (bidi overrides,
+# zero-width joiners), line and paragraph separators. A name is one line of visible text: it is a
+# path segment of the web app, a line of the CLI and a mail subject.
+FORBIDDEN_IN_NAMES = ("Cc", "Cf", "Zl", "Zp")
+_SPOKEN = {"\n": "a line break (LF)", "\r": "a carriage return (CR)", "\t": "a tab", "\x00": "NUL", "\x1b": "ESC"}
+STORED = {"stored": True}  # validation context of a watch read back from the database
+
+
+def describe_character(char: str) -> str:
+    """U+202E (RIGHT-TO-LEFT OVERRIDE); a line break (LF) for the ones people know by name."""
+    code = f"U+{ord(char):04X}"
+    if char in _SPOKEN:
+        return f"{_SPOKEN[char]}, {code}"
+    label = unicodedata.name(char, "")
+    return f"{code} ({label})" if label else f"{code} (a control character)"
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a watch name, in one line; None when nothing is. The one rule for the TOML
+    file, the form, the API and the migration that reports stored names."""
+    if not name.strip():
+        return "a watch needs a name"
+    for position, char in enumerate(name, start=1):
+        if unicodedata.category(char) in FORBIDDEN_IN_NAMES:
+            return (
+                f"the name holds {describe_character(char)} at character {position}; "
+                "a name is one line of visible text (no control or format characters)"
+            )
+    if len(name) > MAX_NAME_LENGTH:
+        return f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH}"
+    return None
+
+
+def _stored(info: ValidationInfo) -> bool:
+    """A watch read back from the database: stored before the limits, it must still load (so it
+    can be seen and archived); the migration reports it."""
+    return bool(info.context and info.context.get("stored"))
+
+
+def _count(values: Any, most: int, what: str, info: ValidationInfo) -> Any:
+    if isinstance(values, list) and len(values) > most and not _stored(info):
+        raise ValueError(f"{len(values):,} {what}; at most {most:,}")
+    return values
 
 
 def check_address(value: str) -> str:
@@ -128,6 +180,35 @@ class WatchConfig(Section):
     notify: list[str] = Field(default=[], description="chat channels and webhooks (Apprise URLs), beside the mail")
     crossref: bool = Field(default=True, description="match Crossref's meeting abstracts (when [crossref] is enabled)")
     europepmc: bool = Field(default=True, description="search Europe PMC for this watch (when [europepmc] is enabled)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        problem = None if _stored(info) else name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("conditions", "terms", "exclude", "countries", "states", "cities", mode="before")
+    @classmethod
+    def _at_most_words(cls, values: Any, info: ValidationInfo) -> Any:
+        values = _count(values, MAX_WORDS, "words in the list", info)
+        long = (
+            [v for v in values if isinstance(v, str) and len(v) > MAX_WORD_LENGTH] if isinstance(values, list) else []
+        )
+        if long and not _stored(info):
+            raise ValueError(f"a word of {len(long[0]):,} characters; at most {MAX_WORD_LENGTH}")
+        return values
+
+    @field_validator("nct_ids", mode="before")
+    @classmethod
+    def _at_most_ids(cls, values: Any, info: ValidationInfo) -> Any:
+        return _count(values, MAX_NCT_IDS, "NCT ids", info)
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _at_most_recipients(cls, values: Any, info: ValidationInfo) -> Any:
+        return _count(values, MAX_RECIPIENTS, "recipients", info)
 
     @field_validator("conditions", "terms", "exclude")
     @classmethod

@@ -32,6 +32,7 @@ from watcher.cli.shared import (
     out,
 )
 from watcher.cli.studies import app as studies_app
+from watcher.cli.watches import watch_app
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: `--help` and `version` stay quick
     from sqlalchemy import Engine
@@ -62,6 +63,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.registered_commands.extend(studies_app.registered_commands)  # studies (#21)
+app.add_typer(watch_app, name="watch")
 
 
 @app.callback()
@@ -99,6 +101,7 @@ def check() -> None:
     from watcher.config import load_config
     from watcher.rules import describe_rules
     from watcher.store import db
+    from watcher.watch import name_problem
 
     def action() -> int:
         config = load_config(State.config_path)
@@ -122,6 +125,10 @@ def check() -> None:
         for row, watch in zip(web, web_watches_of(web), strict=True):
             out.print(_watch_line(watch, f"web, by {row.owner or 'unknown'}"), markup=False)
             out.print(f"    rules: {describe_rules(watch)}", markup=False)
+            if problem := name_problem(row.name):  # stored before the rule (#25)
+                out.print(
+                    f"    warning: {problem}; rename it, or `trialwatch watch archive --id {row.id}`", markup=False
+                )
         if revision != head:
             out.print("  (watches created in the browser are listed once the database is migrated)", markup=False)
         out.print(f"feeds: {len(config.feed)}", markup=False)

@@ -35,6 +35,7 @@ from watcher.mail.transport import DeliveryFailed, Transport, build_message, new
 from watcher.store import outbox, recipients, repo
 from watcher.store.db import transaction
 from watcher.store.models import Delivery
+from watcher.store.watch_keys import active_ids_of
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,9 @@ def _send_one(
         if is_channel(delivery.recipient):
             via = _send_to_channel(config=config, recipient=delivery.recipient, digest=digest)
         else:
-            via = _send_mail(config=config, transport=transport, delivery=delivery, digest=digest, links=links)
+            via = _send_mail(
+                engine=engine, config=config, transport=transport, delivery=delivery, digest=digest, links=links
+            )
     except DeliveryFailed as exc:
         error = exc.one_line()
         gave_up = is_channel(delivery.recipient) and delivery.attempts + 1 >= CHANNEL_MAX_ATTEMPTS
@@ -244,10 +247,13 @@ def _send_one(
 
 
 def _send_mail(
-    *, config: Config, transport: Transport, delivery: Delivery, digest: Digest, links: LinkSigner | None
-) -> str:
+    *, engine: Engine, config: Config, transport: Transport, delivery: Delivery, digest: Digest,
+    links: LinkSigner | None,
+) -> str:  # fmt: skip
     if links is not None:  # the same message sent again carries the same links (the token is deterministic)
-        digest.links = links.links(delivery.recipient, digest.watch_names)
+        with transaction(engine) as session:
+            watch_ids = active_ids_of(session=session, names=digest.watch_names)
+        digest.links = links.links(delivery.recipient, watch_ids)
     message = build_message(
         digest=digest, sender=config.email.sender, message_id=delivery.message_id, date=delivery.created_at
     )
@@ -341,9 +347,8 @@ def preview_digests(
             digest.coming_up = coming_up_for(
                 session=session, config=config, watches=digest.watch_names, today=now.date()
             )
-    if links is not None:
-        for digest in digests:
-            digest.links = links.links(digest.recipient, digest.watch_names)
+            if links is not None:
+                digest.links = links.links(digest.recipient, active_ids_of(session=session, names=digest.watch_names))
     return digests
 
 

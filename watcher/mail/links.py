@@ -20,13 +20,13 @@ class MessageLinks:
 
 @dataclass(frozen=True)
 class LinkSigner:
-    """Signs links for one message: the recipient and the watches it speaks for."""
+    """Signs links for one message: the recipient and the watches it speaks for, by id."""
 
     public_url: str
     secret: bytes
 
-    def links(self, recipient: str, watches: Sequence[str]) -> MessageLinks:
-        token = make_token(self.secret, recipient, watches)
+    def links(self, recipient: str, watch_ids: Sequence[int]) -> MessageLinks:
+        token = make_token(self.secret, recipient, watch_ids)
         base = self.public_url.rstrip("/")
         return MessageLinks(unsubscribe=f"{base}/u/{token}", manage=f"{base}/m/{token}")
 

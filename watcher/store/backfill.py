@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from watcher.store.models import ChangeRow, HistoryBackfill, StudyRow, StudyVersion, WatchStudy
+from watcher.store.watch_keys import active_watch_id
 
 FIRST_RETRY = timedelta(hours=1)
 LAST_RETRY = timedelta(days=7)
@@ -152,9 +153,12 @@ def mark_registry_version(*, session: Session, version_id: int, number: int, day
 
 
 def add_historical_changes(*, session: Session, changes: Sequence[dict[str, Any]]) -> None:
-    """Changes read from the history (ChangeRow columns): alerted false, historical, owed to nobody."""
+    """Changes read from the history (ChangeRow columns): alerted false, historical, owed to nobody,
+    keyed by their watch's id like every change (store.watch_keys)."""
+    ids = {name: active_watch_id(session=session, name=name) for name in {c["watch"] for c in changes}}
     if changes:
-        session.execute(insert(ChangeRow), [{**c, "alerted": False, "historical": True} for c in changes])
+        rows = [{**c, "watch_id": ids[c["watch"]], "alerted": False, "historical": True} for c in changes]
+        session.execute(insert(ChangeRow), rows)
 
 
 def cite_changes(*, session: Session, nct_id: str, detected_at: datetime, pair: tuple[int, int]) -> int:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, StudyRow, WatchRow, WatchState, WatchStudy
 from watcher.store.repo import to_record
+from watcher.store.watch_keys import of_named
 from watcher.store.watches import get_watch_row, watch_rows
 
 RECENT = timedelta(days=7)
@@ -66,12 +67,12 @@ def _summaries(session: Session, rows: list[WatchRow], names: list[str], now: da
     )
     recent = dict(
         session.exec(
-            select(ChangeRow.watch, func.count())
-            .where(col(ChangeRow.watch).in_(names), col(ChangeRow.detected_at) >= now - RECENT)
-            .group_by(col(ChangeRow.watch))
+            select(ChangeRow.watch_id, func.count())
+            .where(col(ChangeRow.watch_id).in_([row.id for row in rows]), col(ChangeRow.detected_at) >= now - RECENT)
+            .group_by(col(ChangeRow.watch_id))
         ).all()
     )
-    return [_summary(row, states.get(row.name), studies.get(row.name, 0), recent.get(row.name, 0)) for row in rows]
+    return [_summary(row, states.get(row.name), studies.get(row.name, 0), recent.get(row.id, 0)) for row in rows]
 
 
 def _summary(row: WatchRow, state: WatchState | None, studies: int, recent: int) -> WatchSummary:
@@ -110,7 +111,7 @@ def changes_page(
     if not filters.held_back:
         query = query.where(col(ChangeRow.alerted).is_(True))
     if filters.watch is not None:
-        query = query.where(ChangeRow.watch == filters.watch)
+        query = query.where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, filters.watch))
     if filters.kind is not None:
         query = query.where(ChangeRow.kind == filters.kind)
     if filters.nct_id is not None:

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from watcher.jsontext import parse_json
 from watcher.model import ChangeKind
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, WatchStudy
+from watcher.store.watch_keys import of_named
 
 IN_CHUNK = 500  # ids per IN (...): PostgreSQL and SQLite both take far more; keeps statements small
 
@@ -87,7 +88,8 @@ def held_studies(*, session: Session, watch: str, include_left: bool = False) ->
     held = {study.nct_id for study in found}
     left_query = (
         select(ChangeRow.nct_id, func.max(ChangeRow.detected_at))
-        .where(ChangeRow.watch == watch, ChangeRow.kind == str(ChangeKind.NO_LONGER_MATCHING))
+        .where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, watch))
+        .where(ChangeRow.kind == str(ChangeKind.NO_LONGER_MATCHING))
         .group_by(col(ChangeRow.nct_id))
     )
     left = {nct_id: when for nct_id, when in session.exec(left_query) if nct_id not in held}
@@ -101,7 +103,8 @@ def last_changes(*, session: Session, watch: str) -> dict[str, LastChange]:
     """Each study's newest change in `watch` (only those it mailed or would mail)."""
     newest = (
         select(func.max(ChangeRow.id))
-        .where(ChangeRow.watch == watch, col(ChangeRow.alerted).is_(True), ChangeRow.nct_id != "")
+        .where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, watch))
+        .where(col(ChangeRow.alerted).is_(True), ChangeRow.nct_id != "")
         .group_by(col(ChangeRow.nct_id))
     )
     query = select(ChangeRow.id, ChangeRow.nct_id, ChangeRow.kind, ChangeRow.detected_at).where(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, false, true
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, false, text, true
 from sqlmodel import Field, SQLModel
 
 from watcher.store.columns import UTCDateTime as UTCDateTime
@@ -107,12 +107,16 @@ class ChangeRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_change_detected_at_id", "detected_at", "id"),
         Index("ix_change_watch_detected_at_id", "watch", "detected_at", "id"),
+        Index("ix_change_watch_id_detected_at_id", "watch_id", "detected_at", "id"),
         Index("ix_change_nct_id_detected_at_id", "nct_id", "detected_at", "id"),
         Index("ix_change_kind_detected_at_id", "kind", "detected_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    watch: str = Field(index=True, max_length=200)
+    watch: str = Field(index=True, max_length=200)  # its name when detected
+    # the watch it belongs to (#25, W18: a new watch taking an archived watch's name starts empty);
+    # None only for a watch never stored in the watch table (found by its name then)
+    watch_id: int | None = Field(default=None, foreign_key="watch.id")
     kind: str = Field(max_length=40)
     source: str = Field(max_length=40)
     nct_id: str = Field(index=True, max_length=16)
@@ -248,12 +252,20 @@ class Notification(SQLModel, table=True):
 class WatchRow(SQLModel, table=True):
     """Every watch, wherever it is defined: `source` "config" (provisioned from the TOML file at
     start and on SIGHUP, read-only elsewhere) or "web" (created in the browser or the API).
-    `definition` holds the WatchConfig fields as JSON; archived watches keep their changes."""
+    `definition` holds the WatchConfig fields as JSON; archived watches keep their changes, their
+    audit and their recipients' choices (keyed by `id`): a new watch may take an archived one's
+    name and starts with none of them. Names are unique among the active watches."""
 
     __tablename__ = "watch"
+    __table_args__ = (
+        Index(
+            "uq_watch_active_name", "name", unique=True,
+            sqlite_where=text("archived_at IS NULL"), postgresql_where=text("archived_at IS NULL"),
+        ),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(unique=True, max_length=200)
+    name: str = Field(max_length=200)
     source: str = Field(default="web", max_length=16)
     owner: str | None = Field(default=None, max_length=320)  # the creating user's address (web)
     definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -272,7 +284,8 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = _when(index=True)
     actor: str = Field(max_length=320)
     action: str = Field(max_length=16)  # create | update | archive | provision | restore
-    watch: str = Field(index=True, max_length=200)
+    watch: str = Field(index=True, max_length=200)  # its name then
+    watch_id: int | None = Field(default=None, index=True, foreign_key="watch.id")
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -284,10 +297,11 @@ class RecipientPreference(SQLModel, table=True):
     while they have their own schedule."""
 
     __tablename__ = "recipient_preference"
-    __table_args__ = (UniqueConstraint("watch", "recipient", name="uq_recipient_preference_watch_recipient"),)
+    __table_args__ = (UniqueConstraint("watch_id", "recipient", name="uq_recipient_preference_watch_id_recipient"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    watch: str = Field(index=True, max_length=200)
+    watch: str = Field(index=True, max_length=200)  # its name when first chosen
+    watch_id: int | None = Field(default=None, foreign_key="watch.id")  # None: a watch not in the table
     recipient: str = Field(index=True, max_length=320)  # lower case, as in notification
     unsubscribed_at: datetime | None = _when(nullable=True)
     schedule: str | None = Field(default=None, max_length=16)  # immediate | daily | weekly

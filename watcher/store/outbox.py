@@ -12,8 +12,9 @@ from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from watcher.model import ChangeRecord
-from watcher.store.models import ChangeRow, Delivery, Notification, StudyRow
+from watcher.store.models import ChangeRow, Delivery, Notification, StudyRow, WatchRow
 from watcher.store.repo import to_record
+from watcher.store.watch_keys import current_name, of_active
 
 
 def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[int]]:
@@ -23,7 +24,7 @@ def undelivered(*, session: Session, watches: Sequence[str]) -> dict[str, list[i
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            col(ChangeRow.watch).in_(list(watches)),
+            of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),  # held-back changes have no notification; never mailed either way
         )
         .order_by(col(Notification.id))
@@ -115,11 +116,13 @@ def delivery_change_counts(*, session: Session, delivery_ids: list[int]) -> dict
 def watches_owing(*, session: Session, watches: Sequence[str]) -> set[str]:
     """Which of these watches have at least one change not yet in a message."""
     query = (
-        select(ChangeRow.watch)
+        select(current_name(ChangeRow.watch_id, ChangeRow.watch))
+        .select_from(ChangeRow)
         .join(Notification, col(Notification.change_id) == col(ChangeRow.id))
+        .outerjoin(WatchRow, col(WatchRow.id) == col(ChangeRow.watch_id))
         .where(
             col(Notification.delivery_id).is_(None),
-            col(ChangeRow.watch).in_(list(watches)),
+            of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches),
             col(ChangeRow.alerted).is_(True),
         )
         .distinct()

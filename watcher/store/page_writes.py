@@ -19,6 +19,7 @@ from watcher.store.packing import pack_record, unpack_record
 from watcher.store.recipients import opted_out
 from watcher.store.repo import get_watch_study, load_version
 from watcher.store.studies import IN_CHUNK
+from watcher.store.watch_keys import active_watch_id
 
 
 @dataclass(slots=True)
@@ -68,6 +69,7 @@ class PageWriter:
     changes: list[dict[str, Any]] = field(default_factory=list)
     dirty: list[StoredRow | Link] = field(default_factory=list)  # rows and links with values to write
     left: set[str] | None = None  # the recipients who opted out of the watch (read once)
+    watch_id: int | None = None  # the watch's id, its changes' key (read with `left`)
 
     def load(self, digests: dict[str, str]) -> None:
         """The rows and links of these studies (by id, with their content digests now), and the
@@ -165,6 +167,9 @@ class PageWriter:
         if self.changes:
             if self.left is None:
                 self.left = opted_out(session=self.session, watch=self.watch)
+                self.watch_id = active_watch_id(session=self.session, name=self.watch)
+            for change in self.changes:
+                change["watch_id"] = self.watch_id
             add_changes(session=self.session, changes=self.changes, recipients=self.recipients, left=self.left)
         self.versions, self.changes, self.dirty = [], [], []
 

@@ -1,8 +1,10 @@
 """What recipients asked for: opt-outs, their own schedule, pauses; and the changes owed to them
 that will never be sent (status "skipped", with the reason, listed by `trialwatch deliveries`).
 
-Rows are keyed by (watch name, recipient in lower case), for config and web watches alike; the
-config file is never edited. Small keyword-only functions that take the session; no commits here.
+Rows are keyed by (watch id, recipient in lower case), for config and web watches alike (a new
+watch taking an archived watch's name inherits none of its recipients' choices: store.watch_keys);
+the functions take the watch's name, that of an active watch. The config file is never edited.
+Small keyword-only functions that take the session; no commits here.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
-from watcher.store.models import ChangeRow, Delivery, Notification, RecipientPreference
+from watcher.store.models import ChangeRow, Delivery, Notification, RecipientPreference, WatchRow
+from watcher.store.watch_keys import active_watch_id, current_name, of_active, unstored
 
 SCHEDULES = ("immediate", "daily", "weekly")
 PAUSE_CHANGES = ("deliver", "skip")
@@ -32,22 +35,35 @@ class Owed:
 
 
 def preferences(*, session: Session, recipient: str | None = None) -> dict[tuple[str, str], RecipientPreference]:
-    """Every stored preference (one recipient's with `recipient`), by (watch, recipient)."""
-    query = select(RecipientPreference)
+    """The preferences for the active watches (one recipient's with `recipient`), by (the watch's
+    name now, recipient)."""
+    query = (
+        select(RecipientPreference, current_name(RecipientPreference.watch_id, RecipientPreference.watch))
+        .outerjoin(WatchRow, col(WatchRow.id) == col(RecipientPreference.watch_id))
+        .where(
+            or_(
+                and_(col(RecipientPreference.watch_id).is_not(None), col(WatchRow.archived_at).is_(None)),
+                and_(col(RecipientPreference.watch_id).is_(None), unstored(RecipientPreference.watch)),
+            )
+        )
+    )
     if recipient is not None:
         query = query.where(RecipientPreference.recipient == recipient.lower())
-    return {(row.watch, row.recipient): row for row in session.exec(query)}
+    return {(name, row.recipient): row for row, name in session.exec(query)}
 
 
 def preference(*, session: Session, watch: str, recipient: str, now: datetime) -> RecipientPreference:
     """The recipient's row for a watch, created (following the watch, subscribed) if missing."""
     address = recipient.lower()
-    query = select(RecipientPreference).where(
-        RecipientPreference.watch == watch, RecipientPreference.recipient == address
-    )
+    watch_id = active_watch_id(session=session, name=watch)
+    query = select(RecipientPreference).where(RecipientPreference.recipient == address)
+    if watch_id is not None:
+        query = query.where(RecipientPreference.watch_id == watch_id)
+    else:  # a watch not stored in the watch table: by its name
+        query = query.where(col(RecipientPreference.watch_id).is_(None), RecipientPreference.watch == watch)
     row = session.exec(query).first()
     if row is None:
-        row = RecipientPreference(watch=watch, recipient=address, updated_at=now)
+        row = RecipientPreference(watch=watch, watch_id=watch_id, recipient=address, updated_at=now)
         session.add(row)
     return row
 
@@ -55,17 +71,22 @@ def preference(*, session: Session, watch: str, recipient: str, now: datetime) -
 def opted_out(*, session: Session, watch: str) -> set[str]:
     """The recipients of a watch who unsubscribed from it."""
     query = select(RecipientPreference.recipient).where(
-        RecipientPreference.watch == watch, col(RecipientPreference.unsubscribed_at).is_not(None)
+        of_active(session, RecipientPreference.watch_id, RecipientPreference.watch, [watch]),
+        col(RecipientPreference.unsubscribed_at).is_not(None),
     )
     return set(session.exec(query))
 
 
 def owed(*, session: Session, watches: Sequence[str]) -> list[Owed]:
     """Every change of these watches owed to a recipient and in no message yet, oldest first."""
+    name = current_name(ChangeRow.watch_id, ChangeRow.watch)
     query = (
-        select(Notification.id, Notification.recipient, ChangeRow.watch, ChangeRow.detected_at)
+        select(Notification.id, Notification.recipient, name, ChangeRow.detected_at)
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
-        .where(col(Notification.delivery_id).is_(None), col(ChangeRow.watch).in_(list(watches)))
+        .outerjoin(WatchRow, col(WatchRow.id) == col(ChangeRow.watch_id))
+        .where(
+            col(Notification.delivery_id).is_(None), of_active(session, ChangeRow.watch_id, ChangeRow.watch, watches)
+        )
         .order_by(col(Notification.id))
     )
     return [Owed(nid, recipient, watch, at) for nid, recipient, watch, at in session.exec(query) if nid is not None]
@@ -127,7 +148,7 @@ def skip_unsent(*, session: Session, recipient: str, watch: str, reason: str, no
         select(Notification.id)
         .join(ChangeRow, col(ChangeRow.id) == col(Notification.change_id))
         .outerjoin(Delivery, col(Delivery.id) == col(Notification.delivery_id))
-        .where(Notification.recipient == address, ChangeRow.watch == watch)
+        .where(Notification.recipient == address, of_active(session, ChangeRow.watch_id, ChangeRow.watch, [watch]))
         .where(col(Notification.delivery_id).is_(None) | (col(Delivery.status) == "pending"))
     )
     ids = [nid for nid in session.exec(query) if nid is not None]

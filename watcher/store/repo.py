@@ -22,6 +22,7 @@ from watcher.store.models import (
 )
 from watcher.store.packing import pack_record, unpack_record
 from watcher.store.recipients import opted_out
+from watcher.store.watch_keys import active_watch_id, of_named
 
 
 def get_watch_state(*, session: Session, name: str) -> WatchState:
@@ -159,7 +160,8 @@ def add_change(
     change a watch rule held back (`suppressed_by`) is stored with alerted false and owed to nobody:
     no notification row exists, so nothing can ever mail it."""
     row = ChangeRow(
-        watch=watch, kind=str(kind), source=str(source), nct_id=nct_id, title=title, summary=summary,
+        watch=watch, watch_id=active_watch_id(session=session, name=watch), kind=str(kind),
+        source=str(source), nct_id=nct_id, title=title, summary=summary,
         details=details, detected_at=now, alerted=suppressed_by is None, suppressed_by=suppressed_by,
         item_type=_item_type(kind, details),
     )  # fmt: skip
@@ -237,7 +239,7 @@ def list_changes(
     if since is not None:
         query = query.where(col(ChangeRow.detected_at) >= since)
     if watch is not None:
-        query = query.where(ChangeRow.watch == watch)
+        query = query.where(of_named(session, ChangeRow.watch_id, ChangeRow.watch, watch))
     query = query.order_by(col(ChangeRow.detected_at).desc(), col(ChangeRow.id).desc())
     if limit:
         query = query.limit(limit)

@@ -24,6 +24,7 @@ from watcher.inputs import in_range, whole_number
 from watcher.model import ChangeRecord
 from watcher.store.models import ChangeRow, FeedItemRow, StudyRow, StudyVersion, UTCDateTime
 from watcher.store.repo import in_order, to_record
+from watcher.store.watch_keys import of_named
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -67,11 +68,12 @@ class ChangeFilter:
     held_back: bool = False  # also the changes a watch rule held back (never mailed, never in Atom)
     item_types: tuple[str, ...] = ()  # article changes of these types only (meeting_abstract, preprint, article)
 
-    def conditions(self) -> list[Any]:
-        """One SQL condition per filter given; alerted changes only unless `held_back`."""
+    def conditions(self, session: Session) -> list[Any]:
+        """One SQL condition per filter given; alerted changes only unless `held_back` (the
+        session looks the watch's name up: store.watch_keys.of_named)."""
         found: list[Any] = [] if self.held_back else [col(ChangeRow.alerted).is_(True)]
         if self.watch:
-            found.append(col(ChangeRow.watch) == self.watch)
+            found.append(of_named(session, ChangeRow.watch_id, ChangeRow.watch, self.watch))
         if self.kinds:
             found.append(col(ChangeRow.kind).in_(list(self.kinds)))
         if self.nct_id:
@@ -107,7 +109,7 @@ def change_page(
 ) -> ChangePage:
     """One page of changes, newest first, strictly older than `after` when given."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    conditions = filters.conditions()
+    conditions = filters.conditions(session)
     if after is not None:
         # typed binds: the cursor's time goes through UTCDateTime like every stored time
         last = tuple_(literal(after.detected_at, UTCDateTime()), literal(after.id, Integer()))

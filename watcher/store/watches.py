@@ -3,8 +3,10 @@
 The TOML file's `[[watch]]` entries are *provisioned*: `provision_watches` syncs them into the
 `watch` table (source "config") at start and on SIGHUP; watches created in the browser or the API
 are stored with source "web" and an owner. `active_watches` is the one list every job works on.
-Names are unique across both kinds. Deleting a watch archives it (polling and mail stop, its
-changes stay readable). Every create, update, archive and provision is one `AuditEntry`.
+Names are unique among the active watches of both kinds. Deleting a watch archives it (polling and
+mail stop, its changes stay readable); a new watch may then take its name, and starts with none of
+its changes, audit or recipients' choices (they are keyed by the watch's id: store.watch_keys).
+Every create, update, archive and provision is one `AuditEntry`.
 
 Small keyword-only functions that take the session; no commits here.
 """
@@ -15,12 +17,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import case
 from sqlmodel import Session, col, select
 
 from watcher.channels import masked
 from watcher.errors import ConfigError
 from watcher.store.models import AuditEntry, WatchRow
-from watcher.watch import WatchConfig
+from watcher.store.watch_keys import adopt_unkeyed, fresh_start, name_reused, of_named
+from watcher.watch import STORED, WatchConfig
 
 CONFIG_ACTOR = "trialwatch.toml"
 
@@ -39,7 +43,8 @@ def definition_of(watch: WatchConfig) -> dict[str, Any]:
 
 
 def watch_of(row: WatchRow) -> WatchConfig:
-    return WatchConfig.model_validate({"name": row.name, **row.definition})
+    """The stored watch; one stored before the limits on names and lists (#25) still loads."""
+    return WatchConfig.model_validate({"name": row.name, **row.definition}, context=STORED)
 
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +65,14 @@ def watch_rows(*, session: Session, include_archived: bool = False) -> list[Watc
 
 
 def get_watch_row(*, session: Session, name: str) -> WatchRow | None:
-    return session.exec(select(WatchRow).where(WatchRow.name == name)).first()
+    """The active watch of that name; when none is active, the newest archived one."""
+    newest_active_first = (case((col(WatchRow.archived_at).is_(None), 0), else_=1), col(WatchRow.id).desc())
+    return session.exec(select(WatchRow).where(WatchRow.name == name).order_by(*newest_active_first)).first()
+
+
+def get_active_row(*, session: Session, name: str) -> WatchRow | None:
+    row = get_watch_row(session=session, name=name)
+    return row if row is not None and row.archived_at is None else None
 
 
 def active_watches(*, session: Session) -> list[WatchConfig]:
@@ -88,7 +100,8 @@ def provision_watches(*, session: Session, watches: Sequence[WatchConfig], now: 
         raise WatchNameTaken(
             f"{where}: watch {taken[0]!r}: the name is taken by a watch created in the browser; rename one of them"
         )
-    rows = {row.name: row for row in session.exec(select(WatchRow).where(WatchRow.source == "config"))}
+    configs = select(WatchRow).where(WatchRow.source == "config").order_by(col(WatchRow.id))
+    rows = {row.name: row for row in session.exec(configs)}  # a name's newest config row
     touched = []
     for watch in watches:
         row = rows.pop(watch.name, None)
@@ -96,46 +109,55 @@ def provision_watches(*, session: Session, watches: Sequence[WatchConfig], now: 
         if row is not None and row.definition == wanted and row.archived_at is None:
             continue
         before = {} if row is None or row.archived_at is not None else row.definition
+        new = row is None
         if row is None:
             row = WatchRow(name=watch.name, source="config", definition=wanted, created_at=now, updated_at=now)
+        reused = name_reused(session=session, name=watch.name, keeping=row.id)  # another watch had it last
+        if reused:
+            fresh_start(session=session, name=watch.name)
         row.definition, row.updated_at, row.archived_at = wanted, now, None
         session.add(row)
-        _audit(session, now, CONFIG_ACTOR, "provision", watch.name, field_changes(before, wanted))
+        if new and not reused:  # what was recorded under its name before it was stored is its own
+            session.flush()
+            adopt_unkeyed(session=session, name=watch.name, watch_id=row.id)
+        _audit(session, now, CONFIG_ACTOR, "provision", row, field_changes(before, wanted))
         touched.append(watch.name)
     for row in rows.values():
         if row.archived_at is None:
             row.archived_at = row.updated_at = now
             session.add(row)
-            _audit(session, now, CONFIG_ACTOR, "archive", row.name, {})
+            _audit(session, now, CONFIG_ACTOR, "archive", row, {})
             touched.append(row.name)
     return touched
 
 
 def create_watch(*, session: Session, watch: WatchConfig, owner: str, now: datetime) -> WatchRow:
-    """A new web watch. An archived watch of the same name (any kind) gives its name up."""
-    existing = get_watch_row(session=session, name=watch.name)
-    if existing is not None and existing.archived_at is None:
+    """A new web watch. An archived watch of the same name (any kind) gives its name up and keeps
+    its changes, audit and recipients' choices; the new one starts afresh."""
+    if get_active_row(session=session, name=watch.name) is not None:
         raise WatchNameTaken(f"watch {watch.name!r} exists already")
-    if existing is not None:  # archived: the name is free again; its changes keep the name
-        session.delete(existing)
-        session.flush()
+    if name_reused(session=session, name=watch.name):
+        fresh_start(session=session, name=watch.name)
     row = WatchRow(
         name=watch.name, source="web", owner=owner, definition=definition_of(watch), created_at=now, updated_at=now
     )
     session.add(row)
-    _audit(session, now, owner, "create", watch.name, field_changes({}, row.definition))
+    _audit(session, now, owner, "create", row, field_changes({}, row.definition))
     return row
 
 
 def update_watch(*, session: Session, name: str, watch: WatchConfig, actor: str, now: datetime) -> WatchRow:
     """Replace a web watch's definition (its name may change if the new one is free)."""
     row = _active_web_row(session, name)
-    if watch.name != name and get_watch_row(session=session, name=watch.name) is not None:
+    if watch.name != name and get_active_row(session=session, name=watch.name) is not None:
         raise WatchNameTaken(f"watch {watch.name!r} exists already")
+    if watch.name != name:  # the state under either name is no longer this watch's: a new baseline
+        fresh_start(session=session, name=name)
+        fresh_start(session=session, name=watch.name)
     before = {"name": row.name, **row.definition}
     row.name, row.definition, row.updated_at = watch.name, definition_of(watch), now
     session.add(row)
-    _audit(session, now, actor, "update", watch.name, field_changes(before, {"name": watch.name, **row.definition}))
+    _audit(session, now, actor, "update", row, field_changes(before, {"name": watch.name, **row.definition}))
     return row
 
 
@@ -143,26 +165,51 @@ def archive_watch(*, session: Session, name: str, actor: str, now: datetime) -> 
     row = _active_web_row(session, name)
     row.archived_at = row.updated_at = now
     session.add(row)
-    _audit(session, now, actor, "archive", name, {})
+    _audit(session, now, actor, "archive", row, {})
+    return row
+
+
+def archive_stored_watch(
+    *, session: Session, name: str | None, watch_id: int | None, actor: str, now: datetime
+) -> WatchRow:
+    """Archive an active web watch chosen by its stored name or its id, whatever the name holds (a
+    watch stored with a line break in its name before #25 can be archived only so). A config
+    watch is refused: it is archived by removing it from the file."""
+    query = select(WatchRow).where(col(WatchRow.archived_at).is_(None))
+    query = query.where(WatchRow.id == watch_id) if watch_id is not None else query.where(WatchRow.name == name)
+    row = session.exec(query).first()
+    if row is None:
+        raise WatchNotFound(
+            f"no active watch with id {watch_id}" if watch_id is not None else f"no watch named {name!r}"
+        )
+    if row.source != "web":
+        raise ConfigError(f"watch {row.name!r} is managed in trialwatch.toml; remove it there to archive it")
+    row.archived_at = row.updated_at = now
+    session.add(row)
+    _audit(session, now, actor, "archive", row, {})
     return row
 
 
 def audit_entries(*, session: Session, watch: str | None = None, limit: int = 100) -> list[AuditEntry]:
-    """Newest first."""
+    """Newest first; with `watch`, those of the watch of that name (its active one, or the
+    archived ones when none is active), whatever it was called then."""
     query = select(AuditEntry).order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc()).limit(limit)
     if watch is not None:
-        query = query.where(AuditEntry.watch == watch)
+        query = query.where(of_named(session, AuditEntry.watch_id, AuditEntry.watch, watch))
     return list(session.exec(query))
 
 
 def _active_web_row(session: Session, name: str) -> WatchRow:
-    row = get_watch_row(session=session, name=name)
-    if row is None or row.archived_at is not None:
+    row = get_active_row(session=session, name=name)
+    if row is None:
         raise WatchNotFound(f"no watch named {name!r}")
     if row.source != "web":
         raise ConfigError(f"watch {name!r} is managed in trialwatch.toml; edit it there")
     return row
 
 
-def _audit(session: Session, now: datetime, actor: str, action: str, watch: str, changes: dict[str, Any]) -> None:
-    session.add(AuditEntry(at=now, actor=actor, action=action, watch=watch, changes=changes))
+def _audit(session: Session, now: datetime, actor: str, action: str, row: WatchRow, changes: dict[str, Any]) -> None:
+    if row.id is None:
+        session.add(row)
+        session.flush()  # its id
+    session.add(AuditEntry(at=now, actor=actor, action=action, watch=row.name, watch_id=row.id, changes=changes))

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,10 +24,10 @@ from watcher.store.dashboard import ChangeFilter, changes_page, watch_summaries,
 from watcher.store.models import WatchRow
 from watcher.store.people import Person
 from watcher.store.watches import WatchNameTaken, archive_watch, create_watch, get_watch_row, update_watch
-from watcher.watch import NCT_ID, WatchConfig
+from watcher.watch import NCT_ID, WatchConfig, name_problem
 from watcher.web.auth import Forbidden, context_of, in_db, require_api_user
 from watcher.web.previews import preview_for
-from watcher.web.routes_watches import managed_in_file
+from watcher.web.routes_watches import any_name_route, managed_in_file, name_param
 from watcher.web.watch_data import (
     FieldError,
     WatchInvalid,
@@ -58,13 +59,31 @@ def invalid(errors: list[FieldError], status: int = 422) -> JSONResponse:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body() or b"null"
     try:
-        body = parse_json(await request.body() or b"null")
+        body = parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WatchInvalid([FieldError("body", f"not JSON: {exc}")]) from exc
     if not isinstance(body, dict):
         raise WatchInvalid([FieldError("body", "expected a JSON object")])
+    if b"\\u0000" in raw:  # parse_json drops NUL; a field that held one is refused, not changed
+        _refuse_nul(raw)
     return body
+
+
+def _refuse_nul(raw: bytes) -> None:
+    """422 for the fields of a JSON object that hold NUL (a name: the name rule's own words)."""
+    try:
+        strict = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return  # what orjson refuses was cleaned by parse_json: nothing to say of NUL
+    held = [key for key, value in strict.items() if b"\\u0000" in orjson.dumps(value)]
+    if "name" in held and isinstance(strict["name"], str):
+        problem = name_problem(strict["name"])
+        if problem:
+            raise WatchInvalid([FieldError("name", problem)])
+    if held:
+        raise WatchInvalid([FieldError(key, "holds a NUL character (U+0000), which no text may hold") for key in held])
 
 
 async def watch_body(request: Request) -> dict[str, Any]:
@@ -81,7 +100,7 @@ async def list_watches(request: Request) -> Response:
 
 async def get_watch(request: Request) -> Response:
     await require_api_user(request)
-    name, now = request.path_params["name"], context_of(request).now()
+    name, now = name_param(request), context_of(request).now()
     summary = await in_db(request, lambda session: watch_summary(session=session, name=name, now=now))
     if summary is None:
         raise HTTPException(404, f"no watch named {name!r}")
@@ -122,7 +141,7 @@ async def _editable_row(request: Request, user: Person, name: str) -> WatchRow:
 
 async def put_watch(request: Request) -> Response:
     user = await require_api_user(request)
-    name = request.path_params["name"]
+    name = name_param(request)
     row = await _editable_row(request, user, name)
     try:
         watch = validate_watch(with_stored_secrets({"name": name, **await watch_body(request)}, row.definition))
@@ -145,7 +164,7 @@ async def put_watch(request: Request) -> Response:
 
 async def delete_watch(request: Request) -> Response:
     user = await require_api_user(request)
-    name, now = request.path_params["name"], context_of(request).now()
+    name, now = name_param(request), context_of(request).now()
     await _editable_row(request, user, name)
     await in_db(request, lambda session: archive_watch(session=session, name=name, actor=user.email, now=now))
     return Response(status_code=204)
@@ -231,9 +250,9 @@ async def list_changes(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/api/v1/watches", list_watches, methods=["GET"]),
     Route("/api/v1/watches", post_watch, methods=["POST"]),
-    Route("/api/v1/watches/{name:path}", get_watch, methods=["GET"]),
-    Route("/api/v1/watches/{name:path}", put_watch, methods=["PUT"]),
-    Route("/api/v1/watches/{name:path}", delete_watch, methods=["DELETE"]),
+    any_name_route("/api/v1/watches/{name:path}", get_watch, "GET"),
+    any_name_route("/api/v1/watches/{name:path}", put_watch, "PUT"),
+    any_name_route("/api/v1/watches/{name:path}", delete_watch, "DELETE"),
     Route("/api/v1/preview", preview, methods=["POST"]),
     Route("/api/v1/changes", list_changes, methods=["GET"]),
 ]

@@ -10,7 +10,9 @@ of every message (README, "Recipients look after their own mail"):
   immediate / daily / weekly, or paused until a date) and unsubscribe / subscribe again, saved by
   `POST /m/TOKEN` (a form with a CSRF token).
 
-A bad or altered token is a 404 that changes nothing. TOKEN: watcher.recipient_token.
+A bad or altered token is a 404 that changes nothing. TOKEN: watcher.recipient_token; it names the
+watches by id (a token made before #25, by name: a name one stored watch only ever had means that
+watch, a name taken again by a new watch means none, so an old link never reaches the new one).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from watcher.config import Config
-from watcher.recipient_token import read_token
+from watcher.recipient_token import TokenWatches, read_token
 from watcher.store import recipients
-from watcher.store.watches import active_watches
+from watcher.store.watch_keys import held_by_several
+from watcher.store.watches import watch_of, watch_rows
 from watcher.watch import WatchConfig
 from watcher.web.auth import context_of, form_of, in_db
 from watcher.web.limits import read_form
@@ -46,30 +49,46 @@ class Link:
 
     token: str
     recipient: str
-    watches: list[str]
+    watches: TokenWatches
+
+
+@dataclass(frozen=True)
+class Received:
+    """A watch the recipient receives, with its id (None: a config watch not stored yet)."""
+
+    id: int | None
+    watch: WatchConfig
 
 
 async def _link(request: Request) -> Link | None:
     key = await run_in_threadpool(request.app.state.session_keys.get, request)
     token = str(request.path_params["token"])
     found = read_token(key.encode(), token)
-    return None if found is None else Link(token=token, recipient=found[0], watches=found[1])
+    return None if found is None else Link(token=token, recipient=found.recipient, watches=found)
 
 
 def _invalid(request: Request) -> Response:
     return render(request, "recipient_invalid.html", status_code=404)
 
 
-def receives(session: Session, config: Config, recipient: str) -> list[WatchConfig]:
+def receives(session: Session, config: Config, recipient: str) -> list[Received]:
     """The watches that list this recipient: the config's and the database's (web watches)."""
-    by_name = {watch.name: watch for watch in config.watch}
-    by_name.update({watch.name: watch for watch in active_watches(session=session)})
-    return [w for w in by_name.values() if recipient in {r.lower() for r in w.recipients}]
+    by_name = {watch.name: Received(None, watch) for watch in config.watch}
+    by_name.update({row.name: Received(row.id, watch_of(row)) for row in watch_rows(session=session)})
+    return [r for r in by_name.values() if recipient in {a.lower() for a in r.watch.recipients}]
 
 
-def _named(link: Link, theirs: list[WatchConfig]) -> list[WatchConfig]:
+def _named(session: Session, link: Link, theirs: list[Received]) -> list[WatchConfig]:
     """The watches of the link's message that the recipient still receives."""
-    return [w for w in theirs if not link.watches or w.name in link.watches]
+    named = link.watches
+    if named.every:
+        return [r.watch for r in theirs]
+    several = held_by_several(session=session, names=named.names) if named.names else set()
+    return [
+        r.watch
+        for r in theirs
+        if (r.id is not None and r.id in named.ids) or (r.watch.name in named.names and r.watch.name not in several)
+    ]
 
 
 def _rows(session: Session, watches: list[WatchConfig], recipient: str, now: datetime) -> list[recipients.Receiving]:
@@ -92,7 +111,7 @@ async def unsubscribe_page(request: Request) -> Response:
     now, config = context.now(), context.config()
 
     def named_rows(session: Session) -> list[recipients.Receiving]:
-        return _rows(session, _named(link, receives(session, config, link.recipient)), link.recipient, now)
+        return _rows(session, _named(session, link, receives(session, config, link.recipient)), link.recipient, now)
 
     rows = await in_db(request, named_rows)
     return render(request, "unsubscribe.html", {"link": link, "rows": rows, "done": False})
@@ -109,7 +128,7 @@ async def unsubscribe(request: Request) -> Response:
     now, config = context.now(), context.config()
 
     def leave(session: Session) -> list[recipients.Receiving]:
-        named = _named(link, receives(session, config, link.recipient))
+        named = _named(session, link, receives(session, config, link.recipient))
         recipients.unsubscribe(session=session, recipient=link.recipient, watches=[w.name for w in named], now=now)
         return _rows(session, named, link.recipient, now)
 
@@ -128,7 +147,9 @@ async def manage_page(request: Request) -> Response:
 async def _manage(request: Request, link: Link, *, errors: dict[str, str], saved: bool, status: int = 200) -> Response:
     context = context_of(request)
     now, config = context.now(), context.config()
-    rows = await in_db(request, lambda s: _rows(s, receives(s, config, link.recipient), link.recipient, now))
+    rows = await in_db(
+        request, lambda s: _rows(s, [r.watch for r in receives(s, config, link.recipient)], link.recipient, now)
+    )
     zone = config.digest.zone
     page: dict[str, Any] = {
         "link": link, "rows": rows, "errors": errors, "saved": saved, "timezone": config.digest.timezone,
@@ -146,7 +167,7 @@ async def manage_save(request: Request) -> Response:
     context = context_of(request)
     now, config = context.now(), context.config()
     today = now.astimezone(config.digest.zone).date()
-    theirs = await in_db(request, lambda s: [w.name for w in receives(s, config, link.recipient)])
+    theirs = await in_db(request, lambda s: [r.watch.name for r in receives(s, config, link.recipient)])
     choices, errors = parse_choices(form, theirs, today)
     if errors:
         return await _manage(request, link, errors=errors, saved=False, status=400)

@@ -5,6 +5,8 @@ the audit). Forms work without JavaScript; static/preview.js only updates the pr
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -51,6 +53,23 @@ def watch_path(name: str) -> str:
     return "/watches/" + quote(name, safe="")
 
 
+def any_name_route(path: str, endpoint: Callable[[Request], Any], method: str) -> Route:
+    """A route whose `{name:path}` matches every name, a line break too (Starlette's `.*` stops at
+    one): a watch stored with a bad name before the rule (#25) can still be read and archived."""
+    route = Route(path, endpoint, methods=[method])
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
+def name_param(request: Request) -> str:
+    """The watch name of the path; 404 for one holding NUL, which no stored name holds (PostgreSQL
+    stores none, and a name is checked before it is stored)."""
+    name = str(request.path_params["name"])
+    if "\x00" in name:
+        raise HTTPException(404, f"There is no watch named {name!r}.")
+    return name
+
+
 def managed_in_file(request: Request, name: str) -> str:
     return f"watch {name!r} is managed in {context_of(request).config().path}; edit it there"
 
@@ -84,7 +103,7 @@ async def watch_page(request: Request) -> Response:
 
 
 async def _show_watch(request: Request, user: Person, extra: dict[str, Any]) -> Response:
-    name = request.path_params["name"]
+    name = name_param(request)
     now = context_of(request).now()
 
     soon = context_of(request).config().milestones.due_soon_days
@@ -128,7 +147,7 @@ async def _show_watch(request: Request, user: Person, extra: dict[str, Any]) -> 
 async def watch_submit(request: Request) -> Response:
     user = await require_user(request)
     form = await form_of(request)
-    name = request.path_params["name"]
+    name = name_param(request)
     row = await in_db(request, lambda session: get_watch_row(session=session, name=name))
     if row is None or row.archived_at is not None:
         raise HTTPException(404, f"There is no watch named {name!r}.")
@@ -219,6 +238,6 @@ def _form_again(
 routes: list[BaseRoute] = [
     Route("/watches/new", new_page, methods=["GET"]),
     Route("/watches/new", new_submit, methods=["POST"]),
-    Route("/watches/{name:path}", watch_page, methods=["GET"]),
-    Route("/watches/{name:path}", watch_submit, methods=["POST"]),
+    any_name_route("/watches/{name:path}", watch_page, "GET"),
+    any_name_route("/watches/{name:path}", watch_submit, "POST"),
 ]

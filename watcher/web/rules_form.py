@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from watcher.model import humanize_status
 from watcher.rules import describe_rules
-from watcher.watch import CHANGE_KINDS, REGISTRY_PHASES, REGISTRY_STATUSES, WatchConfig
+from watcher.watch import CHANGE_KINDS, REGISTRY_PHASES, REGISTRY_STATUSES, STORED, WatchConfig
 
 PLACE_FIELDS = ("countries", "states", "cities")
 NEAR_PARTS = ("lat", "lon", "radius_km")
@@ -116,6 +116,6 @@ def rules_in_words(definition: dict[str, Any], name: str = "watch") -> str:
     """A stored watch's rules in one line, as `trialwatch check` prints them (empty if it no
     longer validates)."""
     try:
-        return describe_rules(WatchConfig.model_validate({**definition, "name": name}))
+        return describe_rules(WatchConfig.model_validate({**definition, "name": name}, context=STORED))
     except ValidationError:
         return ""
