@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 from icalendar import Calendar
 
@@ -89,3 +90,24 @@ def test_a_wrong_or_revoked_token_is_404(web_server, registry, real_study):
         for info in people.list_tokens(session=session):
             people.revoke_token(session=session, token_id=info.id)
     assert client.get(f"{PATH}?token={token}").status_code == 404
+
+
+def test_the_watch_page_hands_out_a_calendar_address_with_a_read_only_token(web_server):
+    """#25 W6: the address a calendar app stores can read the calendar and change nothing."""
+    import re
+
+    from tests.web_support import FILE_WATCH
+
+    client = web_server.signed_in("reader@example.org")
+    page = client.submit(
+        "/watches/" + quote(FILE_WATCH.name, safe=""), {"watch": FILE_WATCH.name, "kind": "calendar"},
+        action="/account/feed-address",
+    )  # fmt: skip
+    assert page.status_code == 200
+    [url] = re.findall(r'id="new-feed-url">([^<]+)<', page.text)
+    assert "/calendar/" in url and "?token=" in url
+    token = url.rsplit("token=", 1)[1]
+    answer = web_server.client().get("/" + url.split("/", 3)[3].replace("&amp;", "&"))
+    assert answer.status_code == 200 and answer.text.startswith("BEGIN:VCALENDAR")
+    refused = web_server.api(token).post("/api/v1/watches", json={"name": "x", "conditions": ["y"]})
+    assert refused.status_code == 403

@@ -80,21 +80,24 @@ async def create_token(request: Request) -> Response:
 
 
 async def create_feed_address(request: Request) -> Response:
-    """A watch's Atom address with a new read-only token in it (shown once): what a feed reader
-    stores can read, never change anything."""
+    """A watch's Atom address (`kind` "atom") or calendar address ("calendar") with a new read-only
+    token in it (shown once): what a feed reader or a calendar app stores can read, never change
+    anything."""
     user = await require_user(request)
     form = await form_of(request)
     watch, now = str(form.get("watch", "")).strip()[:200], context_of(request).now()
+    kind = "calendar" if form.get("kind") == "calendar" else "feed"
     if not watch:
         return await _account(request, user, 422, notice="Choose a watch on the changes page first.")
     info, text = await in_db(
         request,
         lambda session: people.create_token(
-            session=session, email=user.email, name=f"feed: {watch}", now=now, read_only=True
+            session=session, email=user.email, name=f"{kind}: {watch}", now=now, read_only=True
         ),
     )
     base = (context_of(request).config().server.public_url or str(request.base_url)).rstrip("/")
-    url = f"{base}/atom/{quote(watch, safe='')}.atom?token={text}"
+    path = f"/calendar/{quote(watch, safe='')}.ics" if kind == "calendar" else f"/atom/{quote(watch, safe='')}.atom"
+    url = f"{base}{path}?token={text}"
     return await _account(request, user, new_feed_url=url, new_feed_watch=watch, new_token_name=info.name)
 
 
