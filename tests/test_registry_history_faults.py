@@ -111,6 +111,30 @@ def test_an_answer_that_is_not_what_was_asked_is_refused(setup, registry, histor
     assert {"conflicting": "listed twice", "other_study": "NCT07011550's, not"}[fault] in (row.last_error or "")
 
 
+def test_a_failing_study_among_others_written_together_stores_nothing_and_the_others_all(
+    tmp_path, registry, history_dir, database_url
+):
+    """The backfill writes several studies in one transaction: the one failing in the middle
+    leaves only what trialwatch saw itself, the ones before and after it are stored whole."""
+    for nct_id in STUDIES:
+        registry.load_history(history_dir / nct_id)
+    entries = listing(history_dir / STUDY)
+    records = {0: record_of(history_dir / "NCT07011550", 0), 1: record_of(history_dir / STUDY, 1)}
+    registry.put_history(STUDY, entries, records)  # its first version is another study's record
+    cli = Cli(write_config(tmp_path, registry, database_url=database_url, watches=watch_of(*STUDIES), history=True))
+    assert "registry history: 4 studies backfilled" in cli("poll")
+    stored = versions_of(database_url, STUDY)
+    assert len(stored) == 1 and not stored[0].from_history  # nothing half-stored
+    assert not [c for c in cli.changes("--all") if c["historical"] and c["nct_id"] == STUDY]
+    failing = backfill_row(database_url, STUDY)
+    assert failing is not None and failing.status == "failing" and "NCT07011550's, not" in (failing.last_error or "")
+    for nct_id in (n for n in STUDIES if n != STUDY):
+        numbers = sorted(v.registry_version for v in versions_of(database_url, nct_id))
+        assert numbers == [e["version"] for e in listing(history_dir / nct_id)], nct_id
+        row = backfill_row(database_url, nct_id)
+        assert row is not None and (row.status, row.versions) == ("done", len(numbers)), nct_id
+
+
 def test_highlights_in_a_record_are_never_stored(setup, registry, history_dir):
     cli, url = setup
     marked = record_of(history_dir / STUDY, 0)

@@ -33,7 +33,7 @@ from watcher.registry.studies import study_summary
 from watcher.registry.version_history import RegistryVersion, VersionHistoryClient, chosen_versions
 from watcher.store import backfill as queue
 from watcher.store import repo, timeline
-from watcher.store.db import transaction
+from watcher.store.db import Batch, transaction
 from watcher.store.models import StudyVersion
 from watcher.store.packing import pack_record, unpack_record
 
@@ -160,14 +160,15 @@ def fetch_prepared(
 
 
 def backfill_study(
-    *, engine: Engine, api: VersionHistoryClient, nct_id: str, settings: ClinicalTrialsConfig, now: datetime,
-    should_stop: Callable[[], bool] = lambda: False,
+    *, engine: Engine, session: Session, api: VersionHistoryClient, nct_id: str, settings: ClinicalTrialsConfig,
+    now: datetime, should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[int, int]:  # fmt: skip
-    """Backfill one study; returns (versions stored, historical changes stored). Raises
-    SourceError (nothing stored) or Yielded (nothing stored, still queued)."""
+    """Backfill one study, written in `session` (the caller's transaction: every failure comes
+    before the study's first write); returns (versions stored, historical changes stored).
+    Raises SourceError or Yielded, with nothing of the study written."""
     listed = api.version_list(nct_id)
-    with Session(engine) as session:
-        own = queue.stored_versions(session=session, nct_id=nct_id)
+    with Session(engine) as reading:
+        own = queue.stored_versions(session=reading, nct_id=nct_id)
     if not own:
         raise SourceError(f"{nct_id} is not stored: no watch holds it")
     plan = plan_backfill(listed, own, settings.history_max_versions)
@@ -175,12 +176,12 @@ def backfill_study(
         raise Yielded
     try:
         records = fetch_prepared(api, nct_id, plan.fetch, settings.ignore_fields, should_stop)
-        with transaction(engine) as session:
-            stored, changes = write_backfill(session, nct_id, plan, records, settings.ignore_fields)
-            queue.mark_done(session=session, nct_id=nct_id, now=now, newest=plan.newest)
+        worked = work_backfill(session, nct_id, plan, records, settings.ignore_fields)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record not in the API v2 shape
         raise SourceError(f"{nct_id}: a version's record cannot be read ({type(exc).__name__}: {exc})"[:300]) from exc
-    return stored, changes
+    worked.write(session)
+    queue.mark_done(session=session, nct_id=nct_id, now=now, newest=plan.newest, versions=worked.numbered)
+    return worked.stored, worked.changes
 
 
 @dataclass
@@ -208,19 +209,43 @@ class _Slot:
         return self.record
 
 
-def write_backfill(
+@dataclass
+class Worked:
+    """One study's backfill worked out, not yet written: the marks (version id -> registry
+    version), the new versions' rows, the summaries of stored versions, the historical changes."""
+
+    marks: list[tuple[int, RegistryVersion]] = field(default_factory=list)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stored: int = 0  # versions stored
+    changes: int = 0  # historical changes (once, however many watches hold the study)
+    numbered: int = 0  # the study's versions with a registry number, once written
+
+    def write(self, session: Session) -> None:
+        for version_id, entry in self.marks:
+            queue.mark_registry_version(session=session, version_id=version_id, number=entry.number, day=entry.date)
+        if self.inserts:
+            session.execute(insert(StudyVersion), self.inserts)
+        timeline.save_version_summaries(session=session, summaries=self.summaries)
+        queue.add_historical_changes(session=session, changes=self.rows)
+
+
+def work_backfill(
     session: Session, nct_id: str, plan: BackfillPlan, records: dict[int, Prepared], ignore: Sequence[str]
-) -> tuple[int, int]:
-    """Marks, versions (one insert), summaries and historical changes of one study, in the
-    caller's transaction. Returns (versions stored, historical changes)."""
+) -> Worked:
+    """One study's marks, versions, summaries and historical changes, worked out from what is
+    stored (read in `session`), nothing written: a record that cannot be read fails here, before
+    any write."""
     stored = queue.stored_versions(session=session, nct_id=nct_id)
     slots = [_Slot(v.id or 0, v.seen_at, v.registry_version, v.registry_date, v.from_history, v.record) for v in stored]
     taken = {slot.registry_version for slot in slots if slot.registry_version is not None}
     first_own = min((slot.id for slot in slots if not slot.from_history), default=None)
     by_id = {slot.id: slot for slot in slots}
+    worked = Worked()
     for version_id, entry in plan.marks.items():
         if entry.number not in taken and version_id in by_id:
-            queue.mark_registry_version(session=session, version_id=version_id, number=entry.number, day=entry.date)
+            worked.marks.append((version_id, entry))
             by_id[version_id].registry_version, by_id[version_id].registry_date = entry.number, entry.date
             taken.add(entry.number)
     for entry in plan.fetch:
@@ -230,25 +255,23 @@ def write_backfill(
                          ready.record, ready)  # fmt: skip
             slots.append(slot)
             taken.add(entry.number)
-    if not any(slot.new for slot in slots):
-        return 0, 0
-    ordered: list[_Slot] = repo.in_order(slots)
-    return sum(slot.new for slot in slots), _versions_and_changes(session, nct_id, ordered, first_own, ignore)
+    worked.numbered = sum(slot.registry_version is not None for slot in slots)
+    if any(slot.new for slot in slots):
+        worked.stored = sum(slot.new for slot in slots)
+        _versions_and_changes(session, nct_id, repo.in_order(slots), first_own, ignore, worked)
+    return worked
 
 
 def _versions_and_changes(
-    session: Session, nct_id: str, ordered: list[_Slot], first_own: int | None, ignore: Sequence[str]
-) -> int:
-    """The new versions with their summaries, in one insert; the summaries of stored versions whose
-    version before is new; the changes into a new version (or into trialwatch's first, when
-    history now precedes it) as historical changes for every watch that holds the study. Each
-    record pruned once (beside the version before), each pair diffed once."""
+    session: Session, nct_id: str, ordered: list[_Slot], first_own: int | None, ignore: Sequence[str], worked: Worked
+) -> None:
+    """The new versions with their summaries; the summaries of stored versions whose version
+    before is new; the changes into a new version (or into trialwatch's first, when history now
+    precedes it) as historical changes for every watch that holds the study. Each record pruned
+    once (beside the version before), each pair diffed once."""
     watches = queue.holding_watches(session=session, nct_id=nct_id)
     redo = [i for i, slot in enumerate(ordered) if slot.new or (i > 0 and ordered[i - 1].new)]
     pruned: dict[int, dict[str, Any]] = {}
-    inserts: list[dict[str, Any]] = []
-    summaries: dict[int, dict[str, Any]] = {}
-    changes: list[dict[str, Any]] = []
     for i in redo:
         slot, before = ordered[i], ordered[i - 1] if i > 0 else None
         ready = slot.ready
@@ -258,15 +281,12 @@ def _versions_and_changes(
             found, study = _diffed(slot, before, i, pruned, ignore), Study.from_record(slot.read(), sites=False)
         summary = study_summary(study, found, ignore)
         if ready is not None:
-            inserts.append(_version_values(nct_id, slot, ready, summary))
+            worked.inserts.append(_version_values(nct_id, slot, ready, summary))
         else:
-            summaries[slot.id] = summary
+            worked.summaries[slot.id] = summary
         if before is not None and (slot.new or slot.id == first_own):
-            changes += _historical(nct_id, study.title, before, slot, found, watches)
-    session.execute(insert(StudyVersion), inserts)
-    timeline.save_version_summaries(session=session, summaries=summaries)
-    queue.add_historical_changes(session=session, changes=changes)
-    return len(changes) // max(1, len(watches))
+            worked.rows += _historical(nct_id, study.title, before, slot, found, watches)
+    worked.changes = len(worked.rows) // max(1, len(watches))
 
 
 def _diffed(
@@ -308,6 +328,9 @@ def _historical(
     return rows
 
 
+BATCH = 20  # studies written in one transaction (a commit each is a tenth of the backfill's time)
+
+
 def run_backfill(
     *, engine: Engine, api: VersionHistoryClient, settings: ClinicalTrialsConfig, now: datetime, limit: int,
     should_stop: Callable[[], bool] = lambda: False, nct_ids: Sequence[str] | None = None,
@@ -318,33 +341,45 @@ def run_backfill(
     if nct_ids is None:
         with transaction(engine) as session:
             nct_ids = queue.due_studies(session=session, now=now, limit=limit)
+    batch = Batch(engine, BATCH)
+    try:
+        _backfill_each(engine, batch, api, settings, now, nct_ids, should_stop, report)
+        batch.commit()
+    except BaseException as exc:
+        batch.abort(exc)
+        raise
+    report.requests = api.http.requests_made - requests_before
+    report.seconds = time.monotonic() - started
+    if nct_ids:
+        log.info("%s", report.line())
+    return report
+
+
+def _backfill_each(
+    engine: Engine, batch: Batch, api: VersionHistoryClient, settings: ClinicalTrialsConfig, now: datetime,
+    nct_ids: Sequence[str], should_stop: Callable[[], bool], report: BackfillReport,
+) -> None:  # fmt: skip
     for nct_id in nct_ids:
         if should_stop():
             report.yielded = True
             break
         try:
             versions, changes = backfill_study(
-                engine=engine, api=api, nct_id=nct_id, settings=settings, now=now, should_stop=should_stop
-            )
+                engine=engine, session=batch.session(), api=api, nct_id=nct_id, settings=settings, now=now,
+                should_stop=should_stop,
+            )  # fmt: skip
         except Yielded:
             report.yielded = True
             break
         except SourceError as exc:
             report.failed += 1
             report.errors.append(f"{nct_id}: {exc.one_line()}")
-            with transaction(engine) as session:
-                retry = queue.mark_failed(session=session, nct_id=nct_id, now=now, error=exc.one_line())
+            retry = queue.mark_failed(session=batch.session(), nct_id=nct_id, now=now, error=exc.one_line())
             log.warning(
                 "registry history of %s: %s (tried again after %s)", nct_id, exc.one_line(), f"{retry:%Y-%m-%d %H:%M}"
             )
-            continue
-        report.studies, report.versions, report.changes = (
-            report.studies + 1,
-            report.versions + versions,
-            report.changes + changes,
-        )
-    report.requests = api.http.requests_made - requests_before
-    report.seconds = time.monotonic() - started
-    if nct_ids:
-        log.info("%s", report.line())
-    return report
+        else:
+            report.studies, report.versions, report.changes = (
+                report.studies + 1, report.versions + versions, report.changes + changes,
+            )  # fmt: skip
+        batch.finished_one()

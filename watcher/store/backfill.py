@@ -91,11 +91,17 @@ def _row(session: Session, nct_id: str, now: datetime) -> HistoryBackfill:
     return row
 
 
-def mark_done(*, session: Session, nct_id: str, now: datetime, newest: int) -> None:
+def mark_done(*, session: Session, nct_id: str, now: datetime, newest: int, versions: int | None = None) -> None:
+    """The study's backfill done; `versions`: how many of its stored versions have a registry
+    number (counted here when the caller does not know)."""
     row = _row(session, nct_id, now)
-    count = select(func.count()).where(StudyVersion.nct_id == nct_id, col(StudyVersion.registry_version).isnot(None))
+    if versions is None:
+        count = select(func.count()).where(
+            StudyVersion.nct_id == nct_id, col(StudyVersion.registry_version).isnot(None)
+        )
+        versions = int(session.exec(count).one())
     row.status, row.attempts, row.next_attempt_at, row.last_error = "done", 0, None, None
-    row.done_at, row.newest, row.versions = now, newest, int(session.exec(count).one())
+    row.done_at, row.newest, row.versions = now, newest, versions
     session.add(row)
 
 

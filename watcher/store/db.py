@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +231,40 @@ def transaction(engine: Engine) -> Iterator[Session]:
             if reason is not None:
                 raise DatabaseFull(f"database full: {redact_url(str(engine.url))}: {reason}") from exc
             raise
+
+
+class Batch:
+    """Units of work (a backfill's studies, say) written in one transaction, committed every `size`
+    of them and at the end: a commit each can cost more than the work. A unit that fails must
+    fail before its first write (then the others stand); `abort` rolls back what is uncommitted."""
+
+    def __init__(self, engine: Engine, size: int) -> None:
+        self.engine, self.size, self.count = engine, size, 0
+        self._open: AbstractContextManager[Session] | None = None
+        self._session: Session | None = None
+
+    def session(self) -> Session:
+        """The open transaction's session (one is begun when none is)."""
+        if self._session is None:
+            self._open = transaction(self.engine)
+            self._session = self._open.__enter__()
+        return self._session
+
+    def finished_one(self) -> None:
+        self.count += 1
+        if self.count >= self.size:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._open is not None:
+            opened, self._open, self._session, self.count = self._open, None, None, 0
+            opened.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """Roll back (a full database: raised as DatabaseFull, as by `transaction`)."""
+        if self._open is not None:
+            opened, self._open, self._session, self.count = self._open, None, None, 0
+            opened.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _first_line(exc: BaseException) -> str:
