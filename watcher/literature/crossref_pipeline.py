@@ -32,6 +32,7 @@ from watcher.http import Stopping
 from watcher.literature.crossref import CrossrefClient
 from watcher.literature.readout_pipeline import (
     SOURCE_NAMES,
+    ChangeBatch,
     ReadoutReport,
     held_studies,
     record_failure,
@@ -100,6 +101,7 @@ def _apply(
     older = [row.id for row, new in stored if not new and row.feed != SOURCE_NAMES["crossref"] and row.id]
     told_before = articles.watches_that_saw_each(session=session, item_ids=older)
     preprints = told_preprints(session=session, works=works)
+    batch = ChangeBatch(session=session, now=now)
     for work, (row, new) in zip(works, stored, strict=True):
         if not new and row.feed == SOURCE_NAMES["crossref"]:
             continue  # judged when it first came
@@ -116,11 +118,12 @@ def _apply(
             version = next((doi for doi in work.preprints if watch.name in preprints.get(doi, ())), None)
             if not named and not match.matched and version is None:
                 continue
-            told = tell_watch(session=session, watch=watch, work=work, studies=held[watch.name],
-                              why=match.describe() if match.matched else None, now=now, version=version)  # fmt: skip
+            told = tell_watch(batch=batch, watch=watch, work=work, studies=held[watch.name],
+                              why=match.describe() if match.matched else None, version=version)  # fmt: skip
             if told:
                 articles.add_seen(session=session, item_id=row.id, watch=watch.name, now=now)
             report.changes += told
+    batch.write()
 
 
 def squash(text: str) -> str:
