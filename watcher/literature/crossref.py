@@ -23,7 +23,7 @@ from typing import Any
 
 from watcher.errors import SourceError
 from watcher.http import HttpClient, interruptible_sleep, make_session
-from watcher.literature.readouts import ARTICLE, MEETING_ABSTRACT, PREPRINT, Readout, ServerPacer, jats_text
+from watcher.literature.readouts import ARTICLE, MEETING_ABSTRACT, PREPRINT, Readout, ServerPacer, read_abstract
 from watcher.matching import extract_nct_ids, strip_html
 from watcher.readouts_config import CrossrefConfig
 
@@ -119,15 +119,15 @@ def parse_work(item: Mapping[str, Any]) -> Readout | None:
     if not doi.startswith("10."):
         return None
     title = strip_html(_first(item.get("title")))
-    abstract = jats_text(str(item.get("abstract") or ""))
+    markup, abstract = read_abstract(str(item.get("abstract") or ""))  # not read: it names no trial
     issue = str(item.get("issue") or "")
     item_type = _item_type(item, issue)
     return Readout(
-        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, abstract=abstract,
+        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, markup=markup, parsed=abstract,
         journal=strip_html(_first(item.get("container-title"))), journal_abbreviation=_abbreviation(item),
         volume=str(item.get("volume") or ""), issue=issue, number=_number(item, title, item_type),
         year=_year(item), published=_day(item.get("issued")), link=str(item.get("URL") or f"https://doi.org/{doi}"),
-        named_by=_named_by(item, title, abstract),
+        named_by=_named_by(item, title, abstract or ""),
         published_as=tuple(_related(item, "is-preprint-of")), preprints=tuple(_related(item, "has-preprint")),
     )  # fmt: skip
 

@@ -6,6 +6,10 @@ pacing by the server's own rate headers.
   elements (p, title, sec, list-item) apart. A fragment that is not well-formed, or that carries a
   DTD or entities, falls back to tag stripping (a DTD and its entity declarations dropped first,
   entity references left as written). An abstract is cut at MAX_ABSTRACT_CHARS before parsing.
+- A work keeps its abstract as sent (`Readout.markup`) and parses it when first asked
+  (`Readout.abstract`): a poll reads most abstracts only through `quick_text`, which gives the
+  same letters and digits without a parse (tags dropped) when the markup is plain, and the
+  parse is kept for the works a watch's words or an NCT id may be in.
 - Shown as "Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021", "Preprint, medRxiv, 2025" or
   "Article, European Urology, 2025" (`Readout.label`), never "article" for a meeting abstract.
 """
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -35,6 +40,10 @@ _JATS_ROOT = (
 _BLOCKS = frozenset({"p", "title", "sec", "list-item", "label", "abstract", "caption", "td", "th", "tr", "break"})
 _DTD = re.compile(r"<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITY_DECL = re.compile(r"<!ENTITY[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_XML_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
+_NCT = re.compile("nct", re.IGNORECASE)
+_TAG_THEN_NOT_ASCII = re.compile(r">[^\x00-\x7f]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,8 @@ class Readout:
     title: str
     doi: str | None = None
     pmid: str | None = None
-    abstract: str = ""
+    markup: str = ""  # the abstract as sent (JATS), cut at MAX_ABSTRACT_CHARS; read when `abstract` is asked
+    parsed: str | None = None  # its text, when the source has read it already
     journal: str = ""  # the journal's (or preprint server's) name
     journal_abbreviation: str = ""  # "J Clin Oncol"
     volume: str = ""
@@ -59,6 +69,18 @@ class Readout:
     named_by: dict[str, str] = field(default_factory=dict)  # NCT id -> how the work names it
     published_as: tuple[str, ...] = ()  # a preprint: the DOIs of its published version
     preprints: tuple[str, ...] = ()  # an article: the DOIs of its preprints
+
+    @cached_property
+    def abstract(self) -> str:
+        """The abstract as plain text (jats_text of the markup, read once)."""
+        return self.parsed if self.parsed is not None else jats_text(self.markup)
+
+    @cached_property
+    def quick_abstract(self) -> str:
+        """Text with the abstract's letters and digits, in order: quick_text of the markup, or the
+        abstract itself when the markup is not plain."""
+        quick = quick_text(self.markup) if self.parsed is None else self.parsed
+        return self.abstract if quick is None else quick
 
     @property
     def nct_ids(self) -> tuple[str, ...]:
@@ -103,6 +125,31 @@ def jats_text(abstract: str) -> str:
     parts: list[str] = []
     _walk(root, parts)
     return " ".join("".join(parts).split())
+
+
+def read_abstract(markup: str) -> tuple[str, str | None]:
+    """The abstract as sent, cut (Readout.markup), and its text when it may name a trial (NCT and
+    8 digits: read now for the ids), else None (read when asked)."""
+    markup = markup[:MAX_ABSTRACT_CHARS]
+    quick = quick_text(markup)
+    return markup, jats_text(markup) if quick is None or _NCT.search(quick) else None
+
+
+def quick_text(markup: str) -> str | None:
+    """A JATS abstract's text without an XML parse: tags dropped, the five XML entities made
+    spaces. Its letters and digits in order (crossref_pipeline.squash) are those of
+    jats_text(markup), parsed or not, when the markup is plain: no comment, CDATA, DTD or
+    processing instruction, no '<' or '>' outside a tag, no '&' but those entities, no tag right
+    before a non-ASCII character (NFKC could join that to what precedes the tag). None otherwise."""
+    markup = markup[:MAX_ABSTRACT_CHARS]
+    if "<!" in markup or "<?" in markup or _TAG_THEN_NOT_ASCII.search(markup):
+        return None
+    text = _TAG.sub("", markup) if "<" in markup else markup
+    if "&" in text:
+        text = _XML_ENTITY.sub(" ", text)
+    if "<" in text or ">" in text or "&" in text:
+        return None
+    return text
 
 
 def _walk(element: Element, parts: list[str]) -> None:
