@@ -94,20 +94,19 @@ def _apply(
     *, session: Session, config: Config, works: list[Readout], baseline: bool, now: datetime, report: ReadoutReport
 ) -> None:
     stored = store_works(session=session, works=works, now=now)
-    report.items += sum(new for _, new in stored)
+    report.items += sum(row.new for row in stored)
     if baseline:
         return
     watches = config.crossref_watches()
     held = {watch.name: held_studies(session=session, watch=watch) for watch in watches}
     gates = {watch.name: word_gate(watch) for watch in watches}
-    older = [row.id for row, new in stored if not new and row.feed != SOURCE_NAMES["crossref"] and row.id]
+    older = [row.id for row in stored if not row.new and row.feed != SOURCE_NAMES["crossref"]]
     told_before = articles.watches_that_saw_each(session=session, item_ids=older)
     preprints = told_preprints(session=session, works=works)
     batch = ChangeBatch(session=session, now=now)
-    for work, (row, new) in zip(works, stored, strict=True):
-        if not new and row.feed == SOURCE_NAMES["crossref"]:
+    for work, row in zip(works, stored, strict=True):
+        if not row.new and row.feed == SOURCE_NAMES["crossref"]:
             continue  # judged when it first came
-        assert row.id is not None
         squashed = squash(f"{work.title}\n{work.quick_abstract}")  # the abstract read only past the gate
         for watch in watches:
             if watch.name in told_before.get(row.id, ()):

@@ -77,9 +77,19 @@ def store_work(*, session: Session, work: Readout, now: datetime) -> tuple[FeedI
     return row, True
 
 
-def store_works(*, session: Session, works: Sequence[Readout], now: datetime) -> list[tuple[FeedItemRow, bool]]:
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A work's article row as store_works left it: its id, the source that stored it first, and
+    whether that was this poll."""
+
+    id: int
+    feed: str
+    new: bool
+
+
+def store_works(*, session: Session, works: Sequence[Readout], now: datetime) -> list[Stored]:
     """store_work for a whole poll's works: looked up a few hundred at a time, the new ones
-    inserted in one flush (the works are distinct: the clients drop repeats)."""
+    inserted a few hundred a statement (the works are distinct: the clients drop repeats)."""
     keyed = [(work, _keys(work)) for work in works]
     by_key, by_doi, by_pmid = articles.find_articles(
         session=session, keys=[key for _, keys in keyed for key in keys],
@@ -95,8 +105,10 @@ def store_works(*, session: Session, works: Sequence[Readout], now: datetime) ->
     fresh = [_new_row(work, keys, now) for (work, keys), row in zip(keyed, found, strict=True) if row is None]
     inserted = articles.insert_articles(session=session, rows=fresh)
     return [
-        (row, False) if row is not None else (inserted[keys[0]], True)
-        for (_, keys), row in zip(keyed, found, strict=True)
+        Stored(int(row.id or 0), row.feed, False)
+        if row is not None
+        else Stored(inserted[keys[0]], SOURCE_NAMES[work.source], True)
+        for (work, keys), row in zip(keyed, found, strict=True)
     ]
 
 

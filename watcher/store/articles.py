@@ -44,16 +44,15 @@ def find_articles(
     return by_key, by_doi, by_pmid
 
 
-def insert_articles(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, FeedItemRow]:
-    """New articles (FeedItemRow's columns, distinct keys) inserted in one statement per 500, then
-    read back: by key. Constructing thousands of model objects costs more than the insert."""
+def insert_articles(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """New articles (FeedItemRow's columns, distinct keys) inserted in one statement per 500: their
+    ids by key. No model objects: constructing thousands costs more than the insert."""
+    found: dict[str, int] = {}
+    statement = insert(FeedItemRow).returning(col(FeedItemRow.id), sort_by_parameter_order=True)
     for start in range(0, len(rows), 500):
-        session.execute(insert(FeedItemRow), list(rows[start : start + 500]))
-    keys = [str(row["key"]) for row in rows]
-    found: dict[str, FeedItemRow] = {}
-    for start in range(0, len(keys), 500):
-        for row in session.exec(select(FeedItemRow).where(col(FeedItemRow.key).in_(keys[start : start + 500]))):
-            found[row.key] = row
+        chunk = list(rows[start : start + 500])
+        ids = session.scalars(statement, chunk)
+        found.update((str(row["key"]), int(item_id or 0)) for row, item_id in zip(chunk, ids, strict=True))
     return found
 
 
