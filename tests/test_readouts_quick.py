@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def test_markup_that_is_not_plain_is_parsed(name: str) -> None:
 
 
 def test_a_work_names_the_trials_of_its_parsed_abstract_and_is_read_only_when_asked() -> None:
-    markups = list(real_abstracts()) + list(generated(3000)) + list(HOSTILE.values())
+    markups = list(real_abstracts()) + list(generated(8000)) + list(HOSTILE.values())
     unread = 0
     for number, markup in enumerate(markups):
         work = parse_work({"DOI": f"10.1/x.{number}", "title": ["A title"], "abstract": markup})
@@ -114,3 +115,13 @@ def test_a_5_mb_abstract_is_cut_before_either_path(tmp_path: Path) -> None:
     work = parse_work({"DOI": "10.1/huge", "title": ["A title"], "abstract": huge})
     assert work is not None and len(work.markup) == 100_000 and work.nct_ids == ()
     assert len(quick_text(huge) or "") < 100_000 and work.abstract.startswith("renal cell carcinoma x x")
+
+
+def test_nct_ids_are_found_as_the_case_blind_pattern_finds_them() -> None:
+    pattern = re.compile(r"(?<![A-Za-z0-9])NCT(\d{8})(?!\d)", re.IGNORECASE)  # matching's, searched everywhere
+    pieces = ["NCT", "nct", "nCt", "N", "C", "T", "0", "1234", "12345678", "9", " ", "a", "\u212a", "\u017f",
+              "\u0130", "\u0131", "K", "-", "\u0301", "é", "<jats:p>"]  # fmt: skip
+    rng = random.Random(158)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        assert extract_nct_ids(text) == list(dict.fromkeys(f"NCT{digits}" for digits in pattern.findall(text)))

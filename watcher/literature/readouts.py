@@ -28,7 +28,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from watcher.http import Pacer
-from watcher.matching import strip_html
+from watcher.matching import extract_nct_ids, strip_html, strip_tags
 
 MEETING_ABSTRACT, PREPRINT, ARTICLE = "meeting_abstract", "preprint", "article"
 ITEM_TYPE_WORDS = {MEETING_ABSTRACT: "meeting abstract", PREPRINT: "preprint", ARTICLE: "article"}
@@ -42,7 +42,7 @@ _DTD = re.compile(r"<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL
 _ENTITY_DECL = re.compile(r"<!ENTITY[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _XML_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
-_NCT = re.compile("nct", re.IGNORECASE)
+_BLOCK_TAG = re.compile(rf"</?(?:[^\s/<>:]+:)?(?:{'|'.join(sorted(_BLOCKS))})(?=[\s/>])[^<>]*>")
 _TAG_THEN_NOT_ASCII = re.compile(r">[^\x00-\x7f]")
 
 
@@ -127,12 +127,21 @@ def jats_text(abstract: str) -> str:
     return " ".join("".join(parts).split())
 
 
-def read_abstract(markup: str) -> tuple[str, str | None]:
-    """The abstract as sent, cut (Readout.markup), and its text when it may name a trial (NCT and
-    8 digits: read now for the ids), else None (read when asked)."""
+def read_abstract(markup: str) -> tuple[str, list[str], str | None]:
+    """The abstract as sent, cut (Readout.markup); the NCT ids its text names; and its text when
+    that took a parse (else None: read when asked). A plain abstract that names "nct" nowhere
+    names no trial; one that does has its ids found on its text both as the parse and as the
+    fallback would give it (tags as spaces or not): when both agree, no parse is needed."""
     markup = markup[:MAX_ABSTRACT_CHARS]
     quick = quick_text(markup)
-    return markup, jats_text(markup) if quick is None or _NCT.search(quick) else None
+    if quick is not None and "nct" not in quick.lower():
+        return markup, [], None
+    if quick is not None:
+        as_parsed = extract_nct_ids(_XML_ENTITY.sub(" ", _TAG.sub("", _BLOCK_TAG.sub(" ", markup))))
+        if as_parsed == extract_nct_ids(_XML_ENTITY.sub(" ", strip_tags(markup))):
+            return markup, as_parsed, None
+    text = jats_text(markup)
+    return markup, extract_nct_ids(text), text
 
 
 def quick_text(markup: str) -> str | None:

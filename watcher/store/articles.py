@@ -45,14 +45,16 @@ def find_articles(
 
 
 def insert_articles(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """New articles (FeedItemRow's columns, distinct keys) inserted in one statement per 500: their
-    ids by key. No model objects: constructing thousands costs more than the insert."""
-    found: dict[str, int] = {}
-    statement = insert(FeedItemRow).returning(col(FeedItemRow.id), sort_by_parameter_order=True)
+    """New articles (FeedItemRow's columns, distinct keys) inserted in one statement per 500, then
+    their ids read back by key (SQLite would insert with RETURNING a row at a time). No model
+    objects: constructing thousands costs more than the insert."""
     for start in range(0, len(rows), 500):
-        chunk = list(rows[start : start + 500])
-        ids = session.scalars(statement, chunk)
-        found.update((str(row["key"]), int(item_id or 0)) for row, item_id in zip(chunk, ids, strict=True))
+        session.execute(insert(FeedItemRow), list(rows[start : start + 500]))
+    keys = [str(row["key"]) for row in rows]
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        query = select(FeedItemRow.key, FeedItemRow.id).where(col(FeedItemRow.key).in_(keys[start : start + 500]))
+        found.update((key, int(item_id or 0)) for key, item_id in session.exec(query))
     return found
 
 
