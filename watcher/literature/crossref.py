@@ -119,15 +119,16 @@ def parse_work(item: Mapping[str, Any]) -> Readout | None:
     if not doi.startswith("10."):
         return None
     title = strip_html(_first(item.get("title")))
-    markup, abstract_ids, abstract = read_abstract(str(item.get("abstract") or ""))  # abstract: None unless read
+    abstract = read_abstract(str(item.get("abstract") or ""))
     issue = str(item.get("issue") or "")
     item_type = _item_type(item, issue)
     return Readout(
-        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, markup=markup, parsed=abstract,
+        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, markup=abstract.markup,
+        parsed=abstract.parsed, quick=abstract.quick,
         journal=strip_html(_first(item.get("container-title"))), journal_abbreviation=_abbreviation(item),
         volume=str(item.get("volume") or ""), issue=issue, number=_number(item, title, item_type),
         year=_year(item), published=_day(item.get("issued")), link=str(item.get("URL") or f"https://doi.org/{doi}"),
-        named_by=_named_by(item, title, abstract_ids),
+        named_by=_named_by(item, title, abstract.trials),
         published_as=tuple(_related(item, "is-preprint-of")), preprints=tuple(_related(item, "has-preprint")),
     )  # fmt: skip
 

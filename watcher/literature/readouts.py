@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -58,6 +59,7 @@ class Readout:
     pmid: str | None = None
     markup: str = ""  # the abstract as sent (JATS), cut at MAX_ABSTRACT_CHARS; read when `abstract` is asked
     parsed: str | None = None  # its text, when the source has read it already
+    quick: str | None = field(default=None, repr=False, compare=False)  # quick_text(markup), when known
     journal: str = ""  # the journal's (or preprint server's) name
     journal_abbreviation: str = ""  # "J Clin Oncol"
     volume: str = ""
@@ -79,7 +81,7 @@ class Readout:
     def quick_abstract(self) -> str:
         """Text with the abstract's letters and digits, in order: quick_text of the markup, or the
         abstract itself when the markup is not plain."""
-        quick = quick_text(self.markup) if self.parsed is None else self.parsed
+        quick = self.parsed if self.parsed is not None else self.quick or quick_text(self.markup)
         return self.abstract if quick is None else quick
 
     @property
@@ -127,21 +129,38 @@ def jats_text(abstract: str) -> str:
     return " ".join("".join(parts).split())
 
 
-def read_abstract(markup: str) -> tuple[str, list[str], str | None]:
-    """The abstract as sent, cut (Readout.markup); the NCT ids its text names; and its text when
-    that took a parse (else None: read when asked). A plain abstract that names "nct" nowhere
-    names no trial; one that does has its ids found on its text both as the parse and as the
-    fallback would give it (tags as spaces or not): when both agree, no parse is needed."""
+class Abstract(NamedTuple):
+    """A work's abstract as read_abstract leaves it (Readout's markup, parsed, quick)."""
+
+    markup: str  # as sent, cut at MAX_ABSTRACT_CHARS
+    trials: list[str]  # the NCT ids its text names
+    parsed: str | None  # its text, when finding them took a parse (else read when asked)
+    quick: str | None  # quick_text(markup)
+
+
+def read_abstract(markup: str) -> Abstract:
+    """An abstract as sent, and the NCT ids its text names. A plain abstract (quick_text) that
+    has "nct" nowhere names none; one that has is read for ids both as the parse and as the
+    fallback would give its text (each tag a space or not): when both agree, no parse is needed."""
     markup = markup[:MAX_ABSTRACT_CHARS]
     quick = quick_text(markup)
     if quick is not None and "nct" not in quick.lower():
-        return markup, [], None
-    if quick is not None:
-        as_parsed = extract_nct_ids(_XML_ENTITY.sub(" ", _TAG.sub("", _BLOCK_TAG.sub(" ", markup))))
-        if as_parsed == extract_nct_ids(_XML_ENTITY.sub(" ", strip_tags(markup))):
-            return markup, as_parsed, None
+        return Abstract(markup, [], None, quick)
+    trials = _trials_unparsed(markup) if quick is not None else None
+    if trials is not None:
+        return Abstract(markup, trials, None, quick)
     text = jats_text(markup)
-    return markup, extract_nct_ids(text), text
+    return Abstract(markup, extract_nct_ids(text), text, quick)
+
+
+def _trials_unparsed(markup: str) -> list[str] | None:
+    """A plain abstract's NCT ids, when its text as the parse would give it (block tags a space,
+    others nothing) and as the fallback would (strip_html: inline tags nothing, others a space)
+    name the same; None when they do not. The five entities are all punctuation: a space here."""
+    parsed = _XML_ENTITY.sub(" ", _TAG.sub("", _BLOCK_TAG.sub(" ", markup)))
+    stripped = _XML_ENTITY.sub(" ", strip_tags(markup))
+    trials = extract_nct_ids(parsed)
+    return trials if parsed == stripped or trials == extract_nct_ids(stripped) else None
 
 
 def quick_text(markup: str) -> str | None:
