@@ -20,7 +20,7 @@ from watcher.literature.crossref import parse_work
 from watcher.literature.crossref_pipeline import squash
 from watcher.literature.europepmc import parse_record
 from watcher.literature.readouts import jats_text, quick_text
-from watcher.matching import extract_nct_ids
+from watcher.matching import extract_nct_ids, strip_tags
 
 HOSTILE = {  # markup the quick path must refuse (None): a parse (or the fallback) decides its text
     "comment": "<jats:p>ren<!-- x>y -->al cell</jats:p>",
@@ -125,3 +125,16 @@ def test_nct_ids_are_found_as_the_case_blind_pattern_finds_them() -> None:
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
         assert extract_nct_ids(text) == list(dict.fromkeys(f"NCT{digits}" for digits in pattern.findall(text)))
+
+
+def test_strip_tags_removes_what_the_case_blind_patterns_removed() -> None:
+    inline = "a|abbr|b|bdi|bdo|cite|code|dfn|em|font|i|kbd|mark|q|s|samp|small|span|strike|strong|sub|sup|tt|u|var"
+    inline_tag = re.compile(rf"</?(?:{inline})(?:\s[^<>]*)?/?>", re.IGNORECASE)  # the patterns as they were
+    other_tag = re.compile(r"<!--.*?-->|<!\[CDATA\[|\]\]>|</?[A-Za-z][^<>]*>|<![^<>]*>|<\?[^<>]*>", re.DOTALL)
+    pieces = ["<", ">", "/", "!", "--", "[CDATA[", "]]>", "]", "?", "em", "EM", "i", "Sup", "b", "abbr", "span", "p",
+              "jats:p", " ", "\n", "x", '="', "\u212a", "\u0130", "k", "\u017f", "<!--", "-->", "<?", "<!"]  # fmt: skip
+    rng = random.Random(40)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        expected = other_tag.sub(" ", inline_tag.sub("", text)) if "<" in text else text  # strip_html's step
+        assert strip_tags(text) == expected, text
