@@ -16,7 +16,7 @@ from tests.timeline_data import T0, store_versions
 from tests.web_support import FILE_WATCH
 from watcher.literature.crossref import parse_work
 from watcher.literature.europepmc import parse_record
-from watcher.literature.readout_pipeline import store_work, tell_watch
+from watcher.literature.readout_pipeline import ChangeBatch, store_work, tell_watch
 from watcher.readouts_config import CrossrefConfig, EuropepmcConfig
 from watcher.store import articles, db
 
@@ -37,8 +37,9 @@ def seed_readouts(site: Any, own_study: Any) -> None:
         studies = {"NCT09000001": "FX-101 in RCC"}
         for hours, work, why in ((1, abstract, None), (2, preprint, '"CAR-T" in title'), (3, article, None)):
             row, _ = store_work(session=session, work=work, now=T0 + timedelta(hours=hours))
-            tell_watch(session=session, watch=FILE_WATCH, work=work, studies=studies, why=why,
-                       now=T0 + timedelta(hours=hours))  # fmt: skip
+            batch = ChangeBatch(session=session, now=T0 + timedelta(hours=hours))
+            tell_watch(batch=batch, watch=FILE_WATCH, work=work, studies=studies, why=why)
+            batch.write()
         state = articles.get_readout_state(session=session, name="crossref:1527-7755")
         state.last_poll_at, state.failing_since, state.last_error = T0, T0, f"HTTP 503 {HOSTILE}"
         state.baseline_at = T0

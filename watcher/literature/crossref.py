@@ -23,7 +23,7 @@ from typing import Any
 
 from watcher.errors import SourceError
 from watcher.http import HttpClient, interruptible_sleep, make_session
-from watcher.literature.readouts import ARTICLE, MEETING_ABSTRACT, PREPRINT, Readout, ServerPacer, jats_text
+from watcher.literature.readouts import ARTICLE, MEETING_ABSTRACT, PREPRINT, Readout, ServerPacer, read_abstract
 from watcher.matching import extract_nct_ids, strip_html
 from watcher.readouts_config import CrossrefConfig
 
@@ -119,15 +119,16 @@ def parse_work(item: Mapping[str, Any]) -> Readout | None:
     if not doi.startswith("10."):
         return None
     title = strip_html(_first(item.get("title")))
-    abstract = jats_text(str(item.get("abstract") or ""))
+    abstract = read_abstract(str(item.get("abstract") or ""))
     issue = str(item.get("issue") or "")
     item_type = _item_type(item, issue)
     return Readout(
-        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, abstract=abstract,
+        source="crossref", item_type=item_type, source_id=doi, doi=doi, title=title, markup=abstract.markup,
+        parsed=abstract.parsed, quick=abstract.quick,
         journal=strip_html(_first(item.get("container-title"))), journal_abbreviation=_abbreviation(item),
         volume=str(item.get("volume") or ""), issue=issue, number=_number(item, title, item_type),
         year=_year(item), published=_day(item.get("issued")), link=str(item.get("URL") or f"https://doi.org/{doi}"),
-        named_by=_named_by(item, title, abstract),
+        named_by=_named_by(item, title, abstract.trials),
         published_as=tuple(_related(item, "is-preprint-of")), preprints=tuple(_related(item, "has-preprint")),
     )  # fmt: skip
 
@@ -151,13 +152,13 @@ def _number(item: Mapping[str, Any], title: str, item_type: str) -> str:
     return found.group(1) if found else ""
 
 
-def _named_by(item: Mapping[str, Any], title: str, abstract: str) -> dict[str, str]:
+def _named_by(item: Mapping[str, Any], title: str, abstract_ids: list[str]) -> dict[str, str]:
     named: dict[str, str] = {}
     for entry in item.get("clinical-trial-number") or []:
         if isinstance(entry, dict):
             for nct in extract_nct_ids(str(entry.get("clinical-trial-number") or "")):
                 named.setdefault(nct, "its clinical-trial-number")
-    for nct in extract_nct_ids(abstract):
+    for nct in abstract_ids:
         named.setdefault(nct, "its abstract")
     for nct in extract_nct_ids(title):
         named.setdefault(nct, "its title")

@@ -27,11 +27,10 @@ from watcher.errors import SourceError
 from watcher.http import HttpClient, interruptible_sleep, make_session
 from watcher.literature.readouts import (
     ARTICLE,
-    MAX_ABSTRACT_CHARS,
     PREPRINT,
     Readout,
     ServerPacer,
-    jats_text,
+    read_abstract,
 )
 from watcher.matching import extract_doi, extract_nct_ids, strip_html
 from watcher.readouts_config import EuropepmcConfig
@@ -162,7 +161,7 @@ def parse_record(item: Mapping[str, Any]) -> Readout | None:
     if not source or not ident:
         return None
     title = strip_html(str(item.get("title") or ""))
-    abstract = jats_text(str(item.get("abstractText") or "")[:MAX_ABSTRACT_CHARS])
+    abstract = read_abstract(str(item.get("abstractText") or ""))
     doi = extract_doi(str(item.get("doi") or ""))
     preprint = source == "PPR"
     journal_info, book = _table(item, "journalInfo"), _table(item, "bookOrReportDetails")
@@ -170,11 +169,11 @@ def parse_record(item: Mapping[str, Any]) -> Readout | None:
     abbreviation = str(journal.get("isoabbreviation") or journal.get("medlineAbbreviation") or "")
     pmid = str(item.get("pmid") or "") or (ident if source == "MED" else "")
     named = {nct: "its title" for nct in extract_nct_ids(title)}
-    for nct in extract_nct_ids(abstract):
+    for nct in abstract.trials:
         named.setdefault(nct, "its abstract")
     return Readout(
         source="europepmc", item_type=PREPRINT if preprint else ARTICLE, source_id=f"{source}:{ident}", doi=doi,
-        pmid=pmid or None, title=title, abstract=abstract,
+        pmid=pmid or None, title=title, markup=abstract.markup, parsed=abstract.parsed, quick=abstract.quick,
         journal=str(book.get("publisher") or "") if preprint else str(journal.get("title") or ""),
         journal_abbreviation="" if preprint else abbreviation,
         volume=str(journal_info.get("volume") or ""), issue=str(journal_info.get("issue") or ""),

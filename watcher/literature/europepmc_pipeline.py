@@ -35,6 +35,7 @@ from watcher.literature.europepmc import (
     trial_queries,
 )
 from watcher.literature.readout_pipeline import (
+    ChangeBatch,
     ReadoutReport,
     held_studies,
     record_failure,
@@ -122,6 +123,7 @@ def _apply(
     *, session: Session, watch: WatchConfig, by_words: dict[str, Readout], mentions: dict[str, Readout],
     studies: dict[str, str], baseline: bool, now: datetime, report: ReadoutReport,
 ) -> None:  # fmt: skip
+    batch = ChangeBatch(session=session, now=now)
     for key, work in (by_words | mentions).items():
         row, new = store_work(session=session, work=work, now=now)
         report.items += new
@@ -133,4 +135,5 @@ def _apply(
             match = match_text(fields=work.text_fields(), conditions=watch.conditions, terms=watch.terms,
                                exclude=watch.exclude)  # fmt: skip
             why = match.describe() if match.matched else "Europe PMC's search of the watch's words"
-        report.changes += tell_watch(session=session, watch=watch, work=work, studies=studies, why=why, now=now)
+        report.changes += tell_watch(batch=batch, watch=watch, work=work, studies=studies, why=why)
+    batch.write()

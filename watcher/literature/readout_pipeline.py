@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +25,11 @@ from sqlmodel import Session
 from watcher.literature.readouts import ARTICLE, PREPRINT, Readout, item_type_words
 from watcher.model import ChangeKind, Source
 from watcher.rules import article_rule
-from watcher.store import articles, repo
+from watcher.store import articles
 from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow
+from watcher.store.page_writes import insert_changes
+from watcher.store.recipients import opted_out
 from watcher.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,19 @@ def store_work(*, session: Session, work: Readout, now: datetime) -> tuple[FeedI
     return row, True
 
 
-def store_works(*, session: Session, works: Sequence[Readout], now: datetime) -> list[tuple[FeedItemRow, bool]]:
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A work's article row as store_works left it: its id, the source that stored it first, and
+    whether that was this poll."""
+
+    id: int
+    feed: str
+    new: bool
+
+
+def store_works(*, session: Session, works: Sequence[Readout], now: datetime) -> list[Stored]:
     """store_work for a whole poll's works: looked up a few hundred at a time, the new ones
-    inserted in one flush (the works are distinct: the clients drop repeats)."""
+    inserted a few hundred a statement (the works are distinct: the clients drop repeats)."""
     keyed = [(work, _keys(work)) for work in works]
     by_key, by_doi, by_pmid = articles.find_articles(
         session=session, keys=[key for _, keys in keyed for key in keys],
@@ -93,8 +105,10 @@ def store_works(*, session: Session, works: Sequence[Readout], now: datetime) ->
     fresh = [_new_row(work, keys, now) for (work, keys), row in zip(keyed, found, strict=True) if row is None]
     inserted = articles.insert_articles(session=session, rows=fresh)
     return [
-        (row, False) if row is not None else (inserted[keys[0]], True)
-        for (_, keys), row in zip(keyed, found, strict=True)
+        Stored(int(row.id or 0), row.feed, False)
+        if row is not None
+        else Stored(inserted[keys[0]], SOURCE_NAMES[work.source], True)
+        for (work, keys), row in zip(keyed, found, strict=True)
     ]
 
 
@@ -120,43 +134,67 @@ def _complete(*, session: Session, row: FeedItemRow, work: Readout) -> None:
         session.add(row)
 
 
+@dataclass
+class ChangeBatch:
+    """A poll's changes, written together (`write`, page_writes.insert_changes) in the order they
+    were told, each alerted one owed to its watch's audience but those who opted out (read once
+    per watch): what repo.add_change does one at a time, a flush and a query each."""
+
+    session: Session
+    now: datetime
+    pending: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
+    owed: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, *, watch: WatchConfig, kind: ChangeKind, source: Source, nct_id: str, title: str, summary: str,
+            details: dict[str, Any], item_type: str) -> None:  # fmt: skip
+        suppressed_by = article_rule(watch, kind)
+        if suppressed_by is None and watch.name not in self.owed:
+            left = opted_out(session=self.session, watch=watch.name)
+            self.owed[watch.name] = [address for address in dict.fromkeys(r.lower() for r in watch.audience)
+                                     if address not in left]  # fmt: skip
+        columns = {
+            "watch": watch.name, "kind": str(kind), "source": str(source), "nct_id": nct_id, "title": title,
+            "summary": summary, "details": details, "detected_at": self.now, "alerted": suppressed_by is None,
+            "suppressed_by": suppressed_by, "item_type": item_type,
+        }  # fmt: skip
+        self.pending.append((columns, self.owed.get(watch.name, []) if suppressed_by is None else []))
+
+    def write(self) -> None:
+        insert_changes(session=self.session, changes=self.pending)
+        self.pending = []
+
+
 def tell_watch(
     *,
-    session: Session,
+    batch: ChangeBatch,
     watch: WatchConfig,
     work: Readout,
     studies: dict[str, str],
     why: str | None,
-    now: datetime,
     version: str | None = "ask",
 ) -> int:
-    """The watch's changes for this work (publication on each held study it names, else a
-    new_article when `why` says it matched, or when it is a told preprint's published version:
-    `version`, that preprint's DOI, looked up here unless the caller did)."""
+    """The watch's changes for this work, added to the batch (publication on each held study it
+    names, else a new_article when `why` says it matched, or when it is a told preprint's published
+    version: `version`, that preprint's DOI, looked up here unless the caller did)."""
     source = Source.CROSSREF if work.source == "crossref" else Source.EUROPEPMC
     details: dict[str, Any] = work.details(why=why)
     if version == "ask":
-        version = _published_version_of(session=session, watch=watch.name, work=work)
+        version = _published_version_of(session=batch.session, watch=watch.name, work=work)
     note = ""
     if version is not None:
         details["preprint_doi"] = version
         note = f"; now published in {work.journal or 'a journal'}"
-    words = item_type_words(work.item_type)
+    words, item_type = item_type_words(work.item_type), work.item_type or "article"
     named = [nct for nct in work.nct_ids if nct in studies]
     for nct in named:
         summary = f"{words.capitalize()} names {nct} in {work.named_by[nct]}{note}: {work.title} ({work.label})"
-        repo.add_change(
-            session=session, watch=watch.name, kind=ChangeKind.PUBLICATION, source=source, nct_id=nct,
-            title=studies[nct], summary=summary, details=details, recipients=watch.audience, now=now,
-            suppressed_by=article_rule(watch, ChangeKind.PUBLICATION),
-        )  # fmt: skip
+        batch.add(watch=watch, kind=ChangeKind.PUBLICATION, source=source, nct_id=nct, title=studies[nct],
+                  summary=summary, details=details, item_type=item_type)  # fmt: skip
     if named or (why is None and version is None):
         return len(named)
-    repo.add_change(
-        session=session, watch=watch.name, kind=ChangeKind.NEW_ARTICLE, source=source, nct_id="",
-        title=work.title, summary=f"New {words}{note}: {work.title} ({work.label})", details=details,
-        recipients=watch.audience, now=now, suppressed_by=article_rule(watch, ChangeKind.NEW_ARTICLE),
-    )  # fmt: skip
+    batch.add(watch=watch, kind=ChangeKind.NEW_ARTICLE, source=source, nct_id="", title=work.title,
+              summary=f"New {words}{note}: {work.title} ({work.label})", details=details,
+              item_type=item_type)  # fmt: skip
     return 1
 
 

@@ -6,6 +6,10 @@ pacing by the server's own rate headers.
   elements (p, title, sec, list-item) apart. A fragment that is not well-formed, or that carries a
   DTD or entities, falls back to tag stripping (a DTD and its entity declarations dropped first,
   entity references left as written). An abstract is cut at MAX_ABSTRACT_CHARS before parsing.
+- A work keeps its abstract as sent (`Readout.markup`) and parses it when first asked
+  (`Readout.abstract`): a poll reads most abstracts only through `quick_text`, which gives the
+  same letters and digits without a parse (tags dropped) when the markup is plain, and the
+  parse is kept for the works a watch's words or an NCT id may be in.
 - Shown as "Meeting abstract 4068, J Clin Oncol 39 (15_suppl), 2021", "Preprint, medRxiv, 2025" or
   "Article, European Urology, 2025" (`Readout.label`), never "article" for a meeting abstract.
 """
@@ -17,13 +21,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from watcher.http import Pacer
-from watcher.matching import strip_html
+from watcher.matching import extract_nct_ids, strip_html, strip_tags
 
 MEETING_ABSTRACT, PREPRINT, ARTICLE = "meeting_abstract", "preprint", "article"
 ITEM_TYPE_WORDS = {MEETING_ABSTRACT: "meeting abstract", PREPRINT: "preprint", ARTICLE: "article"}
@@ -35,6 +41,10 @@ _JATS_ROOT = (
 _BLOCKS = frozenset({"p", "title", "sec", "list-item", "label", "abstract", "caption", "td", "th", "tr", "break"})
 _DTD = re.compile(r"<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITY_DECL = re.compile(r"<!ENTITY[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_XML_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
+_BLOCK_TAG = re.compile(rf"</?(?:[^\s/<>:]+:)?(?:{'|'.join(sorted(_BLOCKS))})(?=[\s/>])[^<>]*>")
+_TAG_THEN_NOT_ASCII = re.compile(r">[^\x00-\x7f]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,9 @@ class Readout:
     title: str
     doi: str | None = None
     pmid: str | None = None
-    abstract: str = ""
+    markup: str = ""  # the abstract as sent (JATS), cut at MAX_ABSTRACT_CHARS; read when `abstract` is asked
+    parsed: str | None = None  # its text, when the source has read it already
+    quick: str | None = field(default=None, repr=False, compare=False)  # quick_text(markup), when known
     journal: str = ""  # the journal's (or preprint server's) name
     journal_abbreviation: str = ""  # "J Clin Oncol"
     volume: str = ""
@@ -59,6 +71,18 @@ class Readout:
     named_by: dict[str, str] = field(default_factory=dict)  # NCT id -> how the work names it
     published_as: tuple[str, ...] = ()  # a preprint: the DOIs of its published version
     preprints: tuple[str, ...] = ()  # an article: the DOIs of its preprints
+
+    @cached_property
+    def abstract(self) -> str:
+        """The abstract as plain text (jats_text of the markup, read once)."""
+        return self.parsed if self.parsed is not None else jats_text(self.markup)
+
+    @cached_property
+    def quick_abstract(self) -> str:
+        """Text with the abstract's letters and digits, in order: quick_text of the markup, or the
+        abstract itself when the markup is not plain."""
+        quick = self.parsed if self.parsed is not None else self.quick or quick_text(self.markup)
+        return self.abstract if quick is None else quick
 
     @property
     def nct_ids(self) -> tuple[str, ...]:
@@ -103,6 +127,57 @@ def jats_text(abstract: str) -> str:
     parts: list[str] = []
     _walk(root, parts)
     return " ".join("".join(parts).split())
+
+
+class Abstract(NamedTuple):
+    """A work's abstract as read_abstract leaves it (Readout's markup, parsed, quick)."""
+
+    markup: str  # as sent, cut at MAX_ABSTRACT_CHARS
+    trials: list[str]  # the NCT ids its text names
+    parsed: str | None  # its text, when finding them took a parse (else read when asked)
+    quick: str | None  # quick_text(markup)
+
+
+def read_abstract(markup: str) -> Abstract:
+    """An abstract as sent, and the NCT ids its text names. A plain abstract (quick_text) that
+    has "nct" nowhere names none; one that has is read for ids both as the parse and as the
+    fallback would give its text (each tag a space or not): when both agree, no parse is needed."""
+    markup = markup[:MAX_ABSTRACT_CHARS]
+    quick = quick_text(markup)
+    if quick is not None and "nct" not in quick.lower():
+        return Abstract(markup, [], None, quick)
+    trials = _trials_unparsed(markup) if quick is not None else None
+    if trials is not None:
+        return Abstract(markup, trials, None, quick)
+    text = jats_text(markup)
+    return Abstract(markup, extract_nct_ids(text), text, quick)
+
+
+def _trials_unparsed(markup: str) -> list[str] | None:
+    """A plain abstract's NCT ids, when its text as the parse would give it (block tags a space,
+    others nothing) and as the fallback would (strip_html: inline tags nothing, others a space)
+    name the same; None when they do not. The five entities are all punctuation: a space here."""
+    parsed = _XML_ENTITY.sub(" ", _TAG.sub("", _BLOCK_TAG.sub(" ", markup)))
+    stripped = _XML_ENTITY.sub(" ", strip_tags(markup))
+    trials = extract_nct_ids(parsed)
+    return trials if parsed == stripped or trials == extract_nct_ids(stripped) else None
+
+
+def quick_text(markup: str) -> str | None:
+    """A JATS abstract's text without an XML parse: tags dropped, the five XML entities made
+    spaces. Its letters and digits in order (crossref_pipeline.squash) are those of
+    jats_text(markup), parsed or not, when the markup is plain: no comment, CDATA, DTD or
+    processing instruction, no '<' or '>' outside a tag, no '&' but those entities, no tag right
+    before a non-ASCII character (NFKC could join that to what precedes the tag). None otherwise."""
+    markup = markup[:MAX_ABSTRACT_CHARS]
+    if "<!" in markup or "<?" in markup or _TAG_THEN_NOT_ASCII.search(markup):
+        return None
+    text = _TAG.sub("", markup) if "<" in markup else markup
+    if "&" in text:
+        text = _XML_ENTITY.sub(" ", text)
+    if "<" in text or ">" in text or "&" in text:
+        return None
+    return text
 
 
 def _walk(element: Element, parts: list[str]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import Table, func, insert
 from sqlmodel import Session, col, select
 
 from watcher.store.models import ArticleWatch, FeedItemRow, PubmedState, ReadoutState, StudyRow, WatchStudy
@@ -44,16 +44,20 @@ def find_articles(
     return by_key, by_doi, by_pmid
 
 
-def insert_articles(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, FeedItemRow]:
+ARTICLE: Table = FeedItemRow.__table__  # type: ignore[attr-defined]  # inserted by Core: no ORM bulk path
+
+
+def insert_articles(*, session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """New articles (FeedItemRow's columns, distinct keys) inserted in one statement per 500, then
-    read back: by key. Constructing thousands of model objects costs more than the insert."""
+    their ids read back by key (SQLite would insert with RETURNING a row at a time). No model
+    objects: constructing thousands costs more than the insert."""
     for start in range(0, len(rows), 500):
-        session.execute(insert(FeedItemRow), list(rows[start : start + 500]))
+        session.execute(insert(ARTICLE), list(rows[start : start + 500]))
     keys = [str(row["key"]) for row in rows]
-    found: dict[str, FeedItemRow] = {}
+    found: dict[str, int] = {}
     for start in range(0, len(keys), 500):
-        for row in session.exec(select(FeedItemRow).where(col(FeedItemRow.key).in_(keys[start : start + 500]))):
-            found[row.key] = row
+        query = select(FeedItemRow.key, FeedItemRow.id).where(col(FeedItemRow.key).in_(keys[start : start + 500]))
+        found.update((key, int(item_id or 0)) for key, item_id in session.exec(query))
     return found
 
 

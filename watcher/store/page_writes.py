@@ -255,14 +255,21 @@ def add_changes(
 ) -> None:
     """Insert these changes (ChangeRow columns) in order, in one statement, and owe each alerted
     one to each recipient not in `left` (opted out), as repo.add_change does one at a time."""
+    owed = [address for address in dict.fromkeys(r.lower() for r in recipients) if address not in left]
+    insert_changes(session=session, changes=[(change, owed) for change in changes])
+
+
+def insert_changes(*, session: Session, changes: Sequence[tuple[dict[str, Any], Sequence[str]]]) -> None:
+    """Insert these changes (ChangeRow columns, each with the addresses it is owed to) in order, in
+    one statement, and owe each alerted one to its addresses (lower-cased, opted-out ones left out
+    by the caller): add_changes for changes of several watches at once."""
     if not changes:
         return
     statement = insert(ChangeRow).returning(col(ChangeRow.id), sort_by_parameter_order=True)
-    ids = list(session.scalars(statement, list(changes)))
-    owed = [address for address in dict.fromkeys(r.lower() for r in recipients) if address not in left]
+    ids = list(session.scalars(statement, [change for change, _ in changes]))
     rows = [
         {"change_id": int(change_id or 0), "recipient": address}
-        for change, change_id in zip(changes, ids, strict=True)
+        for (change, owed), change_id in zip(changes, ids, strict=True)
         if change["alerted"]
         for address in owed
     ]
