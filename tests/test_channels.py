@@ -248,3 +248,14 @@ def test_a_service_that_never_answers_is_a_timeout_not_a_hang():
             ChannelSender(timeout=1).send(f"json://127.0.0.1:{port}/hook", ChatMessage("t", "b"))
     assert not failed.value.permanent
     assert "json://127.0.0.1" in str(failed.value)
+
+
+def test_only_the_secret_parts_are_redacted_not_the_host(monkeypatch):
+    """A `${NAME}` URL's secrets are redacted from logs; its host, shown by Apprise's privacy
+    form, is not (or every later log line naming 127.0.0.1 would lose it)."""
+    monkeypatch.setenv("TRIALWATCH_TEST_REDACT", f"json://trial:{SECRET}@127.0.0.1:8080/hook")
+    parts = channels.secret_parts("${TRIALWATCH_TEST_REDACT}")
+    assert SECRET in parts and "127.0.0.1" not in parts
+    redactor = channels.RedactSecrets()
+    redactor.add(["${TRIALWATCH_TEST_REDACT}"])
+    assert redactor.redact(f"POST to 127.0.0.1 with {SECRET}") == "POST to 127.0.0.1 with ****"

@@ -121,14 +121,16 @@ def restore_masked(submitted: Sequence[str], stored: Sequence[str]) -> list[str]
 
 
 def secret_parts(url: str) -> set[str]:
-    """Pieces of a URL that its masked form hides (and the whole URL): what logs must never print."""
+    """Pieces of a URL that Apprise's privacy form hides (and the whole URL, resolved): what logs
+    must never print. Judged on the resolved URL, so a `${NAME}` URL's host is no secret."""
     try:
         full = resolve(url)
     except ChannelUrlError:
-        full = url
-    shown = masked(url)
+        return set() if env_names(url) else {url}
+    plugin = _instantiate(full)
+    shown = str(plugin.url(privacy=True)) if plugin is not None else ""
     pieces = {piece for piece in re.split(r"[/:@?&=#,]+", full) if len(piece) >= 6 and piece not in shown}
-    return pieces | {full, url}
+    return pieces | {full}
 
 
 class RedactSecrets(logging.Filter):

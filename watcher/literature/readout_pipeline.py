@@ -30,6 +30,7 @@ from watcher.store.db import transaction
 from watcher.store.models import FeedItemRow
 from watcher.store.page_writes import insert_changes
 from watcher.store.recipients import opted_out
+from watcher.store.watch_keys import active_watch_id
 from watcher.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class ChangeBatch:
     now: datetime
     pending: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
     owed: dict[str, list[str]] = field(default_factory=dict)
+    ids: dict[str, int | None] = field(default_factory=dict)  # each watch's id, its changes' key
 
     def add(self, *, watch: WatchConfig, kind: ChangeKind, source: Source, nct_id: str, title: str, summary: str,
             details: dict[str, Any], item_type: str) -> None:  # fmt: skip
@@ -152,8 +154,11 @@ class ChangeBatch:
             left = opted_out(session=self.session, watch=watch.name)
             self.owed[watch.name] = [address for address in dict.fromkeys(r.lower() for r in watch.audience)
                                      if address not in left]  # fmt: skip
+        if watch.name not in self.ids:
+            self.ids[watch.name] = active_watch_id(session=self.session, name=watch.name)
         columns = {
-            "watch": watch.name, "kind": str(kind), "source": str(source), "nct_id": nct_id, "title": title,
+            "watch": watch.name, "watch_id": self.ids[watch.name], "kind": str(kind), "source": str(source),
+            "nct_id": nct_id, "title": title,
             "summary": summary, "details": details, "detected_at": self.now, "alerted": suppressed_by is None,
             "suppressed_by": suppressed_by, "item_type": item_type,
         }  # fmt: skip
