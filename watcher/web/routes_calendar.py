@@ -24,7 +24,13 @@ MAX_FILENAME, MAX_TOKEN = 300, 200
 async def calendar_feed(request: Request) -> Response:
     filename = str(request.path_params["filename"])
     token = request.query_params.get("token", "").strip()
-    if not filename.endswith(".ics") or not token or len(filename) > MAX_FILENAME or len(token) > MAX_TOKEN:
+    if (
+        not filename.endswith(".ics")
+        or not token
+        or len(filename) > MAX_FILENAME
+        or len(token) > MAX_TOKEN
+        or "\x00" in filename
+    ):
         raise HTTPException(404, NOT_FOUND)
     watch = filename.removesuffix(".ics")
     context = context_of(request)

@@ -45,7 +45,7 @@ from watcher.store.watches import get_watch_row
 from watcher.web.auth import context_of, in_db, require_api_user, require_user
 from watcher.web.landscape_chart import chart_order, timeline_chart
 from watcher.web.render import render
-from watcher.web.routes_watches import watch_path
+from watcher.web.routes_watches import name_param, watch_path
 
 PAGE_SIZE = 100
 CHART_BARS = 200  # the chart draws the first 200 by primary completion; the filters narrow it
@@ -74,7 +74,7 @@ def _rows(request: Request, name: str, filters: LandscapeFilter) -> Any:
 
 
 async def _selected(request: Request, view: ParsedView) -> tuple[str, list[LandscapeRow], list[LandscapeRow]]:
-    name = str(request.path_params["name"])
+    name = name_param(request)
     every = await _rows(request, name, view.filters)
     if every is None:
         raise HTTPException(404, f"There is no watch named {name!r}.")
